@@ -1,0 +1,322 @@
+"""The ``Store`` contract: rows, parameters, sentinels and the operations every backend
+implements with identical behaviour (SQLite and PostgreSQL).
+
+Semantics follow the chat debug tables of the production system we model:
+
+* ``None`` in an update means *keep the stored value*; :data:`CLEAR` writes a JSON
+  ``null`` (used to clear a step's ``error`` after a successful retry).
+* ``finished_at`` is write-once; a terminal status without ``finished_at`` fills it with
+  the store clock's now.
+* A terminal status is never replaced by one of lower priority (see
+  :func:`chatdebug._status.may_replace`).
+* Creating a step is one atomic statement that requires the run to exist, to belong to
+  the same chat and not to be finalized, and bumps the run's ``updated_at``.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "CLEAR",
+    "DEFAULT_LIST_LIMIT",
+    "DEFAULT_RETENTION_DAYS",
+    "MAX_RETENTION_DAYS",
+    "PURGE_BATCH_SIZE",
+    "Clear",
+    "FinalizeResult",
+    "NewRun",
+    "NewStep",
+    "PurgeResult",
+    "Run",
+    "RunUpdate",
+    "Step",
+    "StepUpdate",
+    "Store",
+]
+
+DEFAULT_LIST_LIMIT: Final = 100
+DEFAULT_RETENTION_DAYS: Final = 30
+MAX_RETENTION_DAYS: Final = 3650
+PURGE_BATCH_SIZE: Final = 1000
+STEP_NUMBER_RETRIES: Final = 10
+
+
+class Clear(enum.Enum):
+    """Type of :data:`CLEAR`."""
+
+    CLEAR = "clear"
+
+    def __repr__(self) -> str:
+        return "CLEAR"
+
+
+CLEAR: Final = Clear.CLEAR
+"""Sentinel for update fields: overwrite the stored value with JSON ``null``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One row of ``chat_debug_runs``."""
+
+    id: uuid.UUID
+    chat_id: str
+    kind: str
+    status: str
+    summary: dict[str, Any]
+    started_at: datetime
+    updated_at: datetime
+    user_id: str | None = None
+    root_chat_id: str | None = None
+    parent_chat_id: str | None = None
+    model_config_id: str | None = None
+    trigger_message_id: int | None = None
+    history_tip_message_id: int | None = None
+    provider: str | None = None
+    model: str | None = None
+    finished_at: datetime | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One row of ``chat_debug_steps``.
+
+    JSON columns come back decoded. A stored JSON ``null`` in a nullable column is
+    returned as ``None``; a payload that cannot be decoded is returned as
+    ``{"error": "malformed debug payload", "parse_error": ..., "raw": ...}`` (attempts:
+    a one-element list of such an object) rather than raising.
+    """
+
+    id: uuid.UUID
+    run_id: uuid.UUID
+    chat_id: str
+    step_number: int
+    operation: str
+    status: str
+    normalized_request: dict[str, Any]
+    attempts: list[dict[str, Any]]
+    metadata: dict[str, Any]
+    started_at: datetime
+    updated_at: datetime
+    normalized_response: dict[str, Any] | None = None
+    usage: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    history_tip_message_id: int | None = None
+    assistant_message_id: int | None = None
+    finished_at: datetime | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+
+
+@dataclass(slots=True)
+class NewRun:
+    """Parameters of :meth:`Store.create_run`.
+
+    ``id`` defaults to a fresh UUID; ``started_at``/``updated_at`` default to the store
+    clock's now; ``summary`` defaults to ``{}``. Creating a run whose ``id`` already exists
+    for the same chat returns the stored row unchanged (idempotent, so a writer may retry
+    after an ambiguous failure).
+    """
+
+    chat_id: str
+    kind: str = "chat_turn"
+    status: str = "in_progress"
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    user_id: str | None = None
+    root_chat_id: str | None = None
+    parent_chat_id: str | None = None
+    model_config_id: str | None = None
+    trigger_message_id: int | None = None
+    history_tip_message_id: int | None = None
+    provider: str | None = None
+    model: str | None = None
+    summary: dict[str, Any] | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+
+
+@dataclass(slots=True)
+class RunUpdate:
+    """Parameters of :meth:`Store.update_run`; every ``None`` keeps the stored value."""
+
+    id: uuid.UUID
+    chat_id: str
+    status: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    summary: dict[str, Any] | None = None
+    history_tip_message_id: int | None = None
+    trigger_message_id: int | None = None
+    model_config_id: str | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class NewStep:
+    """Parameters of :meth:`Store.create_step`.
+
+    ``step_number=None`` asks the store for the next free number (max + 1). A number that
+    is already taken is retried as max + 1 (at least requested + 1), up to 10 times.
+    Creating a step whose ``id`` already exists returns the stored row (idempotent).
+    """
+
+    run_id: uuid.UUID
+    chat_id: str
+    operation: str
+    step_number: int | None = None
+    status: str = "in_progress"
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    history_tip_message_id: int | None = None
+    assistant_message_id: int | None = None
+    normalized_request: dict[str, Any] | None = None
+    normalized_response: dict[str, Any] | None = None
+    usage: dict[str, Any] | None = None
+    attempts: list[dict[str, Any]] | None = None
+    error: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+
+
+@dataclass(slots=True)
+class StepUpdate:
+    """Parameters of :meth:`Store.update_step`.
+
+    ``None`` keeps the stored value; :data:`CLEAR` on ``error`` stores JSON ``null``.
+    The operation of a step never changes.
+    """
+
+    id: uuid.UUID
+    chat_id: str
+    status: str | None = None
+    history_tip_message_id: int | None = None
+    assistant_message_id: int | None = None
+    normalized_request: dict[str, Any] | None = None
+    normalized_response: dict[str, Any] | None = None
+    usage: dict[str, Any] | None = None
+    attempts: list[dict[str, Any]] | None = None
+    error: dict[str, Any] | Clear | None = None
+    metadata: dict[str, Any] | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FinalizeResult:
+    """Rows turned ``interrupted`` by :meth:`Store.finalize_stale`."""
+
+    runs_finalized: int
+    steps_finalized: int
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeResult:
+    """Rows removed by :meth:`Store.delete_old_runs` (steps went by cascade)."""
+
+    runs_removed: int
+    steps_removed: int
+
+
+Backend = Literal["sqlite", "postgresql"]
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Persistence for debug runs and steps. Thread-safe; every method is one transaction.
+
+    Errors: :class:`~chatdebug.store.RunNotFound` / :class:`~chatdebug.store.RunFinalized`
+    from :meth:`create_step` (and ``RunNotFound`` from the updates when the row does not
+    exist for that chat), :class:`~chatdebug.store.StoreUnavailable` when the database
+    cannot be reached (worth retrying), :class:`~chatdebug.store.StoreError` otherwise.
+    """
+
+    backend: Backend
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations; returns the versions applied (empty when current)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections. Idempotent."""
+        ...
+
+    # runs -------------------------------------------------------------------------
+    def create_run(self, params: NewRun) -> Run: ...
+
+    def update_run(self, params: RunUpdate) -> Run: ...
+
+    def touch_run(self, run_id: uuid.UUID, chat_id: str) -> None:
+        """Bump the run's ``updated_at`` (heartbeat)."""
+        ...
+
+    def get_run(self, run_id: uuid.UUID) -> Run | None: ...
+
+    def list_runs(self, chat_id: str, limit: int = DEFAULT_LIST_LIMIT) -> list[Run]:
+        """Runs of a chat, newest first (``started_at DESC, id DESC``)."""
+        ...
+
+    # steps ------------------------------------------------------------------------
+    def create_step(self, params: NewStep) -> Step: ...
+
+    def update_step(self, params: StepUpdate) -> Step: ...
+
+    def touch_step(self, step_id: uuid.UUID, run_id: uuid.UUID, chat_id: str) -> None:
+        """Bump ``updated_at`` of the run, then of the step (one statement, that lock
+        order). A step, run and chat that do not belong together change nothing."""
+        ...
+
+    def list_steps(self, run_id: uuid.UUID) -> list[Step]:
+        """Steps of a run ordered by ``step_number``, then ``started_at``."""
+        ...
+
+    # deletion, purge, stale finalization --------------------------------------------
+    def delete_by_chat(self, chat_id: str, started_before: datetime) -> int:
+        """Delete the chat's runs started before ``started_before``; returns runs removed."""
+        ...
+
+    def delete_after_message(
+        self, chat_id: str, message_id: int, started_before: datetime
+    ) -> int:
+        """Delete the chat's runs started before ``started_before`` that come after the
+        message: run ``history_tip_message_id`` or ``trigger_message_id`` greater than
+        ``message_id``, or any step with ``assistant_message_id`` or
+        ``history_tip_message_id`` greater than it. Returns runs removed."""
+        ...
+
+    def delete_old_runs(self, before: datetime, limit: int = PURGE_BATCH_SIZE) -> PurgeResult:
+        """Delete at most ``limit`` runs whose ``updated_at`` is before ``before`` (no
+        ``finished_at`` guard: abandoned runs go too)."""
+        ...
+
+    def finalize_stale(self, updated_before: datetime) -> FinalizeResult:
+        """Turn ``interrupted`` every unfinished, non-terminal run whose ``updated_at`` is
+        before the cutoff, every such step, and every open step of a run finalized here;
+        sets ``updated_at = finished_at = now``."""
+        ...
+
+    # settings ---------------------------------------------------------------------
+    def get_allow_users(self) -> bool: ...
+
+    def set_allow_users(self, allowed: bool) -> None: ...
+
+    def get_user_enabled(self, user_id: str) -> bool: ...
+
+    def set_user_enabled(self, user_id: str, enabled: bool) -> None: ...
+
+    def get_retention_days(self) -> int:
+        """Retention in days; 30 when never set; 0 disables the purge."""
+        ...
+
+    def set_retention_days(self, days: int) -> None:
+        """Raises ``ValueError`` outside 0..3650."""
+        ...
+

@@ -1,0 +1,110 @@
+"""Shared fixtures: the store under test on both backends.
+
+PostgreSQL tests use ``CHATDEBUG_TEST_POSTGRES_DSN`` (default: the local server on
+127.0.0.1:5432, database ``test``). When it cannot be reached they are skipped with a
+clear reason, unless ``CHATDEBUG_REQUIRE_POSTGRES=1`` (set by ``.ci/run``), which turns
+the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.server import FakeServer
+
+# Internal errors of chatdebug are logged and swallowed in production; in tests they
+# must surface.
+os.environ.setdefault("CHATDEBUG_RAISE_INTERNAL_ERRORS", "1")
+
+DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def postgres_dsn() -> str:
+    return os.environ.get("CHATDEBUG_TEST_POSTGRES_DSN", DEFAULT_PG_DSN)
+
+
+def _postgres_required() -> bool:
+    return os.environ.get("CHATDEBUG_REQUIRE_POSTGRES", "") not in ("", "0", "false")
+
+
+_pg_reachable: bool | None = None
+_pg_error = ""
+
+
+def require_postgres() -> str:
+    """Return the DSN of a reachable server, or skip (fail in CI) with the reason."""
+    global _pg_reachable, _pg_error
+    if _pg_reachable is None:
+        import psycopg
+
+        try:
+            with psycopg.connect(postgres_dsn(), connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+            _pg_reachable = True
+        except Exception as exc:  # any failure means "not usable here"
+            _pg_reachable = False
+            _pg_error = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+    if not _pg_reachable:
+        message = (
+            f"PostgreSQL not reachable at {postgres_dsn()} ({_pg_error}); "
+            "set CHATDEBUG_TEST_POSTGRES_DSN to run the PostgreSQL half of the suite"
+        )
+        if _postgres_required():
+            pytest.fail(message + " [CHATDEBUG_REQUIRE_POSTGRES=1]", pytrace=False)
+        pytest.skip(message)
+    return postgres_dsn()
+
+
+def with_search_path(dsn: str, schema: str) -> str:
+    """The DSN with ``options=-csearch_path=<schema>`` added."""
+    parts = urllib.parse.urlsplit(dsn)
+    query = urllib.parse.parse_qsl(parts.query)
+    query.append(("options", f"-csearch_path={schema}"))
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """URL of a fresh, empty PostgreSQL schema, dropped after the test."""
+    import psycopg
+
+    dsn = require_postgres()
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield with_search_path(dsn, schema)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """URL of a new SQLite file in the test's temporary directory."""
+    return f"sqlite:///{tmp_path / 'chatdebug.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The same test on both backends."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'chatdebug.db'}"
+    else:
+        yield request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def fake_server() -> Iterator[FakeServer]:
+    """A loopback HTTP server that plays queued :class:`~tests.fakes.server.Reply`."""
+    server = FakeServer()
+    try:
+        yield server
+    finally:
+        server.close()
