@@ -1,5 +1,55 @@
-"""chatdebug: record every LLM call of a chat application as debug runs made of steps."""
+"""chatdebug: record every LLM call of a chat application as debug runs made of steps.
 
+Quick start::
+
+    import chatdebug, openai
+
+    chatdebug.configure()          # ./chatdebug.db, or CHATDEBUG_DATABASE_URL
+    client = openai.OpenAI(http_client=chatdebug.httpx2_client())
+
+    with chatdebug.run(chat_id="c-42", user_id="u-7", first_message=text):
+        client.chat.completions.create(model="gpt-4o", messages=msgs)   # step 1
+"""
+
+from ._configure import Configuration, configure, flush, shutdown
+from ._status import Operation, RunKind, Status
 from ._version import __version__
+from .instrument import (
+    AsyncTransport,
+    Redactor,
+    RunHandle,
+    StepHandle,
+    Transport,
+    async_httpx2_client,
+    async_httpx_client,
+    bind_context,
+    httpx2_client,
+    httpx_client,
+    run,
+    step,
+    traced_run,
+)
 
-__all__ = ["__version__"]
+__all__ = [
+    "AsyncTransport",
+    "Configuration",
+    "Operation",
+    "Redactor",
+    "RunHandle",
+    "RunKind",
+    "Status",
+    "StepHandle",
+    "Transport",
+    "__version__",
+    "async_httpx2_client",
+    "async_httpx_client",
+    "bind_context",
+    "configure",
+    "flush",
+    "httpx2_client",
+    "httpx_client",
+    "run",
+    "shutdown",
+    "step",
+    "traced_run",
+]

@@ -1,1 +1,18 @@
-"""See the package docstring."""
+"""The bridge from OpenTelemetry spans to the store.
+
+:class:`StoreSpanProcessor` writes runs and steps as their spans start and end, through
+a bounded background queue; :class:`StoreSpanExporter` writes them once spans end, for
+use behind an OTel ``BatchSpanProcessor``. Both compute a run's summary from its steps
+with :func:`aggregate_run_summary` when the run ends.
+"""
+
+from ._exporter import StoreSpanExporter
+from ._processor import StoreSpanProcessor
+from ._summary import aggregate_run_summary, truncate_label
+
+__all__ = [
+    "StoreSpanExporter",
+    "StoreSpanProcessor",
+    "aggregate_run_summary",
+    "truncate_label",
+]

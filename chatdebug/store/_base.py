@@ -220,10 +220,16 @@ class FinalizeResult:
 
 @dataclass(frozen=True, slots=True)
 class PurgeResult:
-    """Rows removed by :meth:`Store.delete_old_runs` (steps went by cascade)."""
+    """Rows removed by :meth:`Store.delete_old_runs` (steps went by cascade).
+
+    ``skipped`` is true when another process was purging the same database at that
+    moment (PostgreSQL advisory lock), so this call deleted nothing and should not be
+    counted as a purge iteration.
+    """
 
     runs_removed: int
     steps_removed: int
+    skipped: bool = False
 
 
 Backend = Literal["sqlite", "postgresql"]
@@ -283,9 +289,7 @@ class Store(Protocol):
         """Delete the chat's runs started before ``started_before``; returns runs removed."""
         ...
 
-    def delete_after_message(
-        self, chat_id: str, message_id: int, started_before: datetime
-    ) -> int:
+    def delete_after_message(self, chat_id: str, message_id: int, started_before: datetime) -> int:
         """Delete the chat's runs started before ``started_before`` that come after the
         message: run ``history_tip_message_id`` or ``trigger_message_id`` greater than
         ``message_id``, or any step with ``assistant_message_id`` or
@@ -294,7 +298,10 @@ class Store(Protocol):
 
     def delete_old_runs(self, before: datetime, limit: int = PURGE_BATCH_SIZE) -> PurgeResult:
         """Delete at most ``limit`` runs whose ``updated_at`` is before ``before`` (no
-        ``finished_at`` guard: abandoned runs go too)."""
+        ``finished_at`` guard: abandoned runs go too), oldest first, in one transaction.
+
+        On PostgreSQL only one process purges a database at a time: when another holds
+        the purge lock this returns ``PurgeResult(0, 0, skipped=True)`` at once."""
         ...
 
     def finalize_stale(self, updated_before: datetime) -> FinalizeResult:
@@ -319,4 +326,3 @@ class Store(Protocol):
     def set_retention_days(self, days: int) -> None:
         """Raises ``ValueError`` outside 0..3650."""
         ...
-

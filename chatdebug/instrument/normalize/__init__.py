@@ -1,1 +1,129 @@
-"""Provider normalizers."""
+"""Provider normalizers: wire format and provider detection, one codec per format.
+
+:func:`detect` picks the codec from the request path (formats are recognised wherever
+they are served: ``/v1/chat/completions``, Azure's
+``/openai/deployments/x/chat/completions``, OpenRouter's ``/api/v1/...``) and the
+``gen_ai.provider.name`` from the host, falling back to the format's owner for unknown
+hosts (a loopback test server, a self-hosted vLLM).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from ._base import Codec, NormalizedResponse, StreamAssembler
+from .anthropic import AnthropicMessagesCodec
+from .generic import GenericCodec
+from .openai_chat import OpenAIChatCodec
+from .openai_responses import OpenAIResponsesCodec
+
+__all__ = [
+    "AnthropicMessagesCodec",
+    "Codec",
+    "Detection",
+    "GenericCodec",
+    "NormalizedResponse",
+    "OpenAIChatCodec",
+    "OpenAIResponsesCodec",
+    "StreamAssembler",
+    "detect",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """The codec for a request and the provider (``gen_ai.provider.name``) serving it."""
+
+    codec: Codec
+    provider: str
+
+
+# Codecs for the chat formats are stateless, so one instance of each serves every call.
+_CHAT: Final = OpenAIChatCodec()
+_RESPONSES: Final = OpenAIResponsesCodec()
+_ANTHROPIC: Final = AnthropicMessagesCodec()
+
+_EXACT_HOSTS: Final = {
+    "api.openai.com": "openai",
+    "api.anthropic.com": "anthropic",
+    "api.groq.com": "groq",
+    "api.deepseek.com": "deepseek",
+    "api.mistral.ai": "mistral_ai",
+    "api.x.ai": "x_ai",
+    "openrouter.ai": "openrouter",
+    "api.together.xyz": "together",
+    "api.perplexity.ai": "perplexity",
+    "generativelanguage.googleapis.com": "gcp.gemini",
+}
+_AZURE_SUFFIXES: Final = (
+    ".openai.azure.com",
+    ".cognitiveservices.azure.com",
+    ".services.ai.azure.com",
+)
+_OLLAMA_PORT: Final = 11434
+
+
+def _split_host(host: str, port: int | None) -> tuple[str, int | None]:
+    """Lower-cased host without port; a ``host:port`` (or ``[v6]:port``) is accepted."""
+    host = host.strip().lower().rstrip(".")
+    if host.startswith("["):
+        name, _, rest = host[1:].partition("]")
+        tail = rest[1:] if rest.startswith(":") else ""
+        return name, port if port is not None else (int(tail) if tail.isdigit() else None)
+    if host.count(":") == 1:
+        name, _, tail = host.partition(":")
+        if port is None and tail.isdigit():
+            port = int(tail)
+        return name, port
+    return host, port
+
+
+def _format(method: str, path: str) -> tuple[Codec, str]:
+    """The codec for a path and the provider owning its format (for unknown hosts)."""
+    path = path.split("?", 1)[0].split("#", 1)[0].rstrip("/").lower()
+    post = method.upper() == "POST"
+    if post and path.endswith("/chat/completions"):
+        return _CHAT, "openai"
+    if post and path.endswith("/responses"):
+        return _RESPONSES, "openai"
+    # /v1/messages, but not /v1/messages/count_tokens or /v1/messages/batches; Claude on
+    # Vertex AI posts Messages bodies to .../publishers/anthropic/models/M:rawPredict.
+    if post and (
+        path.endswith("/messages")
+        or ("/publishers/anthropic/" in path and path.endswith(("rawpredict", "streamrawpredict")))
+    ):
+        return _ANTHROPIC, "anthropic"
+    if path.endswith("/embeddings"):
+        return GenericCodec(method, path, "embeddings"), "unknown"
+    if post and path.endswith("/completions"):
+        return GenericCodec(method, path, "text_completion"), "unknown"
+    return GenericCodec(method, path), "unknown"
+
+
+def _provider(host: str, port: int | None, codec: Codec, fallback: str) -> str:
+    exact = _EXACT_HOSTS.get(host)
+    if exact is not None:
+        return exact
+    if host.endswith(_AZURE_SUFFIXES):
+        return "azure.ai.openai"
+    if host.endswith("aiplatform.googleapis.com") or (
+        host.endswith(".googleapis.com") and codec is _ANTHROPIC
+    ):
+        return "gcp.vertex_ai"
+    if host.startswith("bedrock") and host.endswith(".amazonaws.com"):
+        return "aws.bedrock"
+    if port == _OLLAMA_PORT:
+        return "ollama"
+    return fallback
+
+
+def detect(method: str, host: str, path: str, *, port: int | None = None) -> Detection:
+    """The codec and provider for a request.
+
+    ``host`` is the URL host; its port may be appended (``localhost:11434``) or passed as
+    ``port`` (Ollama is recognised by its default port, 11434). Never raises.
+    """
+    codec, fallback = _format(method, path)
+    name, port = _split_host(host, port)
+    return Detection(codec=codec, provider=_provider(name, port, codec, fallback))

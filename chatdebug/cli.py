@@ -1,0 +1,247 @@
+"""The ``chatdebug`` command (also ``python -m chatdebug``).
+
+Every command is one function registered with :func:`command`; its name may have two
+words (``"settings retention-days"``) to sit under a group. Every command accepts
+``--database-url`` (default ``$CHATDEBUG_DATABASE_URL``, else ``sqlite:///chatdebug.db``),
+before or after its name.
+
+Exit codes: 0 success, 1 runtime failure (database unreachable, unknown run, …), 2 bad
+usage or configuration (unknown option, bad URL, invalid value). A failure prints
+exactly one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from typing import Any, Final, NoReturn
+
+from ._version import __version__
+from .environment_variables import CHATDEBUG_ENABLED, truthy
+from .store import (
+    Store,
+    StoreConfigError,
+    StoreError,
+    StoreUnavailable,
+    database_location,
+    open_store,
+)
+
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "CommandError", "command", "main"]
+
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+EXIT_USAGE: Final = 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class CommandError(Exception):
+    """A failure to report as one line on stderr with ``exit_code`` (default 1)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _UsageError(CommandError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, EXIT_USAGE)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports usage errors as one line (argparse would print the usage block too)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{self.prog}: {message} (see --help)")
+
+
+@dataclass(frozen=True, slots=True)
+class _Command:
+    path: tuple[str, ...]
+    help: str
+    arguments: tuple[tuple[tuple[str, ...], dict[str, Any]], ...]
+    run: Handler
+
+
+_COMMANDS: list[_Command] = []
+_GROUPS: dict[str, str] = {"settings": "show or change enablement and retention settings"}
+
+
+def arg(*names: str, **options: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """One ``add_argument`` call for :func:`command`."""
+    return names, options
+
+
+def command(
+    name: str, help: str, *arguments: tuple[tuple[str, ...], dict[str, Any]]
+) -> Callable[[Handler], Handler]:
+    """Register the decorated ``handler(args) -> exit code`` as ``chatdebug <name>``."""
+
+    def register(handler: Handler) -> Handler:
+        _COMMANDS.append(_Command(tuple(name.split()), help, arguments, handler))
+        return handler
+
+    return register
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every registered command."""
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--database-url",
+        metavar="URL",
+        default=argparse.SUPPRESS,  # keep a value given before the command name
+        help="sqlite:///path.db or postgresql://… (default: $CHATDEBUG_DATABASE_URL, "
+        "else sqlite:///chatdebug.db)",
+    )
+    parser = _Parser(prog="chatdebug", description="Inspect and manage chatdebug data.")
+    parser.add_argument("--version", action="version", version=f"chatdebug {__version__}")
+    parser.add_argument("--database-url", metavar="URL", default=None, help=argparse.SUPPRESS)
+    top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    groups: dict[str, Any] = {}
+    for cmd in _COMMANDS:
+        parent = top
+        if len(cmd.path) == 2:
+            group = cmd.path[0]
+            if group not in groups:
+                group_parser = top.add_parser(group, help=_GROUPS.get(group))
+                groups[group] = group_parser.add_subparsers(
+                    dest=f"{group}_command", metavar="SUBCOMMAND", required=True
+                )
+            parent = groups[group]
+        sub = parent.add_parser(cmd.path[-1], help=cmd.help, description=cmd.help, parents=[common])
+        for names, options in cmd.arguments:
+            sub.add_argument(*names, **options)
+        sub.set_defaults(handler=cmd.run)
+    return parser
+
+
+@contextmanager
+def open_from_args(args: argparse.Namespace, *, migrate: bool = True) -> Iterator[Store]:
+    """The store ``--database-url`` names, closed when the block ends."""
+    with closing(open_store(args.database_url, migrate=migrate)) as store:
+        yield store
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split()) or "unexpected error"
+    return text if text.startswith("chatdebug") else f"chatdebug: {text}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        handler: Handler = args.handler
+        return handler(args)
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    except CommandError as exc:
+        message, code = str(exc), exc.exit_code
+    except (StoreConfigError, ValueError) as exc:
+        message, code = str(exc), EXIT_USAGE
+    except (StoreUnavailable, StoreError) as exc:
+        message, code = str(exc), EXIT_FAILURE
+    except KeyboardInterrupt:
+        message, code = "interrupted", 130
+    print(_one_line(message), file=sys.stderr)
+    return code
+
+
+# commands -------------------------------------------------------------------------------
+
+
+def _on_off(value: bool) -> str:
+    return "on" if value else "off"
+
+
+_ON_OFF = {"choices": ["on", "off"], "type": str.lower}
+
+
+@command("migrate", "create or upgrade the database schema")
+def _migrate(args: argparse.Namespace) -> int:
+    location = database_location(args.database_url)
+    with open_from_args(args, migrate=False) as store:
+        applied = store.migrate()
+        print(f"backend:  {store.backend}")
+        print(f"database: {location}")
+        if applied:
+            versions = ", ".join(str(v) for v in applied)
+            print(f"schema:   applied version{'s' if len(applied) > 1 else ''} {versions}")
+        else:
+            print("schema:   already up to date")
+    return EXIT_OK
+
+
+@command(
+    "settings show",
+    "print the settings (and one user's opt-in with --user)",
+    arg("--user", metavar="USER_ID", help="also show this user's opt-in"),
+    arg("--json", action="store_true", help="print JSON"),
+)
+def _settings_show(args: argparse.Namespace) -> int:
+    with open_from_args(args) as store:
+        values: dict[str, Any] = {
+            "allow_users": store.get_allow_users(),
+            "retention_days": store.get_retention_days(),
+            "forced_by_deployment": truthy(os.environ.get(CHATDEBUG_ENABLED)),
+        }
+        if args.user is not None:
+            values["user"] = {"id": args.user, "enabled": store.get_user_enabled(args.user)}
+    if args.json:
+        print(json.dumps(values, indent=2))
+        return EXIT_OK
+    print(f"allow_users:          {_on_off(values['allow_users'])}")
+    days = values["retention_days"]
+    print(f"retention_days:       {days}{' (purge disabled)' if days == 0 else ''}")
+    print(f"forced_by_deployment: {_on_off(values['forced_by_deployment'])} ({CHATDEBUG_ENABLED})")
+    if args.user is not None:
+        print(f"user {args.user}: {_on_off(values['user']['enabled'])}")
+    return EXIT_OK
+
+
+@command(
+    "settings allow-users",
+    "let users opt in to recording (the admin switch)",
+    arg("value", **_ON_OFF),
+)
+def _settings_allow_users(args: argparse.Namespace) -> int:
+    with open_from_args(args) as store:
+        store.set_allow_users(args.value == "on")
+        print(f"allow_users: {_on_off(store.get_allow_users())}")
+    return EXIT_OK
+
+
+@command(
+    "settings user",
+    "show or set one user's opt-in",
+    arg("user_id", metavar="USER_ID"),
+    arg("value", nargs="?", **_ON_OFF),
+)
+def _settings_user(args: argparse.Namespace) -> int:
+    with open_from_args(args) as store:
+        if args.value is not None:
+            store.set_user_enabled(args.user_id, args.value == "on")
+        enabled = store.get_user_enabled(args.user_id)
+        print(f"user {args.user_id}: {_on_off(enabled)}")
+        if enabled and not store.get_allow_users():
+            print("(recording also needs: chatdebug settings allow-users on)")
+    return EXIT_OK
+
+
+@command(
+    "settings retention-days",
+    "days to keep runs after their last update (0 disables the purge)",
+    arg("days", type=int, metavar="N"),
+)
+def _settings_retention_days(args: argparse.Namespace) -> int:
+    with open_from_args(args) as store:
+        store.set_retention_days(args.days)
+        print(f"retention_days: {store.get_retention_days()}")
+    return EXIT_OK

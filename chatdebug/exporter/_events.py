@@ -1,0 +1,164 @@
+"""Store writes derived from spans, and the one function that applies them.
+
+Both the background writer (:class:`~chatdebug.exporter.StoreSpanProcessor`) and the
+end-only :class:`~chatdebug.exporter.StoreSpanExporter` turn spans into these events and
+hand them to :func:`apply_event`, so the two paths write identical rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from ..store import NewRun, NewStep, RunUpdate, StepUpdate, Store
+from ._summary import aggregate_run_summary, first_user_text, truncate_label
+
+__all__ = [
+    "CreateRun",
+    "CreateStep",
+    "Event",
+    "EventKind",
+    "FinishRun",
+    "TouchRun",
+    "TouchStep",
+    "UpdateStep",
+    "apply_event",
+]
+
+EventKind = Literal[
+    "run_create", "run_finish", "run_touch", "step_create", "step_update", "step_touch"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRun:
+    """A run span started: insert the run row (``in_progress``)."""
+
+    params: NewRun
+    kind: ClassVar[EventKind] = "run_create"
+
+    @property
+    def run_id(self) -> uuid.UUID:
+        return self.params.id
+
+
+@dataclass(frozen=True, slots=True)
+class FinishRun:
+    """A run span ended: aggregate its steps into the summary and finalize the row.
+
+    ``seed`` is the summary seed (``first_message`` and extra seed keys); when it has no
+    ``first_message``, the first user message of the first step stands in.
+    """
+
+    update: RunUpdate
+    seed: dict[str, Any] = field(default_factory=dict)
+    started_at: datetime | None = None
+    kind: ClassVar[EventKind] = "run_finish"
+
+    @property
+    def run_id(self) -> uuid.UUID:
+        return self.update.id
+
+
+@dataclass(frozen=True, slots=True)
+class TouchRun:
+    """Heartbeat of an open run."""
+
+    run_id: uuid.UUID
+    chat_id: str
+    kind: ClassVar[EventKind] = "run_touch"
+
+
+@dataclass(frozen=True, slots=True)
+class CreateStep:
+    """A step span started: insert the step row."""
+
+    params: NewStep
+    kind: ClassVar[EventKind] = "step_create"
+
+    @property
+    def run_id(self) -> uuid.UUID:
+        return self.params.run_id
+
+    @property
+    def step_id(self) -> uuid.UUID:
+        return self.params.id
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateStep:
+    """A step span ended: write its final state."""
+
+    params: StepUpdate
+    run_id: uuid.UUID
+    kind: ClassVar[EventKind] = "step_update"
+
+    @property
+    def step_id(self) -> uuid.UUID:
+        return self.params.id
+
+
+@dataclass(frozen=True, slots=True)
+class TouchStep:
+    """Heartbeat of an open step (bumps its run too)."""
+
+    step_id: uuid.UUID
+    run_id: uuid.UUID
+    chat_id: str
+    kind: ClassVar[EventKind] = "step_touch"
+
+
+Event = CreateRun | FinishRun | TouchRun | CreateStep | UpdateStep | TouchStep
+
+
+def _finish_run(store: Store, event: FinishRun) -> None:
+    update = event.update
+    steps = store.list_steps(update.id)
+    seed = dict(event.seed)
+    if not seed.get("first_message") and steps:
+        label = truncate_label(first_user_text(steps[0].normalized_request))
+        if label:
+            seed["first_message"] = label
+    summary = aggregate_run_summary(
+        update.id,
+        steps,
+        seed,
+        started_at=event.started_at,
+        finished_at=update.finished_at,
+    )
+    store.update_run(
+        RunUpdate(
+            id=update.id,
+            chat_id=update.chat_id,
+            status=update.status,
+            provider=update.provider,
+            model=update.model,
+            summary=summary,
+            history_tip_message_id=update.history_tip_message_id,
+            trigger_message_id=update.trigger_message_id,
+            model_config_id=update.model_config_id,
+            finished_at=update.finished_at,
+        )
+    )
+
+
+def apply_event(store: Store, event: Event) -> None:
+    """Write one event to ``store``. Store errors propagate to the caller, which decides
+    between retrying (:class:`~chatdebug.store.StoreUnavailable`) and counting a drop.
+
+    Every event is idempotent, so re-applying one after an ambiguous failure is safe.
+    """
+    if isinstance(event, CreateRun):
+        store.create_run(event.params)
+    elif isinstance(event, CreateStep):
+        store.create_step(event.params)
+    elif isinstance(event, UpdateStep):
+        store.update_step(event.params)
+    elif isinstance(event, TouchStep):
+        store.touch_step(event.step_id, event.run_id, event.chat_id)
+    elif isinstance(event, TouchRun):
+        store.touch_run(event.run_id, event.chat_id)
+    else:
+        _finish_run(store, event)

@@ -1,0 +1,98 @@
+"""GenAI traffic metrics recorded from an ended step span."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from ..instrument import _attributes as attr
+from ..metrics import Metrics
+
+__all__ = ["record_step_metrics"]
+
+# token_type label -> (GenAI attribute, key of the step's usage JSON)
+_TOKEN_SOURCES: Final = (
+    ("input", attr.GEN_AI_USAGE_INPUT_TOKENS, "input_tokens"),
+    ("output", attr.GEN_AI_USAGE_OUTPUT_TOKENS, "output_tokens"),
+    ("reasoning", attr.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, "reasoning_tokens"),
+    ("cache_read", attr.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, "cache_read_tokens"),
+    ("cache_creation", attr.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, "cache_creation_tokens"),
+)
+
+
+def _label(attrs: Mapping[str, Any], *keys: str) -> str:
+    for key in keys:
+        value = attrs.get(key)
+        if value:
+            return str(value)
+    return ""
+
+
+def _count(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def _usage(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
+    raw = attrs.get(attr.STEP_USAGE)
+    if not isinstance(raw, str):
+        return {}
+    try:
+        usage = json.loads(raw)
+    except ValueError:
+        return {}  # the converter already reported it
+    return usage if isinstance(usage, dict) else {}
+
+
+def record_step_metrics(metrics: Metrics, span: ReadableSpan) -> None:
+    """Observe duration, token usage and time to first chunk of one ended step span.
+
+    Labels come from the ``gen_ai.*`` attributes (empty when unknown); token counts
+    fall back to the step's usage JSON when the ``gen_ai.usage.*`` attribute is absent.
+    ``error_type`` is ``error.type`` when set, ``_OTHER`` for a failed step without it,
+    and empty otherwise.
+    """
+    attrs = span.attributes or {}
+    provider = _label(attrs, attr.GEN_AI_PROVIDER_NAME, attr.RUN_PROVIDER)
+    model = _label(attrs, attr.GEN_AI_RESPONSE_MODEL, attr.GEN_AI_REQUEST_MODEL)
+    operation = _label(attrs, attr.GEN_AI_OPERATION_NAME)
+    error_type = _label(attrs, attr.ERROR_TYPE)
+    if not error_type and attrs.get(attr.STEP_STATUS) == "error":
+        error_type = "_OTHER"
+
+    if span.start_time is not None and span.end_time is not None:
+        metrics.gen_ai_operation_duration.labels(
+            provider=provider, model=model, operation=operation, error_type=error_type
+        ).observe(max(0, span.end_time - span.start_time) / 1e9)
+
+    usage: Mapping[str, Any] | None = None
+    for token_type, key, usage_key in _TOKEN_SOURCES:
+        count = _count(attrs.get(key))
+        if count is None:
+            if usage is None:
+                usage = _usage(attrs)
+            count = _count(usage.get(usage_key))
+        # Absent and zero counts of the optional types are not observations: a zero
+        # would skew their histograms toward "no reasoning / no cache" on every call.
+        if count is None or (count == 0 and token_type not in ("input", "output")):
+            continue
+        metrics.gen_ai_token_usage.labels(
+            provider=provider, model=model, operation=operation, token_type=token_type
+        ).observe(count)
+
+    ttft = attrs.get(attr.STEP_TTFT_MS)
+    seconds: float | None = None
+    if isinstance(ttft, int | float) and not isinstance(ttft, bool) and ttft >= 0:
+        seconds = ttft / 1000
+    else:
+        fallback = attrs.get(attr.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)
+        if isinstance(fallback, int | float) and not isinstance(fallback, bool):
+            seconds = float(fallback)
+    if seconds is not None:
+        metrics.gen_ai_time_to_first_chunk.labels(
+            provider=provider, model=model, operation=operation
+        ).observe(seconds)

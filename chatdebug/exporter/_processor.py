@@ -1,0 +1,202 @@
+"""``StoreSpanProcessor``: run and step spans become store writes as they happen."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+import weakref
+from datetime import timedelta
+from typing import Final
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from .._safety import suppress_internal_errors
+from ..instrument._attributes import RUN_SPAN, STEP_SPAN
+from ..metrics import Metrics
+from ..store import Store
+from ._convert import run_ended, run_started, step_ended, step_started
+from ._events import TouchRun, TouchStep
+from ._genai import record_step_metrics
+from ._health import ExporterHealth
+from ._lifecycle import register_fork_safe
+from ._writer import BackgroundWriter
+
+__all__ = ["StoreSpanProcessor"]
+
+_COMPONENT: Final = "exporter"
+SHUTDOWN_TIMEOUT_SECONDS: Final = 10.0
+_MIN_HEARTBEAT: Final = timedelta(milliseconds=1)
+
+
+class StoreSpanProcessor(SpanProcessor):
+    """An OpenTelemetry ``SpanProcessor`` that records chatdebug runs and steps in a store.
+
+    The run row is written (``in_progress``) when the run span starts, a step row when a
+    step span starts, and their final state when they end; when a run ends its summary
+    is aggregated from its steps. Open runs and steps get a heartbeat (``touch``) every
+    ``stale_threshold / 2`` so the stale finalizer leaves them alone. Every other span is
+    ignored.
+
+    Writes go through a bounded queue drained by a background thread: ``on_start`` and
+    ``on_end`` never block and never raise. When the store is unavailable, events stay
+    queued and are retried with backoff; when the queue is full, new events are dropped
+    and counted in ``chatdebug_exporter_events_dropped_total{reason}``.
+
+    Args:
+        store: where runs and steps are written.
+        metrics: records exporter health and GenAI traffic metrics when given.
+        max_queue_size: capacity of the write queue, in events.
+        max_batch_size: events taken from the queue per wake-up of the writer.
+        schedule_delay: seconds the writer waits for a batch to fill.
+        stale_threshold: the stale finalizer's threshold; heartbeats run at half of it.
+
+    Example::
+
+        provider = TracerProvider()
+        provider.add_span_processor(StoreSpanProcessor(open_store("sqlite:///debug.db")))
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        metrics: Metrics | None = None,
+        max_queue_size: int = 10_000,
+        max_batch_size: int = 512,
+        schedule_delay: float = 0.2,
+        stale_threshold: timedelta = timedelta(minutes=5),
+    ) -> None:
+        if stale_threshold <= timedelta(0):
+            raise ValueError(f"stale_threshold must be positive, got {stale_threshold}")
+        self._metrics = metrics
+        self.health = ExporterHealth(metrics)
+        self._writer = BackgroundWriter(
+            store,
+            health=self.health,
+            max_queue_size=max_queue_size,
+            max_batch_size=max_batch_size,
+            schedule_delay=schedule_delay,
+        )
+        self._heartbeat_interval = max(stale_threshold / 2, _MIN_HEARTBEAT).total_seconds()
+        self._shut_down = False
+        self._init_state()
+        register_fork_safe(self)
+
+    def _init_state(self) -> None:
+        self._lock = threading.Lock()
+        # Spans are held weakly: one that is dropped without ever ending stops getting
+        # heartbeats, so the stale finalizer can still close its row.
+        self._open_runs: dict[uuid.UUID, tuple[str, weakref.ref[Span]]] = {}
+        self._open_steps: dict[uuid.UUID, tuple[uuid.UUID, str, weakref.ref[Span]]] = {}
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+
+    def _after_fork_in_child(self) -> None:
+        # Runs open in the parent are the parent's to heartbeat.
+        self._init_state()
+
+    # -- SpanProcessor -----------------------------------------------------------------
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        name = span.name
+        if name != RUN_SPAN and name != STEP_SPAN:
+            return
+        with suppress_internal_errors(_COMPONENT):
+            if name == RUN_SPAN:
+                run = run_started(span)
+                if run is None:
+                    return
+                # Queued under the lock, so no heartbeat of the run can precede it.
+                with self._lock:
+                    self._open_runs[run.run_id] = (run.params.chat_id, weakref.ref(span))
+                    self._writer.put(run)
+                    self._ensure_heartbeat()
+            else:
+                step = step_started(span)
+                if step is None:
+                    return
+                with self._lock:
+                    self._open_steps[step.step_id] = (
+                        step.run_id,
+                        step.params.chat_id,
+                        weakref.ref(span),
+                    )
+                    self._writer.put(step)
+                    self._ensure_heartbeat()
+
+    def on_end(self, span: ReadableSpan) -> None:
+        name = span.name
+        if name != RUN_SPAN and name != STEP_SPAN:
+            return
+        with suppress_internal_errors(_COMPONENT):
+            if name == RUN_SPAN:
+                finish = run_ended(span)
+                if finish is None:
+                    return
+                with self._lock:
+                    self._open_runs.pop(finish.run_id, None)
+                self._writer.put(finish)
+            else:
+                update = step_ended(span)
+                if update is None:
+                    return
+                with self._lock:
+                    self._open_steps.pop(update.step_id, None)
+                self._writer.put(update)
+                if self._metrics is not None:
+                    record_step_metrics(self._metrics, span)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Wait until everything queued so far is written; ``False`` on timeout."""
+        with suppress_internal_errors(_COMPONENT):
+            return self._writer.flush(timeout_millis / 1000)
+        return False
+
+    def shutdown(self) -> None:
+        """Stop heartbeats, flush for up to 10 seconds and stop the writer. Idempotent."""
+        with suppress_internal_errors(_COMPONENT):
+            self._stop.set()
+            if self._shut_down:
+                return
+            self._shut_down = True
+            self._writer.shutdown(SHUTDOWN_TIMEOUT_SECONDS)
+
+    # -- heartbeat ---------------------------------------------------------------------
+    def _ensure_heartbeat(self) -> None:
+        # caller holds self._lock
+        if self._shut_down or self._heartbeat is not None:
+            return
+        self._heartbeat = threading.Thread(
+            target=self._beat_forever,
+            args=(self._stop,),
+            name="chatdebug-heartbeat",
+            daemon=True,
+        )
+        self._heartbeat.start()
+
+    def _beat_forever(self, stop: threading.Event) -> None:
+        alive = True
+        while alive and not stop.wait(self._heartbeat_interval):
+            with suppress_internal_errors(_COMPONENT):
+                alive = self._beat()
+
+    def _beat(self) -> bool:
+        with self._lock:
+            for open_ in (self._open_steps, self._open_runs):
+                for key in [k for k, entry in open_.items() if entry[-1]() is None]:
+                    del open_[key]
+            if not self._open_steps and not self._open_runs:
+                # Idle: stop; the next run or step that opens starts a new thread.
+                self._heartbeat = None
+                return False
+            steps = [(step_id, run_id, chat_id) for step_id, (run_id, chat_id, _) in
+                     self._open_steps.items()]  # fmt: skip
+            runs = {run_id: chat_id for run_id, (chat_id, _) in self._open_runs.items()}
+        # Touching a step bumps its run too, so runs with an open step need no touch
+        # of their own.
+        for step_id, run_id, chat_id in steps:
+            runs.pop(run_id, None)
+            self._writer.put(TouchStep(step_id, run_id, chat_id))
+        for run_id, chat_id in runs.items():
+            self._writer.put(TouchRun(run_id, chat_id))
+        return True

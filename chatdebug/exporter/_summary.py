@@ -1,0 +1,207 @@
+"""Run summary aggregation and labels.
+
+The summary stored on a run row is its seed (``first_message`` and any other seed keys)
+plus keys derived from its steps. Derived keys are always recomputed from scratch, so a
+value from an earlier aggregation can never leak into a later one.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from ..store import Step
+
+__all__ = [
+    "DERIVED_KEYS",
+    "MAX_LABEL_LENGTH",
+    "aggregate_run_summary",
+    "first_user_text",
+    "seed_summary",
+    "truncate_label",
+]
+
+logger = logging.getLogger("chatdebug.exporter")
+
+MAX_LABEL_LENGTH: Final = 200
+"""Longest label (``first_message``), in characters."""
+
+DERIVED_KEYS: Final = (
+    "step_count",
+    "total_input_tokens",
+    "total_output_tokens",
+    "total_reasoning_tokens",
+    "total_cache_creation_tokens",
+    "total_cache_read_tokens",
+    "endpoint_label",
+    "has_error",
+    "duration_ms",
+)
+"""Summary keys computed by :func:`aggregate_run_summary`; everything else is seed."""
+
+_USAGE_KEYS: Final = (
+    ("input_tokens", "total_input_tokens"),
+    ("output_tokens", "total_output_tokens"),
+    ("reasoning_tokens", "total_reasoning_tokens"),
+    ("cache_creation_tokens", "total_cache_creation_tokens"),
+    ("cache_read_tokens", "total_cache_read_tokens"),
+)
+# Input and output totals are always present; the rarer ones only when non-zero, so a
+# summary of a plain chat stays small.
+_ALWAYS_SET: Final = frozenset({"total_input_tokens", "total_output_tokens"})
+_MALFORMED_MARKER: Final = "malformed debug payload"
+_ELLIPSIS: Final = "…"
+_ONE_MS: Final = timedelta(milliseconds=1)
+
+
+def truncate_label(text: str, max_len: int = MAX_LABEL_LENGTH) -> str:
+    """Collapse whitespace runs into single spaces, trim, and cut to ``max_len`` characters.
+
+    A cut label ends with ``…`` and is exactly ``max_len`` characters long; ``max_len``
+    of zero or less gives ``""``.
+    """
+    collapsed = " ".join(text.split())
+    if len(collapsed) <= max_len:
+        return collapsed
+    if max_len <= 0:
+        return ""
+    if max_len == 1:
+        return _ELLIPSIS
+    return collapsed[: max_len - 1] + _ELLIPSIS
+
+
+def seed_summary(label: str) -> dict[str, Any] | None:
+    """The seed summary of a run: ``{"first_message": label}``, or ``None`` when empty."""
+    if not label:
+        return None
+    return {"first_message": label}
+
+
+def first_user_text(normalized_request: Mapping[str, Any] | None) -> str:
+    """Concatenated text parts of the first ``user`` message of a normalized request."""
+    if not isinstance(normalized_request, Mapping):
+        return ""
+    messages = normalized_request.get("messages")
+    if not isinstance(messages, list):
+        return ""
+    for message in messages:
+        if not isinstance(message, Mapping) or message.get("role") != "user":
+            continue
+        parts = message.get("parts")
+        if not isinstance(parts, list):
+            return ""
+        return "".join(
+            part["text"]
+            for part in parts
+            if isinstance(part, Mapping)
+            and part.get("type") == "text"
+            and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+def _is_malformed_marker(value: object) -> bool:
+    return isinstance(value, Mapping) and value.get("error") == _MALFORMED_MARKER
+
+
+def _usage_tokens(step: Step) -> dict[str, int] | None:
+    """Token counts of a step's usage, or ``None`` when the usage is malformed."""
+    usage = step.usage
+    if not isinstance(usage, Mapping) or _is_malformed_marker(usage):
+        return None
+    counts: dict[str, int] = {}
+    for key, _ in _USAGE_KEYS:
+        value = usage.get(key)
+        if value is None:
+            counts[key] = 0
+        elif isinstance(value, int) and not isinstance(value, bool):
+            counts[key] = value
+        else:
+            return None
+    return counts
+
+
+def _completed_endpoint(step: Step) -> str | None:
+    """``"METHOD path"`` of the step's first completed attempt with a path, if any."""
+    attempts = step.attempts
+    if not isinstance(attempts, list):
+        return None
+    for attempt in attempts:
+        if not isinstance(attempt, Mapping):
+            continue
+        status, path, method = (attempt.get(k) for k in ("status", "path", "method"))
+        if not all(isinstance(v, str | None) for v in (status, path, method)):
+            # Mistyped fields mean the attempts payload is not what we wrote: skip it
+            # whole, like a payload that does not decode.
+            return None
+        if status == "completed" and path:
+            return f"{method} {path}" if method else path
+    return None
+
+
+def _step_has_error(step: Step) -> bool:
+    if step.status == "error":
+        return True
+    # An interrupted step keeps whatever error it saw on the way (e.g. a cancelled
+    # retry); the run as a whole did not fail because of it.
+    return step.error is not None and step.status != "interrupted"
+
+
+def aggregate_run_summary(
+    run_id: uuid.UUID | None,
+    steps: Sequence[Step],
+    base: Mapping[str, Any] | None,
+    *,
+    started_at: datetime | None = None,
+    finished_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The summary of a run: ``base`` with every derived key recomputed from ``steps``.
+
+    ``steps`` are the run's steps in step order. Derived keys: ``step_count``,
+    ``total_input_tokens``, ``total_output_tokens`` (always), ``total_reasoning_tokens``,
+    ``total_cache_creation_tokens``, ``total_cache_read_tokens`` (only when non-zero),
+    ``has_error`` (only when true), ``endpoint_label`` (the first completed attempt with
+    a path) and ``duration_ms`` (when both times are given). Other keys of ``base`` are
+    kept; ``base`` itself is never modified. A missing or nil ``run_id`` returns a copy
+    of ``base`` unchanged. Malformed usage or attempts are logged and skipped; the step
+    is still counted.
+    """
+    if run_id is None or run_id.int == 0:
+        return dict(base) if base is not None else {}
+    summary: dict[str, Any] = dict(base) if base is not None else {}
+    for key in DERIVED_KEYS:
+        summary.pop(key, None)
+
+    summary["step_count"] = len(steps)
+    totals = dict.fromkeys((total for _, total in _USAGE_KEYS), 0)
+    has_error = False
+    endpoint_label: str | None = None
+    for step in steps:
+        if step.usage is not None:
+            counts = _usage_tokens(step)
+            if counts is None:
+                logger.warning(
+                    "skipping malformed usage of step %s (run %s) in the run summary",
+                    step.id,
+                    run_id,
+                )
+            else:
+                for key, total in _USAGE_KEYS:
+                    totals[total] += counts[key]
+        has_error = has_error or _step_has_error(step)
+        if endpoint_label is None:
+            endpoint_label = _completed_endpoint(step)
+
+    for total, value in totals.items():
+        if total in _ALWAYS_SET or value > 0:
+            summary[total] = value
+    if has_error:
+        summary["has_error"] = True
+    if endpoint_label is not None:
+        summary["endpoint_label"] = endpoint_label
+    if started_at is not None and finished_at is not None:
+        summary["duration_ms"] = max(0, (finished_at - started_at) // _ONE_MS)
+    return summary

@@ -1,0 +1,320 @@
+"""The background writer: a bounded queue of store events drained by one daemon thread.
+
+Callers only ever do a non-blocking put. The thread applies events in FIFO order, so the
+events of one run keep their order. When the store is unavailable it retries the same
+event with capped exponential backoff and keeps everything queued; when the queue is
+full, the new event is dropped and counted. A forked child starts with an empty queue
+and its own thread (what the parent queued is the parent's to write); an ``atexit``
+hook flushes every live writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from typing import Final
+
+from opentelemetry import context as otel_context
+
+from .._safety import log_internal_error
+from ..store import RunFinalized, RunNotFound, Store, StoreError, StoreUnavailable
+from ._events import (
+    CreateRun,
+    CreateStep,
+    Event,
+    FinishRun,
+    TouchRun,
+    TouchStep,
+    UpdateStep,
+    apply_event,
+)
+from ._health import ExporterHealth
+from ._lifecycle import register_exit_flush, register_fork_safe
+
+__all__ = ["BackgroundWriter"]
+
+logger = logging.getLogger("chatdebug.exporter")
+
+BACKOFF_INITIAL: Final = 0.1
+BACKOFF_MAX: Final = 5.0
+_DEAD_MEMORY: Final = 10_000  # how many dropped run/step ids are remembered
+
+
+def _touch_key(event: Event) -> tuple[str, object] | None:
+    if isinstance(event, TouchStep):
+        return ("step", event.step_id)
+    if isinstance(event, TouchRun):
+        return ("run", event.run_id)
+    return None
+
+
+class BackgroundWriter:
+    """Applies store events on a daemon thread. See the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        health: ExporterHealth,
+        max_queue_size: int = 10_000,
+        max_batch_size: int = 512,
+        schedule_delay: float = 0.2,
+    ) -> None:
+        if max_queue_size < 1:
+            raise ValueError(f"max_queue_size must be at least 1, got {max_queue_size}")
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
+        if schedule_delay < 0:
+            raise ValueError(f"schedule_delay must not be negative, got {schedule_delay}")
+        self._store = store
+        self._health = health
+        self._max_queue_size = max_queue_size
+        self._max_batch_size = min(max_batch_size, max_queue_size)
+        self._schedule_delay = schedule_delay
+        self._closed = False
+        self._init_state()
+        register_fork_safe(self)
+        register_exit_flush(self)
+
+    def _init_state(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: deque[Event] = deque()
+        self._enqueued = 0  # events accepted so far
+        self._done = 0  # events written or dropped so far (FIFO, so a prefix)
+        self._flush_waiters = 0
+        self._abort = False
+        self._wake = threading.Event()  # cuts a backoff sleep short at shutdown
+        self._thread: threading.Thread | None = None
+        self._dead_runs: OrderedDict[object, str] = OrderedDict()
+        self._dead_steps: OrderedDict[object, str] = OrderedDict()
+        self._pending_touches: set[tuple[str, object]] = set()
+        self._outage_since: float | None = None
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's locks may have been held by one of its threads at fork time and
+        # its thread does not exist here: start over. Queued events are the parent's.
+        discarded = len(self._queue)
+        self._init_state()
+        self._health.reset_after_fork()
+        self._health.queue_depth_changed(-discarded)
+
+    # -- caller side -----------------------------------------------------------------
+    def put(self, event: Event) -> bool:
+        """Queue ``event`` without blocking; ``False`` when it was dropped (and counted)."""
+        reason: str | None = None
+        touch = _touch_key(event)
+        with self._cond:
+            if self._closed:
+                reason = "shutdown"
+            else:
+                dead = self._dead_reason(event)
+                if dead is not None:
+                    if touch is not None:
+                        return False  # the run or step itself was already counted
+                    reason = dead
+                elif touch is not None and touch in self._pending_touches:
+                    return True  # a heartbeat of the same row is already waiting
+                elif len(self._queue) >= self._max_queue_size:
+                    reason = "queue_full"
+                    self._mark_dead(event, "step_dropped")
+                else:
+                    self._queue.append(event)
+                    self._enqueued += 1
+                    if touch is not None:
+                        self._pending_touches.add(touch)
+                    self._ensure_thread()
+                    depth = len(self._queue)
+                    # Wake the writer when its batch timer must start or the batch is full.
+                    if depth == 1 or depth >= self._max_batch_size:
+                        self._cond.notify_all()
+        if reason is not None:
+            self._health.drop(reason)
+            return False
+        self._health.queue_depth_changed(1)
+        return True
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every event queued before this call is written (or dropped).
+        Returns ``False`` if that did not happen within ``timeout`` seconds."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._cond:
+            target = self._enqueued
+            if self._done >= target:
+                return True
+            if self._thread is threading.current_thread():
+                return False
+            self._ensure_thread()
+            self._flush_waiters += 1
+            self._cond.notify_all()
+            try:
+                while self._done < target:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._cond.wait(remaining)
+                return True
+            finally:
+                self._flush_waiters -= 1
+
+    def shutdown(self, timeout: float) -> bool:
+        """Flush for up to ``timeout`` seconds, then stop the thread. Events still queued
+        then, and any put afterwards, are dropped and counted as ``shutdown``."""
+        with self._cond:
+            if self._closed:
+                return self._done >= self._enqueued
+            self._closed = True
+        flushed = self.flush(timeout)
+        with self._cond:
+            self._abort = True
+            left = len(self._queue)
+            self._queue.clear()
+            self._done += left
+            self._cond.notify_all()
+            thread = self._thread
+        self._wake.set()
+        self._health.queue_depth_changed(-left)
+        self._health.drop("shutdown", left)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=1.0)
+        self._health.log_pending()
+        return flushed
+
+    # -- bookkeeping (caller holds self._cond) ---------------------------------------
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._worker, name="chatdebug-writer", daemon=True
+            )
+            self._thread.start()
+
+    def _dead_reason(self, event: Event) -> str | None:
+        if event.run_id in self._dead_runs:
+            if isinstance(event, FinishRun):
+                del self._dead_runs[event.run_id]
+            return "run_dropped"
+        if isinstance(event, CreateStep | UpdateStep | TouchStep):
+            reason = self._dead_steps.get(event.step_id)
+            if reason is not None and isinstance(event, UpdateStep):
+                del self._dead_steps[event.step_id]
+            return reason
+        return None
+
+    def _mark_dead(self, event: Event, step_reason: str) -> None:
+        if isinstance(event, CreateRun):
+            dead, key, reason = self._dead_runs, event.run_id, "run_dropped"
+        elif isinstance(event, CreateStep):
+            dead, key, reason = self._dead_steps, event.step_id, step_reason
+        else:
+            return
+        dead[key] = reason
+        while len(dead) > _DEAD_MEMORY:
+            dead.popitem(last=False)
+
+    # -- writer thread ---------------------------------------------------------------
+    def _next_batch(self) -> list[Event] | None:
+        with self._cond:
+            while not self._queue and not self._abort:
+                self._cond.wait()
+            if self._abort:
+                return None
+            deadline = time.monotonic() + self._schedule_delay
+            while (
+                len(self._queue) < self._max_batch_size
+                and not self._flush_waiters
+                and not self._closed
+            ):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            if self._abort:
+                return None
+            count = min(len(self._queue), self._max_batch_size)
+            batch = [self._queue.popleft() for _ in range(count)]
+        self._health.queue_depth_changed(-count)
+        return batch
+
+    def _worker(self) -> None:
+        # Our own store I/O must not produce spans through an instrumented driver.
+        otel_context.attach(
+            otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
+        )
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            for event in batch:
+                try:
+                    self._process(event)
+                except Exception as exc:  # the thread must survive our own bugs
+                    log_internal_error("exporter", exc)
+                finally:
+                    with self._cond:
+                        self._done += 1
+                        key = _touch_key(event)
+                        if key is not None:
+                            self._pending_touches.discard(key)
+                        self._cond.notify_all()
+
+    def _process(self, event: Event) -> None:
+        with self._cond:
+            dead = self._dead_reason(event)
+        if dead is not None:
+            if _touch_key(event) is None:
+                self._health.drop(dead)
+            return
+        delay = BACKOFF_INITIAL
+        while True:
+            if self._abort:
+                self._health.drop("shutdown")
+                return
+            started = time.perf_counter()
+            try:
+                apply_event(self._store, event)
+            except StoreUnavailable as exc:
+                self._health.write_error(event.kind)
+                self._note_outage(exc)
+                self._wake.wait(delay)
+                delay = min(delay * 2, BACKOFF_MAX)
+                continue
+            except (RunFinalized, RunNotFound) as exc:
+                reason = "run_finalized" if isinstance(exc, RunFinalized) else "run_not_found"
+                self._drop_failed(event, reason)
+            except Exception as exc:
+                # Not worth retrying: a rejected write, or a store that broke its contract
+                # by raising something other than a StoreError (counted as our error too).
+                if not isinstance(exc, StoreError):
+                    log_internal_error("exporter", exc)
+                self._health.write_error(event.kind)
+                self._health.write_failed(event.kind, exc)
+                self._drop_failed(event, "store_error")
+            else:
+                self._health.written(event.kind, time.perf_counter() - started)
+            self._note_recovery()
+            return
+
+    def _drop_failed(self, event: Event, reason: str) -> None:
+        with self._cond:
+            self._mark_dead(event, "step_dropped" if reason == "store_error" else reason)
+        self._health.drop(reason)
+
+    def _note_outage(self, exc: StoreError) -> None:
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            logger.warning(
+                "chatdebug store unavailable (%s); keeping %d queued events and retrying "
+                "with backoff up to %.0fs",
+                exc,
+                len(self._queue) + 1,
+                BACKOFF_MAX,
+            )
+
+    def _note_recovery(self) -> None:
+        if self._outage_since is not None:
+            logger.info(
+                "chatdebug store reachable again after %.1fs; writing queued events",
+                time.monotonic() - self._outage_since,
+            )
+            self._outage_since = None

@@ -1,0 +1,421 @@
+"""One HTTP attempt: what was sent, what came back, and when it is done.
+
+The transport creates an :class:`AttemptCapture` per round trip and reports events to it
+(response headers, each raw chunk, end of body, close, errors). The capture decodes and
+tees the body (bounded), feeds streams to the codec's assembler, and applies the
+completion rules of the reference:
+
+* SSE bodies are done at EOF (completed) or at close: closed after the provider's final
+  event → completed, before it → failed and the step *interrupted*;
+* other bodies at EOF or close: fully read → completed (unknown-length JSON must parse as
+  exactly one document); HEAD, 1xx, 204, 304 → completed unread; otherwise failed with
+  ``unexpected EOF``;
+* a read or transport error → failed at once.
+
+When done it reports an :class:`~._step_state.AttemptOutcome` to its step exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from .._status import Status
+from ._decode import DecodeError, Decoder, make_decoder
+from ._errors import error_payload, is_cancellation, is_timeout
+from ._redact import Redactor
+from ._request_view import TRUNCATED, RequestView, b64
+from ._sse import SSEParser
+from ._step_state import AttemptOutcome, StepState
+from .normalize._base import NormalizedResponse, StreamAssembler, is_retryable_status
+
+__all__ = ["AttemptCapture", "rfc3339"]
+
+MAX_NORMALIZE_BYTES = 8 * 1024 * 1024
+"""Non-streamed bodies up to this size are kept (decoded) for normalization."""
+
+
+def rfc3339(ns: int) -> str:
+    """UTC timestamp with nanoseconds, trailing zeros trimmed (Go's RFC3339Nano)."""
+    seconds, frac = divmod(ns, 1_000_000_000)
+    base = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    digits = f"{frac:09d}".rstrip("0")
+    return f"{base}.{digits}Z" if digits else f"{base}Z"
+
+
+def _retry_classification(status: int | None, exc: BaseException | None) -> str:
+    if exc is not None:
+        return "timeout" if is_cancellation(exc) else "connection_error"
+    return {408: "request_timeout", 409: "conflict", 429: "rate_limited", 529: "overloaded"}.get(
+        status or 0, "overloaded" if status == 503 else "server_error"
+    )
+
+
+class AttemptCapture:
+    """Thread-safe: a body may be read on one thread and closed on another."""
+
+    def __init__(
+        self,
+        step: StepState,
+        number: int,
+        previous_finished_ns: int | None,
+        view: RequestView,
+        redactor: Redactor,
+        max_body_bytes: int,
+    ) -> None:
+        self.step = step
+        self.number = number
+        self.view = view
+        self._redactor = redactor
+        self._max_body = max_body_bytes
+        self._lock = threading.Lock()
+        self._started_ns = time.time_ns()
+        self._t0 = time.perf_counter()
+        self._retry_delay_ms = (
+            max(0, (self._started_ns - previous_finished_ns) // 1_000_000)
+            if previous_finished_ns is not None
+            else None
+        )
+        self.done = False
+        self._status: int | None = None
+        self._headers: dict[str, str] = {}
+        self._content_type = ""
+        self._content_length: int | None = None
+        self._should_retry_header: str | None = None
+        self._is_sse = False
+        self._decoder: Decoder | None = None
+        self._decode_error: str | None = None
+        self._raw_bytes = 0
+        self._decoded_bytes = 0
+        self._body = bytearray()
+        self._body_over_cap = False
+        self._too_large = False
+        self._parser: SSEParser | None = None
+        self._assembler: StreamAssembler | None = None
+        self._ttfb_ms: float | None = None
+        self._ttft_ms: float | None = None
+        self._eof = False
+
+    # -- events from the transport ---------------------------------------------------------
+    def response_started(self, status: int, header_pairs: list[tuple[str, str]]) -> None:
+        with self._lock:
+            self._ttfb_ms = round((time.perf_counter() - self._t0) * 1000, 3)
+            self._status = status
+            self._headers = self._redactor.redact_headers(header_pairs)
+            encoding = None
+            for name, value in header_pairs:
+                lower = name.lower()
+                if lower == "content-type":
+                    self._content_type = value
+                elif lower == "content-length":
+                    try:
+                        self._content_length = int(value)
+                    except ValueError:
+                        self._content_length = None
+                elif lower == "content-encoding":
+                    encoding = value
+                elif lower == "x-should-retry":
+                    self._should_retry_header = value.strip().lower()
+            try:
+                self._decoder = make_decoder(encoding)
+            except DecodeError as exc:
+                self._decode_error = str(exc)
+            media_type = self._content_type.split(";")[0].strip().lower()
+            self._is_sse = media_type == "text/event-stream"
+            if self._is_sse:
+                self._parser = SSEParser()
+                self._assembler = self.view.detection.codec.new_stream()
+
+    def feed(self, raw: bytes) -> None:
+        """A raw chunk the caller is about to receive."""
+        with self._lock:
+            if self.done:
+                return
+            self._raw_bytes += len(raw)
+            data = self._decode(raw)
+            if data:
+                self._take(data)
+
+    def eof(self) -> None:
+        """The body was read to its end."""
+        outcome = None
+        with self._lock:
+            if self.done:
+                return
+            self._eof = True
+            tail = self._flush_decoder()
+            if tail:
+                self._take(tail)
+            self._finish_sse_parser()
+            if self._is_sse:
+                outcome = self._finish("completed", None)
+            else:
+                problem = self._unknown_length_problem(at_eof=True)
+                outcome = self._finish("failed" if problem else "completed", problem)
+        self._report(outcome)
+
+    def closed(self, close_error: BaseException | None = None) -> None:
+        """The caller closed the body (possibly before reading it all)."""
+        outcome = None
+        with self._lock:
+            if self.done:
+                return
+            if close_error is not None:
+                outcome = self._finish("failed", self._error_text(close_error))
+            else:
+                outcome = self._finish_early("the response body was closed before it was read")
+        self._report(outcome)
+
+    def read_error(self, exc: BaseException) -> None:
+        """Reading the body failed (server dropped the connection, timeout, cancel)."""
+        with self._lock:
+            if self.done:
+                return
+            outcome = self._finish("failed", self._error_text(exc), exc=exc, during_body=True)
+        self._report(outcome)
+
+    def transport_error(self, exc: BaseException) -> None:
+        """The round trip failed before a response arrived."""
+        with self._lock:
+            if self.done:
+                return
+            outcome = self._finish("failed", self._error_text(exc), exc=exc)
+        self._report(outcome)
+
+    def abandon(self, reason: str) -> None:
+        """Finish now: the step ended or the body was garbage-collected unclosed."""
+        with self._lock:
+            if self.done:
+                return
+            outcome = self._finish_early(reason)
+        self._report(outcome)
+
+    # -- body handling (lock held) --------------------------------------------------------
+    def _decode(self, raw: bytes) -> bytes:
+        if self._decode_error is not None or self._decoder is None:
+            return b"" if self._decode_error else raw
+        try:
+            return self._decoder.decode(raw)
+        except DecodeError as exc:
+            self._decode_error = str(exc)
+            return b""
+
+    def _flush_decoder(self) -> bytes:
+        if self._decoder is None or self._decode_error is not None:
+            return b""
+        try:
+            return self._decoder.flush()
+        except DecodeError as exc:
+            self._decode_error = str(exc)
+            return b""
+
+    def _take(self, data: bytes) -> None:
+        self._decoded_bytes += len(data)
+        if self._is_sse:
+            if not self._body_over_cap:
+                room = self._max_body + 1 - len(self._body)
+                self._body += data[:room]
+                self._body_over_cap = len(self._body) > self._max_body
+            assert self._parser is not None and self._assembler is not None
+            for event in self._parser.feed(data):
+                if self._assembler.feed(event) and self._ttft_ms is None:
+                    self._ttft_ms = round((time.perf_counter() - self._t0) * 1000, 3)
+            return
+        if self._too_large:
+            return
+        if len(self._body) + len(data) > MAX_NORMALIZE_BYTES:
+            self._too_large = True
+            self._body.clear()
+            return
+        self._body += data
+
+    def _finish_sse_parser(self) -> None:
+        if self._parser is not None and self._assembler is not None:
+            for event in self._parser.close():
+                self._assembler.feed(event)
+
+    def _json_complete(self) -> bool | None:
+        """True: exactly one JSON document; False: incomplete or trailing data."""
+        try:
+            json.loads(bytes(self._body))
+        except (ValueError, RecursionError):
+            return False
+        return True
+
+    def _is_json_type(self) -> bool:
+        media = self._content_type.split(";")[0].strip().lower()
+        return media in ("", "application/json") or media.endswith("+json")
+
+    def _unknown_length_problem(self, at_eof: bool) -> str | None:
+        if self._content_length is not None or self._too_large or not self._is_json_type():
+            return None
+        if not self._body and at_eof:
+            return None
+        return None if self._json_complete() else "unexpected EOF"
+
+    def _finish_early(self, reason: str) -> AttemptOutcome:
+        """Completion rules when the body ends other than by EOF."""
+        self._finish_sse_parser()
+        method = self.view.method.upper()
+        status = self._status or 0
+        if self._is_sse:
+            if self._assembler is not None and self._assembler.terminal:
+                return self._finish("completed", None)
+            return self._finish("failed", reason, caller_stopped=True)
+        if method == "HEAD" or status < 200 or status in (204, 304):
+            return self._finish("completed", None)
+        if self._content_length is not None and self._raw_bytes >= self._content_length:
+            return self._finish("completed", None)
+        if self._content_length is None and (self._too_large or self._body_over_cap):
+            return self._finish("completed", None)
+        if self._content_length is None and self._body and self._json_complete():
+            return self._finish("completed", None)
+        return self._finish("failed", "unexpected EOF", caller_stopped=True)
+
+    def _error_text(self, exc: BaseException) -> str:
+        text = str(exc) or type(exc).__name__
+        return self._redactor.sanitize_error_text(f"{type(exc).__name__}: {text}")
+
+    # -- building the outcome (lock held) ---------------------------------------------------
+    def _finish(
+        self,
+        attempt_status: str,
+        error_text: str | None,
+        *,
+        exc: BaseException | None = None,
+        caller_stopped: bool = False,
+        during_body: bool = False,
+    ) -> AttemptOutcome:
+        self.done = True
+        finished_ns = time.time_ns()
+        record = self._record(attempt_status, error_text, finished_ns)
+        outcome = AttemptOutcome(
+            record=record,
+            ok=False,
+            step_status=Status.ERROR,
+            normalized_request=self.view.normalized_request,
+            request_attributes=self.view.span_attributes(),
+            ttfb_ms=self._ttfb_ms,
+            ttft_ms=self._ttft_ms,
+        )
+        status = self._status
+        if exc is not None:
+            outcome.step_status = Status.INTERRUPTED if is_cancellation(exc) else Status.ERROR
+            outcome.error = error_payload(exc, self._redactor)
+            user_cancel = is_cancellation(exc) and not is_timeout(exc)
+            outcome.may_retry = (
+                not during_body and self.view.retry_count is not None and not user_cancel
+            )
+            if during_body and status is not None and status < 400:
+                # Keep what arrived before the failure: lose nothing.
+                outcome.response = self._normalized()
+        elif status is not None and status >= 400:
+            outcome.error = self._redactor.redact_payload(
+                self.view.detection.codec.error_payload(status, self._parsed_body())
+            )
+            outcome.may_retry = self.view.retry_count is not None and self._retryable(status)
+        else:
+            response = self._normalized()
+            outcome.response = response
+            if response is not None and response.error is not None:
+                outcome.error = response.error
+            elif attempt_status == "failed":
+                outcome.step_status = Status.INTERRUPTED if caller_stopped else Status.ERROR
+                outcome.error = {
+                    "message": error_text or "the response was not finished",
+                    "type": "stream_interrupted" if self._is_sse else "incomplete_response",
+                }
+            elif response is not None and not response.complete:
+                outcome.step_status = Status.INTERRUPTED
+                outcome.error = {
+                    "message": "the stream ended before the provider's final event",
+                    "type": "incomplete_stream",
+                }
+            else:
+                outcome.ok = True
+                outcome.step_status = Status.COMPLETED
+        if outcome.may_retry:
+            record["retry_classification"] = _retry_classification(status, exc)
+        return outcome
+
+    def _retryable(self, status: int) -> bool:
+        if self._should_retry_header == "true":
+            return True
+        if self._should_retry_header == "false":
+            return False
+        return is_retryable_status(status)
+
+    def _parsed_body(self) -> Any:
+        if self._is_sse or self._too_large or not self._body:
+            return None
+        try:
+            return json.loads(bytes(self._body))
+        except (ValueError, RecursionError):
+            return None
+
+    def _normalized(self) -> NormalizedResponse | None:
+        if self._status is None:
+            return None
+        if self._assembler is not None:
+            result = self._assembler.finish()
+        else:
+            result = self.view.detection.codec.normalize_response(self._parsed_body())
+        if result.response is not None:
+            result.response = self._redactor.redact_payload(result.response)
+        if result.error is not None:
+            result.error = self._redactor.redact_payload(result.error)
+        if self._too_large:
+            result.metadata["response_too_large_to_normalize"] = self._decoded_bytes
+        if self._decode_error is not None:
+            result.metadata["capture_error"] = self._decode_error
+        return result
+
+    def _record(
+        self, attempt_status: str, error_text: str | None, finished_ns: int
+    ) -> dict[str, Any]:
+        view = self.view
+        record: dict[str, Any] = {
+            "number": self.number,
+            "status": attempt_status,
+            "method": view.method,
+            "url": view.url,
+            "path": view.path,
+            "started_at": rfc3339(self._started_ns),
+            "finished_at": rfc3339(finished_ns),
+            "request_headers": view.headers,
+        }
+        if view.body_record is not None:
+            record["request_body"] = view.body_record
+        if self._status is not None:
+            record["response_status"] = self._status
+            record["response_headers"] = self._headers
+            body = self._response_body_record()
+            if body is not None:
+                record["response_body"] = body
+        if error_text:
+            record["error"] = error_text
+        record["duration_ms"] = int((time.perf_counter() - self._t0) * 1000)
+        if self._ttfb_ms is not None:
+            record["ttfb_ms"] = self._ttfb_ms
+        if self._ttft_ms is not None:
+            record["ttft_ms"] = self._ttft_ms
+        if self._retry_delay_ms is not None:
+            record["retry_delay_ms"] = self._retry_delay_ms
+        if self._decode_error is not None:
+            record["capture_error"] = self._decode_error
+        return record
+
+    def _response_body_record(self) -> str | None:
+        if self._body_over_cap or self._too_large or self._decoded_bytes > self._max_body:
+            return b64(TRUNCATED)
+        if not self._body:
+            return None
+        return b64(self._redactor.redact_body(bytes(self._body), self._content_type or None))
+
+    def _report(self, outcome: AttemptOutcome | None) -> None:
+        if outcome is not None:
+            self.step.attempt_finished(self.number, outcome)
+

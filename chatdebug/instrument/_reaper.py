@@ -1,0 +1,55 @@
+"""Runs clean-up work handed over by garbage-collection finalizers.
+
+A finalizer can fire on any thread at any allocation, possibly while that thread holds
+one of our locks; doing the clean-up right there could deadlock. Finalizers therefore
+only enqueue (``SimpleQueue.put`` is reentrant) and a daemon thread does the work.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable
+
+from .._safety import suppress_internal_errors
+
+__all__ = ["defer", "drain", "ensure_started"]
+
+_queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+_thread: threading.Thread | None = None
+_pid = 0
+_start_lock = threading.Lock()
+
+
+def _work() -> None:
+    while True:
+        job = _queue.get()
+        with suppress_internal_errors("finalizer"):
+            job()
+
+
+def ensure_started() -> None:
+    """Start the worker (in this process) if needed. Called from ordinary code paths,
+    never from a finalizer, where starting a thread is not safe."""
+    global _thread, _pid
+    if _thread is not None and _pid == os.getpid():
+        return
+    with _start_lock:
+        if _thread is None or _pid != os.getpid():
+            _pid = os.getpid()
+            _thread = threading.Thread(target=_work, name="chatdebug-reaper", daemon=True)
+            _thread.start()
+
+
+def defer(job: Callable[[], None]) -> None:
+    """Run ``job`` soon on the reaper thread. Safe to call from a finalizer."""
+    _queue.put(job)
+
+
+def drain(timeout: float = 5.0) -> bool:
+    """Wait until the jobs queued so far have run (tests, flush). True when done."""
+    ensure_started()
+    done = threading.Event()
+    defer(done.set)
+    return done.wait(timeout)

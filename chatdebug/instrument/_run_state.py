@@ -1,0 +1,138 @@
+"""Per-run state: step numbering, the steps still open, and ending the run span once."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, StatusCode
+
+from .._status import Status, may_replace
+from . import _attributes as attr
+from ._errors import error_payload, status_for_exception
+from ._state import settings
+from ._step_state import StepState, dumps
+
+__all__ = ["RunState"]
+
+
+class RunState:
+    """Mutable state of one recording run; thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        run_id: uuid.UUID,
+        chat_id: str,
+        user_id: str | None,
+        span: Span,
+        tracer: trace.Tracer,
+    ) -> None:
+        self.id = run_id
+        self.chat_id = chat_id
+        self.user_id = user_id
+        self.span = span
+        self.tracer = tracer
+        self.ended = False
+        self.last_step: StepState | None = None
+        self._lock = threading.Lock()
+        self._step_counter = 0
+        self._open_steps: dict[uuid.UUID, StepState] = {}
+        self._status: Status | None = None
+        self._seed: dict[str, Any] = {}
+
+    # -- steps --------------------------------------------------------------------------
+    def start_step(
+        self,
+        *,
+        operation: str,
+        explicit: bool,
+        parent: Context | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> StepState | None:
+        """Open a new step span under this run (None when the run already ended)."""
+        with self._lock:
+            if self.ended:
+                return None
+            self._step_counter += 1
+            number = self._step_counter
+        step_id = uuid.uuid4()
+        values: dict[str, Any] = {
+            attr.RUN_ID: str(self.id),
+            attr.CHAT_ID: self.chat_id,
+            attr.STEP_ID: str(step_id),
+            attr.STEP_NUMBER: number,
+            attr.STEP_OPERATION: operation,
+            attr.STEP_EXPLICIT: explicit,
+            attr.GEN_AI_CONVERSATION_ID: self.chat_id,
+        }
+        if attributes:
+            values.update(attributes)
+        context = parent if parent is not None else trace.set_span_in_context(self.span)
+        span = self.tracer.start_span(attr.STEP_SPAN, context=context, attributes=values)
+        step = StepState(
+            self, span, step_id=step_id, number=number, operation=operation, explicit=explicit
+        )
+        with self._lock:
+            if self.ended:
+                # The run ended while this step was being created: end it right away.
+                late = True
+            else:
+                late = False
+                self._open_steps[step_id] = step
+                self.last_step = step
+        if late:
+            step.end()
+            return None
+        return step
+
+    def step_ended(self, step: StepState) -> None:
+        with self._lock:
+            self._open_steps.pop(step.id, None)
+
+    # -- user-set fields ----------------------------------------------------------------
+    def set_status(self, status: Status) -> None:
+        with self._lock:
+            if self._status is None or may_replace(self._status, status):
+                self._status = status
+
+    def set_attributes(self, values: dict[str, Any]) -> None:
+        if not self.ended:
+            self.span.set_attributes(values)
+
+    def add_summary(self, values: dict[str, Any]) -> None:
+        with self._lock:
+            self._seed.update(values)
+
+    # -- ending -------------------------------------------------------------------------
+    def end(self, exc: BaseException | None = None) -> None:
+        """End every open step, then the run span (idempotent)."""
+        with self._lock:
+            if self.ended:
+                return
+            self.ended = True
+            open_steps = list(self._open_steps.values())
+            chosen = self._status
+            seed = dict(self._seed)
+        for step in open_steps:
+            step.end()
+        status = chosen or Status.COMPLETED
+        error = None
+        if exc is not None:
+            exc_status = status_for_exception(exc)
+            if chosen is None or may_replace(chosen, exc_status):
+                status = exc_status
+            error = error_payload(exc, settings().redactor)
+        values: dict[str, Any] = {attr.RUN_STATUS: status.value}
+        if error is not None:
+            values[attr.RUN_ERROR] = dumps(error)
+            values[attr.ERROR_TYPE] = str(error["type"])
+        if seed:
+            values[attr.RUN_SUMMARY_SEED] = dumps(seed)
+        self.span.set_attributes(values)
+        if status is Status.ERROR:
+            self.span.set_status(StatusCode.ERROR, str((error or {}).get("message", ""))[:500])
+        self.span.end()

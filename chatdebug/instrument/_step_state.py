@@ -1,0 +1,246 @@
+"""Per-step state: its attempts, its outcome, and ending its span exactly once.
+
+A step collects attempts from the transport. Each attempt reports an
+:class:`AttemptOutcome` when its body is done; the step keeps the latest as its tentative
+result (a later success clears an earlier error). An automatic step ends by itself when
+its attempt is done — unless the attempt failed in a way the SDK retries, in which case it
+waits for the retry (or for the run to end). An explicit step ends when its ``with``
+block exits. Either way :meth:`StepState.end` runs once; attempts still open then are
+abandoned (a stream not read to its final event counts as interrupted).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from opentelemetry.trace import Span, StatusCode
+
+from .._status import Status, may_replace
+from . import _attributes as attr
+from .normalize._base import NormalizedResponse
+
+if TYPE_CHECKING:
+    from ._run_state import RunState
+
+__all__ = ["AttemptOutcome", "OpenAttempt", "StepState"]
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON for span attributes; never fails (odd values become strings)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+@dataclass(slots=True)
+class AttemptOutcome:
+    """What one finished attempt means for its step."""
+
+    record: dict[str, Any]
+    """The attempt object stored in the step's ``attempts``."""
+    ok: bool
+    """The model call succeeded (a complete, error-free response)."""
+    step_status: Status
+    """The status the step has if this attempt is its last."""
+    error: dict[str, Any] | None = None
+    may_retry: bool = False
+    """An SDK may send the same request again (retryable failure)."""
+    normalized_request: dict[str, Any] | None = None
+    response: NormalizedResponse | None = None
+    request_attributes: dict[str, Any] = field(default_factory=dict)
+    ttfb_ms: float | None = None
+    ttft_ms: float | None = None
+
+
+class OpenAttempt(Protocol):
+    """An attempt whose response body is not done yet."""
+
+    number: int
+
+    def abandon(self, reason: str) -> None:
+        """Finish the attempt now with what it has (its outcome is reported)."""
+        ...
+
+
+class StepState:
+    """Mutable state of one step; thread-safe."""
+
+    def __init__(
+        self,
+        run: RunState,
+        span: Span,
+        *,
+        step_id: uuid.UUID,
+        number: int,
+        operation: str,
+        explicit: bool,
+    ) -> None:
+        self.run = run
+        self.span = span
+        self.id = step_id
+        self.number = number
+        self.operation = operation
+        self.explicit = explicit
+        self.ended = False
+        self.pending_retry = False
+        self._lock = threading.Lock()
+        self._ending = False
+        self._next_attempt = 0
+        self._open: dict[int, OpenAttempt] = {}
+        self._records: dict[int, dict[str, Any]] = {}
+        self._last: AttemptOutcome | None = None
+        self._error_recorded = False
+        self._last_finished_ns: int | None = None
+        self._assistant_message_id: int | None = None
+        self._history_tip_message_id: int | None = None
+
+    # -- attempts ---------------------------------------------------------------------
+    def reserve_attempt(self) -> tuple[int, int | None]:
+        """Next attempt number, and when the previous attempt finished (ns) if any."""
+        with self._lock:
+            self._next_attempt += 1
+            self.pending_retry = False
+            return self._next_attempt, self._last_finished_ns
+
+    def attempt_started(self, attempt: OpenAttempt) -> bool:
+        """Register an attempt in flight; False if the step already ended."""
+        with self._lock:
+            if self.ended or self._ending:
+                return False
+            self._open[attempt.number] = attempt
+            return True
+
+    def attempt_finished(self, number: int, outcome: AttemptOutcome) -> None:
+        """Record a finished attempt; an automatic step may end here."""
+        end_now = False
+        with self._lock:
+            self._open.pop(number, None)
+            self._records[number] = outcome.record
+            if self.ended:
+                return
+            self._last_finished_ns = time.time_ns()
+            self._last = outcome
+            if outcome.error is not None:
+                self._error_recorded = True
+            if not self.explicit and not self._ending and not self._open:
+                if outcome.ok or not outcome.may_retry:
+                    end_now = True
+                else:
+                    self.pending_retry = True
+        if end_now:
+            self.end()
+
+    # -- user-set fields ----------------------------------------------------------------
+    def set_message_ids(
+        self, assistant_message_id: int | None, history_tip_message_id: int | None
+    ) -> None:
+        with self._lock:
+            if assistant_message_id is not None:
+                self._assistant_message_id = assistant_message_id
+            if history_tip_message_id is not None:
+                self._history_tip_message_id = history_tip_message_id
+
+    # -- ending -------------------------------------------------------------------------
+    def end(self, exc: BaseException | None = None, exc_status: Status | None = None) -> None:
+        """End the step (idempotent). ``exc`` is the exception that left an explicit
+        step's block, with the status it maps to."""
+        with self._lock:
+            if self.ended or self._ending:
+                return
+            self._ending = True
+            still_open = list(self._open.values())
+        for attempt in still_open:
+            attempt.abandon("the step ended before the response was finished")
+        with self._lock:
+            self.ended = True
+            outcome = self._last
+            records = [self._records[n] for n in sorted(self._records)]
+        status, error = self._final_status(outcome, exc, exc_status)
+        self._finish_span(outcome, records, status, error)
+        self.run.step_ended(self)
+
+    def _final_status(
+        self,
+        outcome: AttemptOutcome | None,
+        exc: BaseException | None,
+        exc_status: Status | None,
+    ) -> tuple[Status, dict[str, Any] | None]:
+        status = outcome.step_status if outcome is not None else Status.COMPLETED
+        error = outcome.error if outcome is not None else None
+        if exc is not None and exc_status is not None:
+            from ._errors import error_payload
+            from ._state import settings
+
+            # Without an attempt the block's exception decides. After a completed model
+            # call a later exception does not downgrade the step (priority rule).
+            if outcome is None or may_replace(status, exc_status):
+                status = exc_status
+                error = error_payload(exc, settings().redactor)
+        return status, error
+
+    def _finish_span(
+        self,
+        outcome: AttemptOutcome | None,
+        records: list[dict[str, Any]],
+        status: Status,
+        error: dict[str, Any] | None,
+    ) -> None:
+        span = self.span
+        values: dict[str, Any] = {
+            attr.STEP_STATUS: status.value,
+            attr.STEP_ATTEMPTS: dumps(records),
+        }
+        if outcome is not None:
+            values.update(outcome.request_attributes)
+            if outcome.normalized_request is not None:
+                values[attr.STEP_NORMALIZED_REQUEST] = dumps(outcome.normalized_request)
+            values.update(_response_attributes(outcome))
+        if error is not None:
+            values[attr.STEP_ERROR] = dumps(error)
+            values[attr.ERROR_TYPE] = str(error.get("type") or "error")
+        elif self._error_recorded:
+            values[attr.STEP_ERROR] = "null"  # a later success clears the earlier error
+        if self._assistant_message_id is not None:
+            values[attr.STEP_ASSISTANT_MESSAGE_ID] = self._assistant_message_id
+        if self._history_tip_message_id is not None:
+            values[attr.STEP_HISTORY_TIP_MESSAGE_ID] = self._history_tip_message_id
+        span.set_attributes(values)
+        if status is Status.ERROR:
+            span.set_status(StatusCode.ERROR, str((error or {}).get("message", ""))[:500])
+        span.end()
+
+
+def _response_attributes(outcome: AttemptOutcome) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if outcome.ttfb_ms is not None:
+        values[attr.STEP_TTFB_MS] = outcome.ttfb_ms
+    if outcome.ttft_ms is not None:
+        values[attr.STEP_TTFT_MS] = outcome.ttft_ms
+        values[attr.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = outcome.ttft_ms / 1000.0
+    response = outcome.response
+    if response is None:
+        return values
+    if response.response is not None:
+        values[attr.STEP_NORMALIZED_RESPONSE] = dumps(response.response)
+    if response.metadata:
+        values[attr.STEP_METADATA] = dumps(response.metadata)
+    if response.response_model:
+        values[attr.GEN_AI_RESPONSE_MODEL] = response.response_model
+    if response.finish_reasons:
+        values[attr.GEN_AI_RESPONSE_FINISH_REASONS] = list(response.finish_reasons)
+    usage = response.usage
+    if usage is not None:
+        values[attr.STEP_USAGE] = dumps(usage)
+        values[attr.GEN_AI_USAGE_INPUT_TOKENS] = int(usage.get("input_tokens", 0))
+        values[attr.GEN_AI_USAGE_OUTPUT_TOKENS] = int(usage.get("output_tokens", 0))
+        for key, name in (
+            ("cache_read_tokens", attr.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
+            ("cache_creation_tokens", attr.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
+            ("reasoning_tokens", attr.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
+        ):
+            if usage.get(key):
+                values[name] = int(usage[key])
+    return values

@@ -1,0 +1,198 @@
+"""Every Prometheus metric of chatdebug, created against a registry you pass in.
+
+Nothing is registered at import time. Create one :class:`Metrics` per process (or per
+test) and hand it to the exporter, the purge loop and the stale finalizer::
+
+    from prometheus_client import CollectorRegistry, generate_latest
+    from chatdebug.metrics import Metrics
+
+    metrics = Metrics(CollectorRegistry())
+    processor = StoreSpanProcessor(store, metrics=metrics)
+    print(generate_latest(metrics.registry).decode())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from ._safety import internal_error_counts
+
+__all__ = [
+    "DROP_REASONS",
+    "EVENT_KINDS",
+    "TOKEN_TYPES",
+    "InternalErrorsCollector",
+    "Metrics",
+]
+
+PURGE_DURATION_BUCKETS: Final = (1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0)
+# Advisory buckets of the OpenTelemetry GenAI semantic conventions, so dashboards built
+# for OTel-exported GenAI metrics read ours the same way.
+GEN_AI_DURATION_BUCKETS: Final = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+GEN_AI_TOKEN_BUCKETS: Final = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)  # fmt: skip
+WRITE_DURATION_BUCKETS: Final = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+
+EVENT_KINDS: Final = (
+    "run_create", "run_finish", "run_touch", "step_create", "step_update", "step_touch",
+)  # fmt: skip
+"""Values of the ``kind`` label of the exporter's write counters."""
+
+DROP_REASONS: Final = (
+    "queue_full",
+    "run_dropped",
+    "step_dropped",
+    "run_finalized",
+    "run_not_found",
+    "store_error",
+    "shutdown",
+)
+"""Values of the ``reason`` label of ``chatdebug_exporter_events_dropped_total``."""
+
+TOKEN_TYPES: Final = ("input", "output", "reasoning", "cache_read", "cache_creation")
+"""Values of the ``token_type`` label of ``gen_ai_client_token_usage``."""
+
+
+class InternalErrorsCollector(Collector):
+    """``chatdebug_internal_errors_total{component}``, read from
+    :func:`chatdebug._safety.internal_error_counts` at scrape time."""
+
+    NAME: Final = "chatdebug_internal_errors"
+    HELP: Final = (
+        "chatdebug's own failures that were logged and swallowed so the application "
+        "kept running, by component."
+    )
+
+    def describe(self) -> Iterable[Metric]:
+        # Describing without samples keeps registration from reading the counts.
+        return [CounterMetricFamily(self.NAME, self.HELP, labels=["component"])]
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(self.NAME, self.HELP, labels=["component"])
+        for component, count in sorted(internal_error_counts().items()):
+            family.add_metric([component], count)
+        return [family]
+
+
+class Metrics:
+    """Owner of every chatdebug metric, all registered on :attr:`registry`.
+
+    Args:
+        registry: where to register; ``None`` creates a fresh private
+            :class:`~prometheus_client.CollectorRegistry`. Pass
+            ``prometheus_client.REGISTRY`` to expose the metrics with the process's
+            default ones. Registering twice on one registry raises, as in
+            prometheus_client.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry: CollectorRegistry = registry if registry is not None else CollectorRegistry()
+        reg = self.registry
+
+        # -- retention purge and stale finalization ----------------------------------
+        self.purge_iteration_duration = Histogram(
+            "chatdebug_purge_iteration_duration_seconds",
+            "Duration of each retention purge iteration in seconds; success is false when "
+            "the iteration failed. An iteration that did not get the purge lock records "
+            "nothing.",
+            ["success"],
+            buckets=PURGE_DURATION_BUCKETS,
+            registry=reg,
+        )
+        self.purge_records_removed = Counter(
+            "chatdebug_purge_records_removed_total",
+            "Records removed by the retention purge, by table.",
+            ["record_type"],
+            registry=reg,
+        )
+        self.purge_last_success_timestamp = Gauge(
+            "chatdebug_purge_last_success_timestamp_seconds",
+            "Unix time of the last successful retention purge iteration.",
+            registry=reg,
+        )
+        self.stale_rows_finalized = Counter(
+            "chatdebug_stale_rows_finalized_total",
+            "In-progress rows without a heartbeat for the stale threshold that were "
+            "finalized as interrupted, by table.",
+            ["record_type"],
+            registry=reg,
+        )
+
+        # -- exporter health -----------------------------------------------------------
+        self.exporter_queue_depth = Gauge(
+            "chatdebug_exporter_queue_depth",
+            "Events waiting in the exporter's write queue.",
+            registry=reg,
+        )
+        self.exporter_events_written = Counter(
+            "chatdebug_exporter_events_written_total",
+            "Events the exporter wrote to the store, by kind.",
+            ["kind"],
+            registry=reg,
+        )
+        self.exporter_write_errors = Counter(
+            "chatdebug_exporter_write_errors_total",
+            "Failed store writes of the exporter, by event kind; retries of an "
+            "unavailable store count once per failed attempt.",
+            ["kind"],
+            registry=reg,
+        )
+        self.exporter_events_dropped = Counter(
+            "chatdebug_exporter_events_dropped_total",
+            "Events the exporter did not write, by reason (queue_full, run_dropped, "
+            "step_dropped, run_finalized, run_not_found, store_error, shutdown).",
+            ["reason"],
+            registry=reg,
+        )
+        self.exporter_write_duration = Histogram(
+            "chatdebug_exporter_write_duration_seconds",
+            "Time to apply one event to the store in seconds, successful writes only.",
+            buckets=WRITE_DURATION_BUCKETS,
+            registry=reg,
+        )
+        # Pre-create the label values so rate() works before the first occurrence.
+        for kind in EVENT_KINDS:
+            self.exporter_events_written.labels(kind=kind)
+            self.exporter_write_errors.labels(kind=kind)
+        for reason in DROP_REASONS:
+            self.exporter_events_dropped.labels(reason=reason)
+
+        # -- LLM traffic (OpenTelemetry GenAI metric names) ---------------------------
+        self.gen_ai_operation_duration = Histogram(
+            "gen_ai_client_operation_duration_seconds",
+            "Duration of GenAI client operations (one model call, all its attempts) in "
+            "seconds; error_type is empty when the call succeeded.",
+            ["provider", "model", "operation", "error_type"],
+            buckets=GEN_AI_DURATION_BUCKETS,
+            registry=reg,
+        )
+        self.gen_ai_token_usage = Histogram(
+            "gen_ai_client_token_usage",
+            "Tokens used per GenAI client operation, by token type (input, output, "
+            "reasoning, cache_read, cache_creation).",
+            ["provider", "model", "operation", "token_type"],
+            buckets=GEN_AI_TOKEN_BUCKETS,
+            registry=reg,
+        )
+        self.gen_ai_time_to_first_chunk = Histogram(
+            "gen_ai_client_time_to_first_chunk_seconds",
+            "Time from sending a streamed GenAI request to receiving its first content "
+            "chunk in seconds.",
+            ["provider", "model", "operation"],
+            buckets=GEN_AI_DURATION_BUCKETS,
+            registry=reg,
+        )
+
+        self.internal_errors = InternalErrorsCollector()
+        reg.register(self.internal_errors)

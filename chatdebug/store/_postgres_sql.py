@@ -1,0 +1,202 @@
+"""SQL statements of the PostgreSQL backend (psycopg ``%(name)s`` parameters only).
+
+Parameters that PostgreSQL cannot type from context carry an explicit cast.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ._rows import RUN_COLUMNS, STEP_COLUMNS
+
+_PRIORITY: Final = (
+    "(CASE status WHEN 'interrupted' THEN 1 WHEN 'error' THEN 2 WHEN 'completed' THEN 3 ELSE 0 END)"
+)
+# Keep the stored status when the new one is missing or would downgrade a terminal one.
+_STATUS_GUARD: Final = (
+    f"status = CASE WHEN %(status)s::text IS NULL THEN status "
+    f"WHEN %(status_priority)s::int < {_PRIORITY} THEN status ELSE %(status)s::text END"
+)
+_TERMINAL: Final = "('completed', 'error', 'interrupted')"
+# Advisory locks are per database; the second key scopes them to the schema in use, so
+# separate chatdebug schemas in one database do not wait for each other.
+_LOCK_SCOPE: Final = "hashtext(COALESCE(current_schema(), ''))"
+
+MIGRATION_LOCK: Final = (
+    f"SELECT pg_advisory_xact_lock(hashtext('chatdebug.migrate'), {_LOCK_SCOPE})"
+)
+PURGE_TRY_LOCK: Final = (
+    f"SELECT pg_try_advisory_xact_lock(hashtext('chatdebug.purge'), {_LOCK_SCOPE})"
+)
+CREATE_MIGRATIONS_TABLE: Final = """
+CREATE TABLE IF NOT EXISTS chat_debug_schema_migrations (
+    version    INTEGER     PRIMARY KEY,
+    name       TEXT        NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL
+)"""
+MIGRATIONS_TABLE_EXISTS: Final = "SELECT to_regclass('chat_debug_schema_migrations') IS NOT NULL"
+APPLIED_VERSIONS: Final = "SELECT version FROM chat_debug_schema_migrations"
+RECORD_VERSION: Final = (
+    "INSERT INTO chat_debug_schema_migrations (version, name, applied_at) "
+    "VALUES (%(version)s, %(name)s, %(applied_at)s)"
+)
+
+INSERT_RUN: Final = f"""
+INSERT INTO chat_debug_runs (
+    id, chat_id, user_id, root_chat_id, parent_chat_id, model_config_id,
+    trigger_message_id, history_tip_message_id, kind, status, provider, model, summary,
+    started_at, updated_at, finished_at, trace_id, span_id
+) VALUES (
+    %(id)s, %(chat_id)s, %(user_id)s, %(root_chat_id)s, %(parent_chat_id)s,
+    %(model_config_id)s, %(trigger_message_id)s, %(history_tip_message_id)s, %(kind)s,
+    %(status)s, %(provider)s, %(model)s, %(summary)s::jsonb, %(started_at)s, %(updated_at)s,
+    %(finished_at)s, %(trace_id)s, %(span_id)s
+)
+ON CONFLICT (id) DO NOTHING
+RETURNING {RUN_COLUMNS}"""
+
+UPDATE_RUN: Final = f"""
+UPDATE chat_debug_runs SET
+    {_STATUS_GUARD},
+    provider = COALESCE(%(provider)s::text, provider),
+    model = COALESCE(%(model)s::text, model),
+    summary = COALESCE(%(summary)s::jsonb, summary),
+    history_tip_message_id = COALESCE(%(history_tip_message_id)s::bigint, history_tip_message_id),
+    trigger_message_id = COALESCE(%(trigger_message_id)s::bigint, trigger_message_id),
+    model_config_id = COALESCE(%(model_config_id)s::text, model_config_id),
+    finished_at = COALESCE(finished_at, %(finished_at)s::timestamptz),
+    updated_at = %(now)s
+WHERE id = %(id)s AND chat_id = %(chat_id)s
+RETURNING {RUN_COLUMNS}"""
+
+TOUCH_RUN: Final = (
+    "UPDATE chat_debug_runs SET updated_at = %(now)s "
+    "WHERE id = %(run_id)s AND chat_id = %(chat_id)s"
+)
+GET_RUN: Final = f"SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE id = %(id)s"
+LIST_RUNS: Final = f"""
+SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE chat_id = %(chat_id)s
+ORDER BY started_at DESC, id DESC LIMIT %(limit)s"""
+
+# Taken before INSERT_STEP when the store picks the number: concurrent writers of one
+# run queue here, so the MAX() inside the insert (read after the lock) is current.
+LOCK_RUN: Final = "SELECT 1 FROM chat_debug_runs WHERE id = %(run_id)s FOR NO KEY UPDATE"
+# One statement: bump the open run of the same chat, and insert the step only if that
+# found the run; otherwise no row. Number: the requested one, else the next free one
+# (at least %(floor)s).
+INSERT_STEP: Final = f"""
+WITH locked_run AS (
+    UPDATE chat_debug_runs SET updated_at = %(now)s
+    WHERE id = %(run_id)s AND chat_id = %(chat_id)s AND finished_at IS NULL
+    RETURNING id, chat_id
+)
+INSERT INTO chat_debug_steps (
+    id, run_id, chat_id, step_number, operation, status, history_tip_message_id,
+    assistant_message_id, normalized_request, normalized_response, usage, attempts, error,
+    metadata, started_at, updated_at, finished_at, trace_id, span_id
+)
+SELECT
+    %(id)s, r.id, r.chat_id,
+    COALESCE(%(step_number)s::int, GREATEST(%(floor)s::int, (
+        SELECT COALESCE(MAX(s.step_number), 0) + 1 FROM chat_debug_steps AS s
+        WHERE s.run_id = r.id))),
+    %(operation)s, %(status)s, %(history_tip_message_id)s::bigint,
+    %(assistant_message_id)s::bigint, %(normalized_request)s::jsonb,
+    %(normalized_response)s::jsonb, %(usage)s::jsonb, %(attempts)s::jsonb,
+    %(error)s::jsonb, %(metadata)s::jsonb, %(started_at)s, %(updated_at)s,
+    %(finished_at)s::timestamptz, %(trace_id)s, %(span_id)s
+FROM locked_run AS r
+ON CONFLICT (id) DO NOTHING
+RETURNING {STEP_COLUMNS}"""
+RUN_STATE: Final = (
+    "SELECT chat_id, finished_at IS NOT NULL FROM chat_debug_runs WHERE id = %(run_id)s"
+)
+
+UPDATE_STEP: Final = f"""
+UPDATE chat_debug_steps SET
+    {_STATUS_GUARD},
+    history_tip_message_id = COALESCE(%(history_tip_message_id)s::bigint, history_tip_message_id),
+    assistant_message_id = COALESCE(%(assistant_message_id)s::bigint, assistant_message_id),
+    normalized_request = COALESCE(%(normalized_request)s::jsonb, normalized_request),
+    normalized_response = COALESCE(%(normalized_response)s::jsonb, normalized_response),
+    usage = COALESCE(%(usage)s::jsonb, usage),
+    attempts = COALESCE(%(attempts)s::jsonb, attempts),
+    error = COALESCE(%(error)s::jsonb, error),
+    metadata = COALESCE(%(metadata)s::jsonb, metadata),
+    finished_at = COALESCE(finished_at, %(finished_at)s::timestamptz),
+    updated_at = %(now)s
+WHERE id = %(id)s AND chat_id = %(chat_id)s
+RETURNING {STEP_COLUMNS}"""
+
+# The run first, then the step (the main statement needs the CTE's row): the lock order
+# of every writer. Nothing changes unless step, run and chat belong together.
+TOUCH_STEP: Final = """
+WITH r AS (
+    UPDATE chat_debug_runs SET updated_at = %(now)s
+    WHERE id = %(run_id)s AND chat_id = %(chat_id)s AND EXISTS (
+        SELECT 1 FROM chat_debug_steps
+        WHERE id = %(step_id)s AND run_id = %(run_id)s AND chat_id = %(chat_id)s)
+    RETURNING id
+)
+UPDATE chat_debug_steps AS s SET updated_at = %(now)s
+FROM r WHERE s.id = %(step_id)s AND s.run_id = r.id AND s.chat_id = %(chat_id)s"""
+GET_STEP: Final = f"SELECT {STEP_COLUMNS} FROM chat_debug_steps WHERE id = %(id)s"
+LIST_STEPS: Final = f"""
+SELECT {STEP_COLUMNS} FROM chat_debug_steps WHERE run_id = %(run_id)s
+ORDER BY step_number ASC, started_at ASC"""
+
+DELETE_BY_CHAT: Final = (
+    "DELETE FROM chat_debug_runs WHERE chat_id = %(chat_id)s AND started_at < %(started_before)s"
+)
+DELETE_AFTER_MESSAGE: Final = """
+DELETE FROM chat_debug_runs AS r
+WHERE r.chat_id = %(chat_id)s AND r.started_at < %(started_before)s AND (
+    r.history_tip_message_id > %(message_id)s
+    OR r.trigger_message_id > %(message_id)s
+    OR EXISTS (
+        SELECT 1 FROM chat_debug_steps AS s
+        WHERE s.run_id = r.id AND s.chat_id = r.chat_id
+          AND (s.assistant_message_id > %(message_id)s
+               OR s.history_tip_message_id > %(message_id)s)))"""
+
+# Oldest first; rows another transaction holds (a step being added) are left for the
+# next batch rather than waited for.
+PURGE: Final = """
+WITH batch AS (
+    SELECT id FROM chat_debug_runs WHERE updated_at < %(before)s
+    ORDER BY updated_at LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), steps AS (
+    SELECT count(*) AS n FROM chat_debug_steps WHERE run_id IN (SELECT id FROM batch)
+), gone AS (
+    DELETE FROM chat_debug_runs WHERE id IN (SELECT id FROM batch) RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone), (SELECT n FROM steps)"""
+
+FINALIZE_STALE: Final = f"""
+WITH runs AS (
+    UPDATE chat_debug_runs
+    SET status = 'interrupted', updated_at = %(now)s, finished_at = %(now)s
+    WHERE finished_at IS NULL AND updated_at < %(cutoff)s AND status NOT IN {_TERMINAL}
+    RETURNING id
+), steps AS (
+    UPDATE chat_debug_steps
+    SET status = 'interrupted', updated_at = %(now)s, finished_at = %(now)s
+    WHERE finished_at IS NULL AND status NOT IN {_TERMINAL}
+      AND (updated_at < %(cutoff)s OR run_id IN (SELECT id FROM runs))
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM steps)"""
+
+GET_SETTING: Final = "SELECT value FROM chat_debug_settings WHERE key = %(key)s"
+SET_SETTING: Final = """
+INSERT INTO chat_debug_settings (key, value, updated_at) VALUES (%(key)s, %(value)s, %(now)s)
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at"""
+GET_USER_ENABLED: Final = (
+    "SELECT debug_logging_enabled FROM chat_debug_user_settings WHERE user_id = %(user_id)s"
+)
+SET_USER_ENABLED: Final = """
+INSERT INTO chat_debug_user_settings (user_id, debug_logging_enabled, updated_at)
+VALUES (%(user_id)s, %(enabled)s, %(now)s)
+ON CONFLICT (user_id) DO UPDATE SET
+    debug_logging_enabled = EXCLUDED.debug_logging_enabled, updated_at = EXCLUDED.updated_at"""

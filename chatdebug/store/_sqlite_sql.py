@@ -1,0 +1,170 @@
+"""SQL statements of the SQLite backend (named ``:parameters`` only).
+
+SQLite has no data-modifying CTEs, so what PostgreSQL does in one statement is here a
+few statements inside one ``BEGIN IMMEDIATE`` transaction, which holds the database's
+single write lock from start to end: nothing can interleave.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ._rows import RUN_COLUMNS, STEP_COLUMNS
+
+_PRIORITY: Final = (
+    "(CASE status WHEN 'interrupted' THEN 1 WHEN 'error' THEN 2 WHEN 'completed' THEN 3 ELSE 0 END)"
+)
+# Keep the stored status when the new one is missing or would downgrade a terminal one.
+_STATUS_GUARD: Final = (
+    f"status = CASE WHEN :status IS NULL THEN status "
+    f"WHEN :status_priority < {_PRIORITY} THEN status ELSE :status END"
+)
+_TERMINAL: Final = "('completed', 'error', 'interrupted')"
+
+CREATE_MIGRATIONS_TABLE: Final = """
+CREATE TABLE IF NOT EXISTS chat_debug_schema_migrations (
+    version    INTEGER PRIMARY KEY NOT NULL,
+    name       TEXT    NOT NULL,
+    applied_at TEXT    NOT NULL
+)"""
+MIGRATIONS_TABLE_EXISTS: Final = (
+    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'chat_debug_schema_migrations'"
+)
+APPLIED_VERSIONS: Final = "SELECT version FROM chat_debug_schema_migrations"
+RECORD_VERSION: Final = (
+    "INSERT INTO chat_debug_schema_migrations (version, name, applied_at) "
+    "VALUES (:version, :name, :applied_at)"
+)
+
+INSERT_RUN: Final = f"""
+INSERT INTO chat_debug_runs (
+    id, chat_id, user_id, root_chat_id, parent_chat_id, model_config_id,
+    trigger_message_id, history_tip_message_id, kind, status, provider, model, summary,
+    started_at, updated_at, finished_at, trace_id, span_id
+) VALUES (
+    :id, :chat_id, :user_id, :root_chat_id, :parent_chat_id, :model_config_id,
+    :trigger_message_id, :history_tip_message_id, :kind, :status, :provider, :model, :summary,
+    :started_at, :updated_at, :finished_at, :trace_id, :span_id
+)
+ON CONFLICT (id) DO NOTHING
+RETURNING {RUN_COLUMNS}"""
+
+UPDATE_RUN: Final = f"""
+UPDATE chat_debug_runs SET
+    {_STATUS_GUARD},
+    provider = COALESCE(:provider, provider),
+    model = COALESCE(:model, model),
+    summary = COALESCE(:summary, summary),
+    history_tip_message_id = COALESCE(:history_tip_message_id, history_tip_message_id),
+    trigger_message_id = COALESCE(:trigger_message_id, trigger_message_id),
+    model_config_id = COALESCE(:model_config_id, model_config_id),
+    finished_at = COALESCE(finished_at, :finished_at),
+    updated_at = :now
+WHERE id = :id AND chat_id = :chat_id
+RETURNING {RUN_COLUMNS}"""
+
+TOUCH_RUN: Final = (
+    "UPDATE chat_debug_runs SET updated_at = :now WHERE id = :run_id AND chat_id = :chat_id"
+)
+GET_RUN: Final = f"SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE id = :id"
+LIST_RUNS: Final = f"""
+SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE chat_id = :chat_id
+ORDER BY started_at DESC, id DESC LIMIT :limit"""
+
+# The step goes in only if its run exists in the same chat and is not finished; the
+# number is the requested one, else the next free one (at least :floor).
+INSERT_STEP: Final = f"""
+INSERT INTO chat_debug_steps (
+    id, run_id, chat_id, step_number, operation, status, history_tip_message_id,
+    assistant_message_id, normalized_request, normalized_response, usage, attempts, error,
+    metadata, started_at, updated_at, finished_at, trace_id, span_id
+)
+SELECT
+    :id, r.id, r.chat_id,
+    COALESCE(:step_number, MAX(:floor, (
+        SELECT COALESCE(MAX(s.step_number), 0) + 1 FROM chat_debug_steps AS s
+        WHERE s.run_id = r.id))),
+    :operation, :status, :history_tip_message_id, :assistant_message_id,
+    :normalized_request, :normalized_response, :usage, :attempts, :error, :metadata,
+    :started_at, :updated_at, :finished_at, :trace_id, :span_id
+FROM chat_debug_runs AS r
+WHERE r.id = :run_id AND r.chat_id = :chat_id AND r.finished_at IS NULL
+ON CONFLICT (id) DO NOTHING
+RETURNING {STEP_COLUMNS}"""
+BUMP_RUN: Final = "UPDATE chat_debug_runs SET updated_at = :now WHERE id = :run_id"
+RUN_STATE: Final = "SELECT chat_id, finished_at IS NOT NULL FROM chat_debug_runs WHERE id = :run_id"
+
+UPDATE_STEP: Final = f"""
+UPDATE chat_debug_steps SET
+    {_STATUS_GUARD},
+    history_tip_message_id = COALESCE(:history_tip_message_id, history_tip_message_id),
+    assistant_message_id = COALESCE(:assistant_message_id, assistant_message_id),
+    normalized_request = COALESCE(:normalized_request, normalized_request),
+    normalized_response = COALESCE(:normalized_response, normalized_response),
+    usage = COALESCE(:usage, usage),
+    attempts = COALESCE(:attempts, attempts),
+    error = COALESCE(:error, error),
+    metadata = COALESCE(:metadata, metadata),
+    finished_at = COALESCE(finished_at, :finished_at),
+    updated_at = :now
+WHERE id = :id AND chat_id = :chat_id
+RETURNING {STEP_COLUMNS}"""
+
+# Run first, then step: the lock order of every writer. Both only when the three ids
+# belong together.
+TOUCH_STEP_RUN: Final = """
+UPDATE chat_debug_runs SET updated_at = :now
+WHERE id = :run_id AND chat_id = :chat_id AND EXISTS (
+    SELECT 1 FROM chat_debug_steps
+    WHERE id = :step_id AND run_id = :run_id AND chat_id = :chat_id)"""
+TOUCH_STEP: Final = """
+UPDATE chat_debug_steps SET updated_at = :now
+WHERE id = :step_id AND run_id = :run_id AND chat_id = :chat_id"""
+GET_STEP: Final = f"SELECT {STEP_COLUMNS} FROM chat_debug_steps WHERE id = :id"
+LIST_STEPS: Final = f"""
+SELECT {STEP_COLUMNS} FROM chat_debug_steps WHERE run_id = :run_id
+ORDER BY step_number ASC, started_at ASC"""
+
+DELETE_BY_CHAT: Final = (
+    "DELETE FROM chat_debug_runs WHERE chat_id = :chat_id AND started_at < :started_before"
+)
+DELETE_AFTER_MESSAGE: Final = """
+DELETE FROM chat_debug_runs
+WHERE chat_id = :chat_id AND started_at < :started_before AND (
+    history_tip_message_id > :message_id
+    OR trigger_message_id > :message_id
+    OR EXISTS (
+        SELECT 1 FROM chat_debug_steps AS s
+        WHERE s.run_id = chat_debug_runs.id AND s.chat_id = chat_debug_runs.chat_id
+          AND (s.assistant_message_id > :message_id OR s.history_tip_message_id > :message_id)))"""
+
+# Oldest first; the same rows both times because the write lock is held in between.
+_PURGE_BATCH: Final = (
+    "SELECT id FROM chat_debug_runs WHERE updated_at < :before ORDER BY updated_at, id LIMIT :limit"
+)
+COUNT_PURGE_STEPS: Final = f"SELECT count(*) FROM chat_debug_steps WHERE run_id IN ({_PURGE_BATCH})"
+DELETE_PURGE_RUNS: Final = f"DELETE FROM chat_debug_runs WHERE id IN ({_PURGE_BATCH})"
+
+_STALE_RUN: Final = f"finished_at IS NULL AND updated_at < :cutoff AND status NOT IN {_TERMINAL}"
+# Steps before runs, so "steps of a run finalized here" can still see those runs open.
+FINALIZE_STALE_STEPS: Final = f"""
+UPDATE chat_debug_steps SET status = 'interrupted', updated_at = :now, finished_at = :now
+WHERE finished_at IS NULL AND status NOT IN {_TERMINAL} AND (
+    updated_at < :cutoff
+    OR run_id IN (SELECT id FROM chat_debug_runs WHERE {_STALE_RUN}))"""
+FINALIZE_STALE_RUNS: Final = f"""
+UPDATE chat_debug_runs SET status = 'interrupted', updated_at = :now, finished_at = :now
+WHERE {_STALE_RUN}"""
+
+GET_SETTING: Final = "SELECT value FROM chat_debug_settings WHERE key = :key"
+SET_SETTING: Final = """
+INSERT INTO chat_debug_settings (key, value, updated_at) VALUES (:key, :value, :now)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"""
+GET_USER_ENABLED: Final = (
+    "SELECT debug_logging_enabled FROM chat_debug_user_settings WHERE user_id = :user_id"
+)
+SET_USER_ENABLED: Final = """
+INSERT INTO chat_debug_user_settings (user_id, debug_logging_enabled, updated_at)
+VALUES (:user_id, :enabled, :now)
+ON CONFLICT (user_id) DO UPDATE SET
+    debug_logging_enabled = excluded.debug_logging_enabled, updated_at = excluded.updated_at"""

@@ -1,0 +1,68 @@
+-- Debug runs and their steps (one step per model call).
+--
+-- chat_id, user_id and the *_chat_id / model_config_id snapshots are TEXT: chatdebug has
+-- no chats table, so they reference nothing; the snapshots would not have a foreign key
+-- anyway because what they point at may be deleted later.
+
+CREATE TABLE chat_debug_runs (
+    id                     UUID        PRIMARY KEY DEFAULT gen_random_uuid(),
+    chat_id                TEXT        NOT NULL,
+    user_id                TEXT,
+    root_chat_id           TEXT,
+    parent_chat_id         TEXT,
+    model_config_id        TEXT,
+    trigger_message_id     BIGINT,
+    history_tip_message_id BIGINT,
+    kind                   TEXT        NOT NULL,
+    status                 TEXT        NOT NULL,
+    provider               TEXT,
+    model                  TEXT,
+    summary                JSONB       NOT NULL DEFAULT '{}'::jsonb,
+    started_at             TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+    updated_at             TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+    finished_at            TIMESTAMPTZ,
+    trace_id               TEXT,
+    span_id                TEXT
+);
+
+-- Target of the steps' composite foreign key: a step's chat must be its run's chat.
+CREATE UNIQUE INDEX idx_chat_debug_runs_id_chat ON chat_debug_runs (id, chat_id);
+-- Runs of a chat, newest first.
+CREATE INDEX idx_chat_debug_runs_chat_started ON chat_debug_runs (chat_id, started_at DESC);
+-- Stale finalization looks only at unfinished runs.
+CREATE INDEX idx_chat_debug_runs_stale ON chat_debug_runs (updated_at) WHERE finished_at IS NULL;
+-- The retention purge deletes by updated_at, finished or not.
+CREATE INDEX idx_chat_debug_runs_updated_at ON chat_debug_runs (updated_at);
+
+CREATE TABLE chat_debug_steps (
+    id                     UUID        PRIMARY KEY DEFAULT gen_random_uuid(),
+    run_id                 UUID        NOT NULL,
+    chat_id                TEXT        NOT NULL,
+    step_number            INTEGER     NOT NULL,
+    operation              TEXT        NOT NULL,
+    status                 TEXT        NOT NULL,
+    history_tip_message_id BIGINT,
+    assistant_message_id   BIGINT,
+    normalized_request     JSONB       NOT NULL DEFAULT '{}'::jsonb,
+    normalized_response    JSONB,
+    usage                  JSONB,
+    attempts               JSONB       NOT NULL DEFAULT '[]'::jsonb,
+    error                  JSONB,
+    metadata               JSONB       NOT NULL DEFAULT '{}'::jsonb,
+    started_at             TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+    updated_at             TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+    finished_at            TIMESTAMPTZ,
+    trace_id               TEXT,
+    span_id                TEXT,
+    CONSTRAINT fk_chat_debug_steps_run_chat FOREIGN KEY (run_id, chat_id)
+        REFERENCES chat_debug_runs (id, chat_id) ON DELETE CASCADE
+);
+
+-- Step numbers are unique per run; a violation tells a writer to pick the next number.
+-- Its leading run_id also serves the cascade from chat_debug_runs.
+CREATE UNIQUE INDEX idx_chat_debug_steps_run_step ON chat_debug_steps (run_id, step_number);
+-- "Delete after message" looks up steps by chat and message ids.
+CREATE INDEX idx_chat_debug_steps_chat_tip ON chat_debug_steps (chat_id, history_tip_message_id);
+CREATE INDEX idx_chat_debug_steps_chat_assistant_msg ON chat_debug_steps (chat_id, assistant_message_id)
+    WHERE assistant_message_id IS NOT NULL;
+CREATE INDEX idx_chat_debug_steps_stale ON chat_debug_steps (updated_at) WHERE finished_at IS NULL;

@@ -1,0 +1,46 @@
+"""Fixtures of the store contract suite; every test runs on SQLite and PostgreSQL
+through the ``database_url`` fixture of ``tests/conftest.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from chatdebug.store import Store, open_store
+from tests.store.helpers import FakeClock
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(database_url: str, clock: FakeClock) -> Iterator[Store]:
+    """A migrated store on a fresh database whose clock the test controls."""
+    opened = open_store(database_url, clock=clock)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def pg_store(pg_url: str, clock: FakeClock) -> Iterator[Store]:
+    """A migrated PostgreSQL store, for the behaviour only PostgreSQL has."""
+    opened = open_store(pg_url, clock=clock)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def sqlite_store(sqlite_url: str, clock: FakeClock) -> Iterator[Store]:
+    """A migrated SQLite store, for the behaviour only SQLite has."""
+    opened = open_store(sqlite_url, clock=clock)
+    try:
+        yield opened
+    finally:
+        opened.close()
