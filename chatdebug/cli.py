@@ -1,7 +1,10 @@
 """The ``chatdebug`` command (also ``python -m chatdebug``).
 
-Every command is one function registered with :func:`command`; its name may have two
-words (``"settings retention-days"``) to sit under a group. Every command accepts
+Every command is one function registered with :func:`command` (arguments declared with
+:func:`arg`, the store opened with :func:`open_from_args`); its name may have two words
+(``"settings retention-days"``) to sit under a group. Errors are raised, not printed:
+:class:`CommandError` (or a store error, or ``ValueError`` for an invalid value) and
+:func:`main` turns them into one line and an exit code. Every command accepts
 ``--database-url`` (default ``$CHATDEBUG_DATABASE_URL``, else ``sqlite:///chatdebug.db``),
 before or after its name.
 
@@ -32,7 +35,17 @@ from .store import (
     open_store,
 )
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "CommandError", "command", "main"]
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CommandError",
+    "arg",
+    "build_parser",
+    "command",
+    "main",
+    "open_from_args",
+]
 
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
@@ -245,3 +258,7 @@ def _settings_retention_days(args: argparse.Namespace) -> int:
         store.set_retention_days(args.days)
         print(f"retention_days: {store.get_retention_days()}")
     return EXIT_OK
+
+
+# The other commands live in their own modules and register themselves on import.
+from . import _cli_demo, _cli_inspect, _cli_maintenance  # noqa: E402, F401

@@ -94,6 +94,14 @@ class Metrics:
             ``prometheus_client.REGISTRY`` to expose the metrics with the process's
             default ones. Registering twice on one registry raises, as in
             prometheus_client.
+
+    Attributes (metric objects, named after what they expose):
+        purge_iteration_duration, purge_records_removed, purge_last_success_timestamp,
+        stale_rows_finalized: retention purge and stale finalization.
+        exporter_queue_depth, exporter_events_written, exporter_write_errors,
+        exporter_events_dropped, exporter_write_duration: exporter health.
+        gen_ai_operation_duration, gen_ai_token_usage, gen_ai_time_to_first_chunk: LLM
+        traffic, labelled by provider, model and operation.
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:

@@ -45,6 +45,7 @@ class StoreSpanExporter(SpanExporter):
 
     ``export`` never raises: a store failure returns ``SpanExportResult.FAILURE`` and is
     logged and counted. After :meth:`shutdown`, ``export`` returns ``FAILURE``.
+    ``health.dropped`` counts what was not written, by reason, even without metrics.
     """
 
     def __init__(

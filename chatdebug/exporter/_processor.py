@@ -51,6 +51,9 @@ class StoreSpanProcessor(SpanProcessor):
         schedule_delay: seconds the writer waits for a batch to fill.
         stale_threshold: the stale finalizer's threshold; heartbeats run at half of it.
 
+    Attributes:
+        health: drop counts by reason (``health.dropped``), kept even without metrics.
+
     Example::
 
         provider = TracerProvider()

@@ -256,27 +256,48 @@ class Store(Protocol):
         ...
 
     # runs -------------------------------------------------------------------------
-    def create_run(self, params: NewRun) -> Run: ...
+    def create_run(self, params: NewRun) -> Run:
+        """Insert a run and return the stored row. Idempotent by id: creating an id that
+        exists in the same chat returns the stored row unchanged (another chat:
+        :class:`~chatdebug.store.StoreError`)."""
+        ...
 
-    def update_run(self, params: RunUpdate) -> Run: ...
+    def update_run(self, params: RunUpdate) -> Run:
+        """Change the given fields (``None`` keeps), bump ``updated_at``, never
+        downgrade a terminal status, fill ``finished_at`` once; returns the row.
+        :class:`~chatdebug.store.RunNotFound` when no run has that id in that chat."""
+        ...
 
     def touch_run(self, run_id: uuid.UUID, chat_id: str) -> None:
         """Bump the run's ``updated_at`` (heartbeat)."""
         ...
 
-    def get_run(self, run_id: uuid.UUID) -> Run | None: ...
+    def get_run(self, run_id: uuid.UUID) -> Run | None:
+        """The run with that id, or ``None``."""
+        ...
 
     def list_runs(self, chat_id: str, limit: int = DEFAULT_LIST_LIMIT) -> list[Run]:
         """Runs of a chat, newest first (``started_at DESC, id DESC``)."""
         ...
 
     # steps ------------------------------------------------------------------------
-    def create_step(self, params: NewStep) -> Step: ...
+    def create_step(self, params: NewStep) -> Step:
+        """Insert a step into an open run of the same chat, bumping the run's
+        ``updated_at`` atomically; returns the stored row. See :class:`NewStep` for
+        numbering and idempotency. :class:`~chatdebug.store.RunNotFound` when the run
+        is missing or in another chat, :class:`~chatdebug.store.RunFinalized` when it
+        has finished."""
+        ...
 
-    def update_step(self, params: StepUpdate) -> Step: ...
+    def update_step(self, params: StepUpdate) -> Step:
+        """Change the given fields (``None`` keeps, :data:`CLEAR` clears ``error``),
+        bump ``updated_at``, never downgrade a terminal status, fill ``finished_at``
+        once; returns the row. :class:`~chatdebug.store.RunNotFound` when no step has
+        that id in that chat."""
+        ...
 
     def touch_step(self, step_id: uuid.UUID, run_id: uuid.UUID, chat_id: str) -> None:
-        """Bump ``updated_at`` of the run, then of the step (one statement, that lock
+        """Bump ``updated_at`` of the run, then of the step (atomically, in that lock
         order). A step, run and chat that do not belong together change nothing."""
         ...
 
@@ -311,13 +332,21 @@ class Store(Protocol):
         ...
 
     # settings ---------------------------------------------------------------------
-    def get_allow_users(self) -> bool: ...
+    def get_allow_users(self) -> bool:
+        """The admin switch that lets users opt in; ``False`` when never set."""
+        ...
 
-    def set_allow_users(self, allowed: bool) -> None: ...
+    def set_allow_users(self, allowed: bool) -> None:
+        """Set the admin switch."""
+        ...
 
-    def get_user_enabled(self, user_id: str) -> bool: ...
+    def get_user_enabled(self, user_id: str) -> bool:
+        """Whether the user opted in to recording; ``False`` when never set."""
+        ...
 
-    def set_user_enabled(self, user_id: str, enabled: bool) -> None: ...
+    def set_user_enabled(self, user_id: str, enabled: bool) -> None:
+        """Set the user's opt-in."""
+        ...
 
     def get_retention_days(self) -> int:
         """Retention in days; 30 when never set; 0 disables the purge."""

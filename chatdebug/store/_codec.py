@@ -78,8 +78,13 @@ def dump_json(value: Any) -> str:
     except (ValueError, TypeError):  # NaN/inf, or keys JSON cannot take
         return _dumps(_clean(value))
     # The fast path above is the common one; a second pass is needed only when the text
-    # holds something the database would reject.
-    if "\\u0000" in text or _UNSTORABLE.search(text):
+    # holds something the database would reject (JSON escapes NUL as \u0000; a lone
+    # surrogate fails to encode).
+    if "\\u0000" in text:
+        return _dumps(_clean(value))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
         return _dumps(_clean(value))
     return text
 

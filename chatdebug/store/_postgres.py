@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import psycopg
 from psycopg import errors as pg_errors
-from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import TupleRow
-from psycopg.types.string import TextLoader
-from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from . import _postgres_sql as sql
 from ._base import (
@@ -28,9 +22,10 @@ from ._base import (
     RunUpdate,
     Step,
     StepUpdate,
+    Store,
 )
 from ._codec import utc
-from ._errors import RunNotFound, StoreConfigError, StoreError, StoreUnavailable
+from ._errors import RunNotFound, StoreError
 from ._migrations import migrations
 from ._params import (
     SETTING_ALLOW_USERS,
@@ -46,23 +41,16 @@ from ._params import (
     validate_limit,
     validate_retention_days,
 )
+from ._postgres_conn import PostgresConnections
 from ._rows import run_from_row, step_from_row
-from ._url import parse_database_url, scrub
 
 __all__ = ["PostgresStore"]
 
-Connection = psycopg.Connection[TupleRow]
-
 _STEP_NUMBER_INDEX: Final = "idx_chat_debug_steps_run_step"
-# SQLSTATE classes meaning "the server or the connection is not usable right now" (or a
-# transaction lost a race), worth retrying: connection exception, transaction rollback,
-# insufficient resources, operator intervention (shutdown, cancel).
-_UNAVAILABLE_CLASSES: Final = frozenset({"08", "40", "53", "57"})
 
 
-def _configure(conn: Connection) -> None:
-    # JSONB as text: decoded by our tolerant decoder, exactly like SQLite's JSON text.
-    conn.adapters.register_loader("jsonb", TextLoader)
+def _same_uuid(value: uuid.UUID) -> uuid.UUID:
+    return value
 
 
 def _run(row: Any) -> Run:
@@ -73,41 +61,16 @@ def _step(row: Any) -> Step:
     return step_from_row(row, _same_uuid, utc)
 
 
-def _same_uuid(value: uuid.UUID) -> uuid.UUID:
-    return value
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0].strip() if text else type(exc).__name__
-
-
-def _parse_conninfo(target: str) -> tuple[str | None, dict[str, Any]]:
-    try:
-        return None, conninfo_to_dict(target)
-    except psycopg.Error as exc:
-        return _first_line(exc), {}
-
-
-def _probe(target: str, kwargs: dict[str, Any]) -> str | None:
-    """Why no connection can be made, or ``None``. One direct connection fails fast and
-    says why, where a pool would only time out."""
-    try:
-        psycopg.connect(target, **kwargs).close()
-    except psycopg.Error as exc:
-        return _first_line(exc)
-    return None
-
-
-class PostgresStore:
+class PostgresStore(Store):
     """:class:`~chatdebug.store.Store` on PostgreSQL.
 
-    Connections come from a pool that checks each one before handing it out, so a
-    restarted server costs one reconnect rather than an error. Single statements run in
-    autocommit; multi-statement operations in an explicit transaction. A server that
-    cannot be reached raises :class:`StoreUnavailable` within ``connect_timeout``
-    seconds (at least 2, libpq's minimum); error messages never contain the password.
-    ``location`` is the URL with its password masked.
+    Connections come from a pool that checks each one before lending it, so a restarted
+    server costs a reconnect rather than an error. Single statements run in autocommit,
+    operations of several statements in one transaction. A server that cannot be
+    reached raises :class:`~chatdebug.store.StoreUnavailable` within ``connect_timeout``
+    seconds (at least 2, libpq's minimum), as does losing the server mid-operation;
+    error messages never contain the password. ``location`` is the URL with the
+    password masked.
     """
 
     backend: Backend = "postgresql"
@@ -123,55 +86,21 @@ class PostgresStore:
         connect_timeout: float = 5.0,
         timeout: float = 10.0,
     ) -> None:
-        parsed = parse_database_url(url)
-        if parsed.backend != "postgresql":
-            raise StoreConfigError(f"chatdebug: not a PostgreSQL URL: {parsed.display}")
-        self.location = parsed.display
-        self._password = parsed.password
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._timeout = timeout
-        # Errors are raised outside the ``except`` blocks below so that no chained
-        # exception carries a driver message, which may quote the URL.
-        problem, given = _parse_conninfo(parsed.target)
-        if problem is not None:
-            raise StoreConfigError(
-                f"chatdebug: invalid PostgreSQL URL {self.location}: {self._scrub(problem)}"
-            )
-        kwargs: dict[str, Any] = {"autocommit": True}
-        if "connect_timeout" not in given:
-            kwargs["connect_timeout"] = max(2, round(connect_timeout))
-        if "application_name" not in given:
-            kwargs["application_name"] = "chatdebug"
-        problem = _probe(parsed.target, kwargs)
-        if problem is not None:
-            raise StoreUnavailable(
-                f"chatdebug: cannot connect to PostgreSQL at {self.location}: "
-                f"{self._scrub(problem)}"
-            )
-        self._pool: ConnectionPool[Connection] = ConnectionPool(
-            parsed.target,
-            kwargs=kwargs,
+        self._db = PostgresConnections(
+            url,
             min_size=min_size,
             max_size=max_size,
-            open=False,
-            configure=_configure,
-            check=ConnectionPool.check_connection,
+            connect_timeout=connect_timeout,
             timeout=timeout,
-            name="chatdebug",
         )
-        try:
-            self._pool.open(wait=True, timeout=timeout)
-            if migrate:
+        self.location = self._db.location
+        if migrate:
+            try:
                 self.migrate()
-        except PoolTimeout:
-            self._pool.close()
-            raise StoreUnavailable(
-                f"chatdebug: cannot connect to PostgreSQL at {self.location}: "
-                f"no connection within {timeout:g}s"
-            ) from None
-        except BaseException:
-            self._pool.close()
-            raise
+            except BaseException:
+                self.close()
+                raise
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.location!r})"
@@ -182,55 +111,23 @@ class PostgresStore:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _scrub(self, text: str) -> str:
-        return scrub(text, self._password)
-
-    @contextmanager
-    def _conn(self) -> Iterator[Connection]:
-        try:
-            with self._pool.connection() as conn:
-                yield conn
-        except PoolClosed:
-            raise StoreError("chatdebug: the store is closed") from None
-        except PoolTimeout as exc:
-            raise StoreUnavailable(
-                f"chatdebug: no PostgreSQL connection to {self.location} within {self._timeout:g}s"
-            ) from exc
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            sqlstate = exc.sqlstate or ""
-            if (
-                isinstance(exc, psycopg.InterfaceError)
-                or sqlstate[:2] in _UNAVAILABLE_CLASSES
-                or (not sqlstate)
-            ):
-                raise StoreUnavailable(
-                    f"chatdebug: PostgreSQL at {self.location} is unavailable: "
-                    f"{self._scrub(_first_line(exc))}"
-                ) from exc
-            raise self._error(exc) from exc
-        except psycopg.Error as exc:
-            raise self._error(exc) from exc
-
-    def _error(self, exc: psycopg.Error) -> StoreError:
-        return StoreError(f"chatdebug: PostgreSQL error: {self._scrub(_first_line(exc))}")
-
     def _now(self) -> datetime:
         return utc(self._clock())
 
     def _one(self, query: str, values: dict[str, Any]) -> tuple[Any, ...] | None:
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             return conn.execute(query, values).fetchone()
 
     def close(self) -> None:
         """Close the pool and its connections. Idempotent."""
-        self._pool.close()
+        self._db.close()
 
     # schema -------------------------------------------------------------------------
     def migrate(self) -> list[int]:
         """Apply the missing migrations in one transaction under an advisory lock, so
         processes starting together apply each version once; returns the versions."""
         known = migrations("postgres")
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             exists = conn.execute(sql.MIGRATIONS_TABLE_EXISTS).fetchone()
             if exists and exists[0]:
                 applied = {row[0] for row in conn.execute(sql.APPLIED_VERSIONS)}
@@ -259,7 +156,7 @@ class PostgresStore:
     # runs ---------------------------------------------------------------------------
     def create_run(self, params: NewRun) -> Run:
         values = new_run_params(params, self._now())
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             row = conn.execute(sql.INSERT_RUN, values).fetchone()
             if row is None:  # the id exists: a retried create
                 row = conn.execute(sql.GET_RUN, values).fetchone()
@@ -277,7 +174,7 @@ class PostgresStore:
         return _run(row)
 
     def touch_run(self, run_id: uuid.UUID, chat_id: str) -> None:
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             conn.execute(sql.TOUCH_RUN, {"run_id": run_id, "chat_id": chat_id, "now": self._now()})
 
     def get_run(self, run_id: uuid.UUID) -> Run | None:
@@ -285,7 +182,7 @@ class PostgresStore:
         return None if row is None else _run(row)
 
     def list_runs(self, chat_id: str, limit: int = DEFAULT_LIST_LIMIT) -> list[Run]:
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             rows = conn.execute(
                 sql.LIST_RUNS, {"chat_id": chat_id, "limit": validate_limit(limit)}
             ).fetchall()
@@ -297,7 +194,7 @@ class PostgresStore:
 
         def attempt(step_number: int | None, floor: int) -> Step | None:
             values = {**base, "step_number": step_number, "floor": floor}
-            with self._conn() as conn:
+            with self._db.connection() as conn:
                 try:
                     if step_number is None:
                         with conn.transaction():
@@ -331,18 +228,18 @@ class PostgresStore:
 
     def touch_step(self, step_id: uuid.UUID, run_id: uuid.UUID, chat_id: str) -> None:
         values = {"step_id": step_id, "run_id": run_id, "chat_id": chat_id, "now": self._now()}
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             conn.execute(sql.TOUCH_STEP, values)
 
     def list_steps(self, run_id: uuid.UUID) -> list[Step]:
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             rows = conn.execute(sql.LIST_STEPS, {"run_id": run_id}).fetchall()
         return [_step(row) for row in rows]
 
     # deletion, purge, stale finalization ----------------------------------------------
     def delete_by_chat(self, chat_id: str, started_before: datetime) -> int:
         values = {"chat_id": chat_id, "started_before": utc(started_before)}
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             return conn.execute(sql.DELETE_BY_CHAT, values).rowcount
 
     def delete_after_message(self, chat_id: str, message_id: int, started_before: datetime) -> int:
@@ -351,12 +248,12 @@ class PostgresStore:
             "message_id": message_id,
             "started_before": utc(started_before),
         }
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             return conn.execute(sql.DELETE_AFTER_MESSAGE, values).rowcount
 
     def delete_old_runs(self, before: datetime, limit: int = PURGE_BATCH_SIZE) -> PurgeResult:
         values = {"before": utc(before), "limit": validate_limit(limit)}
-        with self._conn() as conn, conn.transaction():
+        with self._db.connection() as conn, conn.transaction():
             locked = conn.execute(sql.PURGE_TRY_LOCK).fetchone()
             if not (locked and locked[0]):
                 return PurgeResult(runs_removed=0, steps_removed=0, skipped=True)
@@ -375,7 +272,7 @@ class PostgresStore:
         return None if row is None else str(row[0])
 
     def _set_setting(self, key: str, value: str) -> None:
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             conn.execute(sql.SET_SETTING, {"key": key, "value": value, "now": self._now()})
 
     def get_allow_users(self) -> bool:
@@ -389,7 +286,7 @@ class PostgresStore:
         return bool(row and row[0])
 
     def set_user_enabled(self, user_id: str, enabled: bool) -> None:
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             conn.execute(
                 sql.SET_USER_ENABLED,
                 {"user_id": user_id, "enabled": bool(enabled), "now": self._now()},

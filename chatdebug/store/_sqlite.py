@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import threading
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -24,9 +21,10 @@ from ._base import (
     RunUpdate,
     Step,
     StepUpdate,
+    Store,
 )
 from ._codec import format_timestamp, parse_timestamp, utc
-from ._errors import RunNotFound, StoreConfigError, StoreError, StoreUnavailable
+from ._errors import RunNotFound, StoreError
 from ._migrations import migrations, split_sqlite_script
 from ._params import (
     SETTING_ALLOW_USERS,
@@ -43,15 +41,10 @@ from ._params import (
     validate_retention_days,
 )
 from ._rows import run_from_row, step_from_row
-from ._url import MEMORY
+from ._sqlite_conn import SQLiteConnections
 
 __all__ = ["SQLiteStore"]
 
-_MIN_VERSION: Final = (3, 35, 0)  # RETURNING
-_MAX_IDLE: Final = 8
-# Primary result codes meaning "cannot get at the database now", worth retrying:
-# BUSY, LOCKED, IOERR, FULL, CANTOPEN, PROTOCOL.
-_UNAVAILABLE_CODES: Final = frozenset({5, 6, 10, 13, 14, 15})
 _STEP_NUMBER_CONFLICT: Final = "chat_debug_steps.run_id, chat_debug_steps.step_number"
 
 
@@ -75,18 +68,16 @@ def _step(row: Any) -> Step:
     return step_from_row(row, uuid.UUID, parse_timestamp)
 
 
-class SQLiteStore:
+class SQLiteStore(Store):
     """:class:`~chatdebug.store.Store` on a SQLite file, the embedded default.
 
-    Safe to share between threads: each operation borrows a connection from a small
-    pool and every write runs in ``BEGIN IMMEDIATE``, which takes the database's write
-    lock up front (waiting up to ``busy_timeout`` seconds for another writer, in this
-    process or another) so a transaction never fails halfway on a lock.
+    Safe to share between threads and processes: each operation borrows a connection
+    from a small pool, and every write runs in ``BEGIN IMMEDIATE``, which takes the
+    database's write lock up front (waiting up to ``busy_timeout`` seconds for another
+    writer) so a transaction never fails halfway on a lock.
 
-    ``path`` is a file path or ``:memory:``. An in-memory database lives as long as the
-    store; it is a named shared-cache database, so all the store's connections see it,
-    and its operations are serialized, because shared-cache locks fail at once rather
-    than wait. ``location`` is the absolute database file, or ``:memory:``.
+    ``path`` is a file path or ``:memory:`` (a database private to this store, gone
+    when it closes). ``location`` is the absolute database file, or ``:memory:``.
     """
 
     backend: Backend = "sqlite"
@@ -99,30 +90,9 @@ class SQLiteStore:
         migrate: bool = True,
         busy_timeout: float = 10.0,
     ) -> None:
-        if sqlite3.sqlite_version_info < _MIN_VERSION:
-            raise StoreConfigError(
-                f"chatdebug: SQLite {'.'.join(map(str, _MIN_VERSION))} or newer is needed, "
-                f"this Python has {sqlite3.sqlite_version}"
-            )
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._memory = path == MEMORY
-        self.location = path if self._memory else os.path.abspath(os.path.expanduser(path))
-        self._target = (
-            f"file:chatdebug-{uuid.uuid4().hex}?mode=memory&cache=shared"
-            if self._memory
-            else self.location
-        )
-        self._busy_timeout = busy_timeout
-        self._idle: list[sqlite3.Connection] = []
-        self._pool_lock = threading.Lock()
-        self._serial: AbstractContextManager[Any] = (
-            threading.Lock() if self._memory else nullcontext()
-        )
-        self._closed = False
-        with self._errors():
-            # Holds an in-memory database open for the store's lifetime; for a file,
-            # opening one connection here reports a bad path at once.
-            self._keeper = self._connect()
+        self._db = SQLiteConnections(path, busy_timeout)
+        self.location = self._db.location
         if migrate:
             try:
                 self.migrate()
@@ -139,104 +109,25 @@ class SQLiteStore:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # connections --------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self._target,
-            uri=self._memory,
-            timeout=self._busy_timeout,
-            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
-            check_same_thread=False,  # a connection moves between threads, never shared
-        )
-        try:
-            # Wait for another connection's write lock instead of failing at once with
-            # "database is locked" (several threads and processes write the same file).
-            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-            # Off by default in SQLite; the run/chat foreign key and its ON DELETE
-            # CASCADE (steps go with their run) depend on it.
-            conn.execute("PRAGMA foreign_keys = ON")
-            if not self._memory:
-                # Readers (CLI, dashboards) never block the writer and the writer never
-                # blocks them; the setting persists in the file.
-                conn.execute("PRAGMA journal_mode = WAL").fetchall()
-                # Under WAL, NORMAL still survives an application crash and saves an
-                # fsync per commit; only a power loss can drop the last commits.
-                conn.execute("PRAGMA synchronous = NORMAL")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        with self._serial:
-            with self._pool_lock:
-                if self._closed:
-                    raise StoreError("chatdebug: the store is closed")
-                conn = self._idle.pop() if self._idle else None
-            if conn is None:
-                conn = self._connect()
-            try:
-                yield conn
-            finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                with self._pool_lock:
-                    keep = not self._closed and len(self._idle) < _MAX_IDLE
-                    if keep:
-                        self._idle.append(conn)
-                if not keep:
-                    conn.close()
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-            if code in _UNAVAILABLE_CODES or "unable to open" in str(exc):
-                raise StoreUnavailable(
-                    f"chatdebug: SQLite database {self.location} is unavailable: {exc}"
-                ) from exc
-            raise StoreError(f"chatdebug: SQLite error on {self.location}: {exc}") from exc
-
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._errors(), self._connection() as conn:
-            yield conn
-
-    @contextmanager
-    def _write(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[sqlite3.Connection]:
-        with self._errors(), self._connection() as conn:
-            conn.execute(begin)
-            yield conn  # on an exception _connection rolls back
-            conn.execute("COMMIT")
-
     def _now(self) -> datetime:
         return utc(self._clock())
 
     def close(self) -> None:
-        """Close every connection; an in-memory database is gone afterwards."""
-        with self._pool_lock:
-            if self._closed:
-                return
-            self._closed = True
-            idle, self._idle = self._idle, []
-        for conn in [*idle, self._keeper]:
-            conn.close()
+        """Close the connections; an in-memory database is gone afterwards. Idempotent."""
+        self._db.close()
 
     # schema -------------------------------------------------------------------------
     def migrate(self) -> list[int]:
         """Apply the missing migrations in one exclusive transaction; returns them."""
         known = migrations("sqlite")
-        with self._read() as conn:
+        with self._db.read() as conn:
             if conn.execute(sql.MIGRATIONS_TABLE_EXISTS).fetchone() is not None:
                 applied = {row[0] for row in conn.execute(sql.APPLIED_VERSIONS)}
                 if all(m.version in applied for m in known):
                     return []
         # EXCLUSIVE: a second process migrating the same file waits here, then finds
         # the versions recorded and applies nothing.
-        with self._write("BEGIN EXCLUSIVE") as conn:
+        with self._db.write("BEGIN EXCLUSIVE") as conn:
             conn.execute(sql.CREATE_MIGRATIONS_TABLE)
             applied = {row[0] for row in conn.execute(sql.APPLIED_VERSIONS)}
             done: list[int] = []
@@ -259,7 +150,7 @@ class SQLiteStore:
     # runs ---------------------------------------------------------------------------
     def create_run(self, params: NewRun) -> Run:
         values = _text_params(new_run_params(params, self._now()))
-        with self._write() as conn:
+        with self._db.write() as conn:
             row = conn.execute(sql.INSERT_RUN, values).fetchone()
             if row is None:  # the id exists: a retried create
                 row = conn.execute(sql.GET_RUN, values).fetchone()
@@ -270,7 +161,7 @@ class SQLiteStore:
 
     def update_run(self, params: RunUpdate) -> Run:
         values = _text_params(run_update_params(params, self._now()))
-        with self._write() as conn:
+        with self._db.write() as conn:
             row = conn.execute(sql.UPDATE_RUN, values).fetchone()
         if row is None:
             raise RunNotFound(f"chatdebug: run {params.id} not found in chat {params.chat_id!r}")
@@ -278,17 +169,17 @@ class SQLiteStore:
 
     def touch_run(self, run_id: uuid.UUID, chat_id: str) -> None:
         values = _text_params({"run_id": run_id, "chat_id": chat_id, "now": self._now()})
-        with self._write() as conn:
+        with self._db.write() as conn:
             conn.execute(sql.TOUCH_RUN, values)
 
     def get_run(self, run_id: uuid.UUID) -> Run | None:
-        with self._read() as conn:
+        with self._db.read() as conn:
             row = conn.execute(sql.GET_RUN, {"id": str(run_id)}).fetchone()
         return None if row is None else _run(row)
 
     def list_runs(self, chat_id: str, limit: int = DEFAULT_LIST_LIMIT) -> list[Run]:
         values = {"chat_id": chat_id, "limit": validate_limit(limit)}
-        with self._read() as conn:
+        with self._db.read() as conn:
             rows = conn.execute(sql.LIST_RUNS, values).fetchall()
         return [_run(row) for row in rows]
 
@@ -298,7 +189,7 @@ class SQLiteStore:
 
         def attempt(step_number: int | None, floor: int) -> Step | None:
             values = _text_params({**base, "step_number": step_number, "floor": floor})
-            with self._write() as conn:
+            with self._db.write() as conn:
                 try:
                     row = conn.execute(sql.INSERT_STEP, values).fetchone()
                 except sqlite3.IntegrityError as exc:
@@ -322,7 +213,7 @@ class SQLiteStore:
 
     def update_step(self, params: StepUpdate) -> Step:
         values = _text_params(step_update_params(params, self._now()))
-        with self._write() as conn:
+        with self._db.write() as conn:
             row = conn.execute(sql.UPDATE_STEP, values).fetchone()
         if row is None:
             raise RunNotFound(f"chatdebug: step {params.id} not found in chat {params.chat_id!r}")
@@ -332,19 +223,19 @@ class SQLiteStore:
         values = _text_params(
             {"step_id": step_id, "run_id": run_id, "chat_id": chat_id, "now": self._now()}
         )
-        with self._write() as conn:
+        with self._db.write() as conn:
             conn.execute(sql.TOUCH_STEP_RUN, values)
             conn.execute(sql.TOUCH_STEP, values)
 
     def list_steps(self, run_id: uuid.UUID) -> list[Step]:
-        with self._read() as conn:
+        with self._db.read() as conn:
             rows = conn.execute(sql.LIST_STEPS, {"run_id": str(run_id)}).fetchall()
         return [_step(row) for row in rows]
 
     # deletion, purge, stale finalization ----------------------------------------------
     def delete_by_chat(self, chat_id: str, started_before: datetime) -> int:
         values = {"chat_id": chat_id, "started_before": format_timestamp(started_before)}
-        with self._write() as conn:
+        with self._db.write() as conn:
             return conn.execute(sql.DELETE_BY_CHAT, values).rowcount
 
     def delete_after_message(self, chat_id: str, message_id: int, started_before: datetime) -> int:
@@ -353,13 +244,13 @@ class SQLiteStore:
             "message_id": message_id,
             "started_before": format_timestamp(started_before),
         }
-        with self._write() as conn:
+        with self._db.write() as conn:
             return conn.execute(sql.DELETE_AFTER_MESSAGE, values).rowcount
 
     def delete_old_runs(self, before: datetime, limit: int = PURGE_BATCH_SIZE) -> PurgeResult:
         # One host, one writer at a time: BEGIN IMMEDIATE is all the exclusion needed.
         values = {"before": format_timestamp(before), "limit": validate_limit(limit)}
-        with self._write() as conn:
+        with self._db.write() as conn:
             steps = conn.execute(sql.COUNT_PURGE_STEPS, values).fetchone()[0]
             runs = conn.execute(sql.DELETE_PURGE_RUNS, values).rowcount
         return PurgeResult(runs_removed=runs, steps_removed=steps)
@@ -369,20 +260,20 @@ class SQLiteStore:
             "cutoff": format_timestamp(updated_before),
             "now": format_timestamp(self._now()),
         }
-        with self._write() as conn:
+        with self._db.write() as conn:
             steps = conn.execute(sql.FINALIZE_STALE_STEPS, values).rowcount
             runs = conn.execute(sql.FINALIZE_STALE_RUNS, values).rowcount
         return FinalizeResult(runs_finalized=runs, steps_finalized=steps)
 
     # settings -----------------------------------------------------------------------
     def _get_setting(self, key: str) -> str | None:
-        with self._read() as conn:
+        with self._db.read() as conn:
             row = conn.execute(sql.GET_SETTING, {"key": key}).fetchone()
         return None if row is None else str(row[0])
 
     def _set_setting(self, key: str, value: str) -> None:
         values = {"key": key, "value": value, "now": format_timestamp(self._now())}
-        with self._write() as conn:
+        with self._db.write() as conn:
             conn.execute(sql.SET_SETTING, values)
 
     def get_allow_users(self) -> bool:
@@ -392,13 +283,13 @@ class SQLiteStore:
         self._set_setting(SETTING_ALLOW_USERS, "true" if allowed else "false")
 
     def get_user_enabled(self, user_id: str) -> bool:
-        with self._read() as conn:
+        with self._db.read() as conn:
             row = conn.execute(sql.GET_USER_ENABLED, {"user_id": user_id}).fetchone()
         return bool(row and row[0])
 
     def set_user_enabled(self, user_id: str, enabled: bool) -> None:
         values = {"user_id": user_id, "enabled": int(enabled), "now": format_timestamp(self._now())}
-        with self._write() as conn:
+        with self._db.write() as conn:
             conn.execute(sql.SET_USER_ENABLED, values)
 
     def get_retention_days(self) -> int:

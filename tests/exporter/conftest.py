@@ -23,14 +23,12 @@ from prometheus_client import CollectorRegistry
 
 from chatdebug.instrument import _attributes as attr
 from chatdebug.metrics import Metrics
-from chatdebug.store import Store
+from chatdebug.store import Store, open_store
 
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[Store]:
     """A migrated store on each backend."""
-    from chatdebug.store import open_store
-
     opened = open_store(database_url)
     opened.migrate()
     try:

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from chatdebug.exporter import StoreSpanExporter
 from chatdebug.instrument import _attributes as attr
 from chatdebug.metrics import Metrics
-from chatdebug.store import Store
+from chatdebug.store import Store, open_store
 
 from .conftest import finished_step_attributes, sample, start_run, start_step, user_request
 
@@ -131,8 +131,6 @@ def test_shutdown_writes_held_steps_and_refuses_more(
 def test_store_error_returns_failure(
     database_url: str, provider: TracerProvider, metrics: Metrics
 ) -> None:
-    from chatdebug.store import open_store
-
     broken = open_store(database_url)
     broken.migrate()
     recorder = InMemorySpanExporter()

@@ -10,13 +10,14 @@ import textwrap
 import uuid
 import warnings
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from chatdebug.exporter import StoreSpanProcessor
 from chatdebug.metrics import Metrics
-from chatdebug.store import Store
+from chatdebug.store import PostgresStore, Store, open_store
 from tests.conftest import postgres_dsn, require_postgres
 from tests.fakes.tcp_proxy import TCPProxy
 
@@ -95,8 +96,6 @@ def test_shutdown_flushes_then_drops_later_events(
 @pytest.fixture
 def proxied_pg(pg_url: str) -> Iterator[tuple[TCPProxy, str]]:
     require_postgres()
-    from urllib.parse import urlsplit
-
     target = urlsplit(postgres_dsn())
     with TCPProxy(target.hostname or "127.0.0.1", target.port or 5432) as proxy:
         yield proxy, proxy.rewrite_url(pg_url)
@@ -105,8 +104,6 @@ def proxied_pg(pg_url: str) -> Iterator[tuple[TCPProxy, str]]:
 def test_store_outage_loses_nothing(
     proxied_pg: tuple[TCPProxy, str], provider: TracerProvider, metrics: Metrics
 ) -> None:
-    from chatdebug.store import PostgresStore
-
     proxy, url = proxied_pg
     # A short pool timeout makes each failed attempt during the outage quick.
     store = PostgresStore(url, timeout=1.0)
@@ -152,8 +149,6 @@ def test_store_outage_loses_nothing(
 
 
 def test_forked_child_records_its_own_runs_only(sqlite_url: str) -> None:
-    from chatdebug.store import open_store
-
     store = open_store(sqlite_url)
     store.migrate()
     provider = TracerProvider(shutdown_on_exit=False)
@@ -212,8 +207,6 @@ def test_forked_child_records_its_own_runs_only(sqlite_url: str) -> None:
 
 
 def test_queued_events_are_flushed_at_exit(sqlite_url: str) -> None:
-    from chatdebug.store import open_store
-
     run_id = uuid.uuid4()
     script = textwrap.dedent(
         f"""

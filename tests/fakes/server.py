@@ -69,7 +69,9 @@ Handler = Callable[[RecordedRequest], Reply]
 class FakeServer:
     """Start with ``FakeServer()``; stop with :meth:`close` (or use as a context manager)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, poll_interval: float = 0.01) -> None:
+        """``poll_interval``: how often the accept loop checks for :meth:`close` (a short
+        one keeps teardown fast)."""
         self.replies: deque[Reply] = deque()
         self.handler: Handler | None = None
         self.requests: list[RecordedRequest] = []
@@ -103,7 +105,9 @@ class FakeServer:
 
         self._server = _Server(("127.0.0.1", 0), _RequestHandler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(poll_interval,), daemon=True
+        )
         self._thread.start()
 
     @property
@@ -151,9 +155,12 @@ class FakeServer:
             for k, v in headers.items():
                 h.send_header(k, v)
             h.end_headers()
-            if h.command != "HEAD":
-                h.wfile.write(body)
-            h.wfile.flush()
+            try:
+                if h.command != "HEAD":
+                    h.wfile.write(body)
+                h.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                h.close_connection = True  # the client went away first
             return
         headers["Transfer-Encoding"] = "chunked"
         for k, v in headers.items():

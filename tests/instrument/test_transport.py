@@ -63,7 +63,10 @@ class Flavour:
         return httpx if self.lib_name == "httpx" else httpx2
 
     def http_transport(self, **kwargs: Any) -> Any:
+        """The library's own transport. Loopback tests speak plain HTTP, so no TLS
+        context is built (loading the CA bundle would dominate the test time)."""
         factory = self.lib.AsyncHTTPTransport if self.is_async else self.lib.HTTPTransport
+        kwargs.setdefault("verify", False)
         return factory(**kwargs)
 
     def transport(self, inner: Any = None) -> Any:

@@ -1,0 +1,58 @@
+"""``chatdebug runs`` and ``chatdebug show``: read what was recorded."""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+
+from ._render import dumps, render_run, render_runs, run_json, run_summary_json
+from .cli import EXIT_OK, EXIT_USAGE, CommandError, arg, command, open_from_args
+from .store import DEFAULT_LIST_LIMIT
+
+
+def parse_run_id(text: str) -> uuid.UUID:
+    """The run id argument, or a usage error naming what was wrong."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise CommandError(f"invalid run id {text!r}: expected a UUID", EXIT_USAGE) from None
+
+
+@command(
+    "runs",
+    "list the runs of a chat, newest first",
+    arg("--chat", required=True, metavar="CHAT_ID", help="the chat whose runs to list"),
+    arg("--limit", type=int, default=DEFAULT_LIST_LIMIT, metavar="N", help="at most N runs"),
+    arg("--json", action="store_true", help="print ChatDebugRunSummary objects as JSON"),
+)
+def _runs(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise CommandError("--limit must be at least 1", EXIT_USAGE)
+    with open_from_args(args) as store:
+        runs = store.list_runs(args.chat, limit=args.limit)
+    if args.json:
+        print(dumps([run_summary_json(run) for run in runs]))
+    else:
+        print(render_runs(runs))
+    return EXIT_OK
+
+
+@command(
+    "show",
+    "show one run: its steps, attempts, usage, errors and redacted headers",
+    arg("run_id", metavar="RUN_ID"),
+    arg("--json", action="store_true", help="print the ChatDebugRun object as JSON"),
+    arg("--bodies", action="store_true", help="also print the captured (redacted) bodies"),
+)
+def _show(args: argparse.Namespace) -> int:
+    run_id = parse_run_id(args.run_id)
+    with open_from_args(args) as store:
+        run = store.get_run(run_id)
+        if run is None:
+            raise CommandError(f"run {run_id} not found")
+        steps = store.list_steps(run_id)
+    if args.json:
+        print(dumps(run_json(run, steps)))
+    else:
+        print(render_run(run, steps, verbose=args.bodies))
+    return EXIT_OK

@@ -1,0 +1,289 @@
+"""Runs and steps for people and for scripts: the reference's JSON shapes
+(``ChatDebugRunSummary``, ``ChatDebugRun``, ``ChatDebugStep``) and terminal tables."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any
+
+from .store import Run, Step
+
+__all__ = ["render_run", "render_runs", "run_json", "run_summary_json", "step_json"]
+
+_PREVIEW = 160
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def _put(target: dict[str, Any], key: str, value: Any) -> None:
+    if value is not None:
+        target[key] = value
+
+
+def run_summary_json(run: Run) -> dict[str, Any]:
+    """``ChatDebugRunSummary``: a list entry (null fields omitted)."""
+    out: dict[str, Any] = {
+        "id": str(run.id),
+        "chat_id": run.chat_id,
+        "kind": run.kind,
+        "status": run.status,
+    }
+    _put(out, "provider", run.provider)
+    _put(out, "model", run.model)
+    out["summary"] = run.summary or {}
+    out["started_at"] = _ts(run.started_at)
+    out["updated_at"] = _ts(run.updated_at)
+    _put(out, "finished_at", _ts(run.finished_at))
+    return out
+
+
+def step_json(step: Step) -> dict[str, Any]:
+    """``ChatDebugStep`` (bodies inside attempts stay base64, as stored)."""
+    out: dict[str, Any] = {
+        "id": str(step.id),
+        "run_id": str(step.run_id),
+        "chat_id": step.chat_id,
+        "step_number": step.step_number,
+        "operation": step.operation,
+        "status": step.status,
+    }
+    _put(out, "history_tip_message_id", step.history_tip_message_id)
+    _put(out, "assistant_message_id", step.assistant_message_id)
+    out["normalized_request"] = step.normalized_request or {}
+    _put(out, "normalized_response", step.normalized_response)
+    _put(out, "usage", step.usage)
+    out["attempts"] = step.attempts or []
+    _put(out, "error", step.error)
+    out["metadata"] = step.metadata or {}
+    out["started_at"] = _ts(step.started_at)
+    out["updated_at"] = _ts(step.updated_at)
+    _put(out, "finished_at", _ts(step.finished_at))
+    _put(out, "trace_id", step.trace_id)
+    _put(out, "span_id", step.span_id)
+    return out
+
+
+def run_json(run: Run, steps: list[Step]) -> dict[str, Any]:
+    """``ChatDebugRun`` with its ordered ``steps``."""
+    out: dict[str, Any] = {"id": str(run.id), "chat_id": run.chat_id}
+    for key in (
+        "user_id",
+        "root_chat_id",
+        "parent_chat_id",
+        "model_config_id",
+        "trigger_message_id",
+        "history_tip_message_id",
+    ):
+        _put(out, key, getattr(run, key))
+    out["kind"] = run.kind
+    out["status"] = run.status
+    _put(out, "provider", run.provider)
+    _put(out, "model", run.model)
+    out["summary"] = run.summary or {}
+    out["started_at"] = _ts(run.started_at)
+    out["updated_at"] = _ts(run.updated_at)
+    _put(out, "finished_at", _ts(run.finished_at))
+    _put(out, "trace_id", run.trace_id)
+    _put(out, "span_id", run.span_id)
+    out["steps"] = [step_json(s) for s in steps]
+    return out
+
+
+# -- text ------------------------------------------------------------------------------
+
+
+def _short(text: Any, limit: int = _PREVIEW) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    return out
+
+
+def _duration(run: Run) -> str:
+    ms = run.summary.get("duration_ms") if isinstance(run.summary, dict) else None
+    if isinstance(ms, int | float):
+        return f"{ms / 1000:.2f}s" if ms >= 1000 else f"{int(ms)}ms"
+    return "-"
+
+
+def render_runs(runs: list[Run]) -> str:
+    """The ``chatdebug runs`` table."""
+    if not runs:
+        return "no runs"
+    rows = []
+    for run in runs:
+        summary = run.summary if isinstance(run.summary, dict) else {}
+        tokens = f"{summary.get('total_input_tokens', 0)}/{summary.get('total_output_tokens', 0)}"
+        status = run.status + (" !" if summary.get("has_error") else "")
+        rows.append(
+            [
+                (_ts(run.started_at) or "")[:19].replace("T", " "),
+                str(run.id),
+                run.kind,
+                status,
+                str(summary.get("step_count", "-")),
+                tokens,
+                _duration(run),
+                _short(summary.get("first_message", ""), 48),
+            ]
+        )
+    headers = [
+        "STARTED (UTC)",
+        "RUN ID",
+        "KIND",
+        "STATUS",
+        "STEPS",
+        "TOKENS IN/OUT",
+        "DURATION",
+        "FIRST MESSAGE",
+    ]
+    return "\n".join(_table(headers, rows))
+
+
+def _content_preview(parts: list[Any]) -> list[str]:
+    lines = []
+    for part in parts:
+        if not isinstance(part, dict):
+            continue
+        kind = part.get("type")
+        if kind == "tool-call":
+            lines.append(
+                f"tool call {part.get('tool_name')}({_short(part.get('arguments', ''), 80)})"
+            )
+        elif kind == "tool-result":
+            lines.append(
+                f"tool result {part.get('tool_call_id')}: {_short(part.get('result', ''), 80)}"
+            )
+        elif "text" in part:
+            lines.append(f"{kind}: {_short(part['text'])}")
+        else:
+            lines.append(str(kind))
+    return lines
+
+
+def _decode_body(value: Any) -> str:
+    try:
+        raw = base64.b64decode(value)
+    except (ValueError, TypeError):
+        return _short(value)
+    return _short(raw.decode("utf-8", errors="replace"), 200)
+
+
+def _step_lines(step: Step, verbose: bool) -> list[str]:
+    usage = step.usage or {}
+    duration = "-"
+    if step.finished_at is not None:
+        duration = f"{int((step.finished_at - step.started_at).total_seconds() * 1000)}ms"
+    head = f"step {step.step_number}  {step.operation}  {step.status}  {duration}"
+    if usage:
+        head += f"  tokens in {usage.get('input_tokens', 0)} / out {usage.get('output_tokens', 0)}"
+        for key in ("reasoning_tokens", "cache_read_tokens", "cache_creation_tokens"):
+            if usage.get(key):
+                head += f" / {key.removesuffix('_tokens').replace('_', ' ')} {usage[key]}"
+    lines = [head]
+    request = step.normalized_request or {}
+    if request.get("model"):
+        lines.append(f"  model      {request['model']}")
+    messages = request.get("messages") or []
+    if messages:
+        last = messages[-1]
+        preview = _content_preview(last.get("parts") or [])
+        lines.append(
+            f"  request    {len(messages)} message(s); last ({last.get('role')}): "
+            + (preview[-1] if preview else "-")
+        )
+    response = step.normalized_response or {}
+    for text in _content_preview(response.get("content") or []):
+        lines.append(f"  response   {text}")
+    if response.get("finish_reason"):
+        lines.append(f"  finish     {response['finish_reason']}")
+    if step.error:
+        error = step.error
+        status = f" (HTTP {error['provider_status']})" if error.get("provider_status") else ""
+        lines.append(
+            f"  error      {error.get('type', 'error')}{status}: {_short(error.get('message', ''))}"
+        )
+    rows = []
+    for attempt in step.attempts or []:
+        rows.append(
+            [
+                str(attempt.get("number", "?")),
+                str(attempt.get("status", "?")),
+                str(attempt.get("response_status", "-")),
+                f"{attempt.get('method', '')} {attempt.get('path', '')}",
+                f"{attempt.get('duration_ms', '-')}ms",
+                f"{attempt.get('ttfb_ms', '-')}",
+                str(attempt.get("ttft_ms", "-")),
+                _short(attempt.get("error", ""), 60),
+            ]
+        )
+    if rows:
+        lines.append("  attempts")
+        table = _table(
+            ["#", "STATUS", "HTTP", "REQUEST", "TIME", "TTFB MS", "TTFT MS", "ERROR"], rows
+        )
+        lines += ["    " + row for row in table]
+    for attempt in step.attempts or []:
+        lines.append(f"  attempt {attempt.get('number')} url {attempt.get('url', '')}")
+        for name in ("request_headers", "response_headers"):
+            headers = attempt.get(name) or {}
+            if headers:
+                shown = ", ".join(f"{k}: {v}" for k, v in headers.items())
+                lines.append(
+                    f"    {name.replace('_', ' ')}: {_short(shown, 400 if verbose else 200)}"
+                )
+        if verbose:
+            for name in ("request_body", "response_body"):
+                if attempt.get(name):
+                    lines.append(f"    {name.replace('_', ' ')}: {_decode_body(attempt[name])}")
+    return lines
+
+
+def render_run(run: Run, steps: list[Step], *, verbose: bool = False) -> str:
+    """The ``chatdebug show`` report."""
+    summary = run.summary if isinstance(run.summary, dict) else {}
+    lines = [
+        f"run {run.id}",
+        f"  chat       {run.chat_id}" + (f"   user {run.user_id}" if run.user_id else ""),
+        f"  kind       {run.kind}",
+        f"  status     {run.status}" + ("  (a step failed)" if summary.get("has_error") else ""),
+        f"  started    {_ts(run.started_at)}",
+        f"  finished   {_ts(run.finished_at) or '-'}   duration {_duration(run)}",
+    ]
+    if summary.get("first_message"):
+        lines.append(f"  first msg  {_short(summary['first_message'])}")
+    if summary.get("endpoint_label"):
+        lines.append(f"  endpoint   {summary['endpoint_label']}")
+    tokens = (
+        f"in {summary.get('total_input_tokens', 0)} / out {summary.get('total_output_tokens', 0)}"
+    )
+    for key in ("total_reasoning_tokens", "total_cache_read_tokens", "total_cache_creation_tokens"):
+        if summary.get(key):
+            label = key.removeprefix("total_").removesuffix("_tokens").replace("_", " ")
+            tokens += f" / {label} {summary[key]}"
+    lines.append(f"  tokens     {tokens}   steps {summary.get('step_count', len(steps))}")
+    if run.trace_id:
+        lines.append(f"  trace      {run.trace_id}")
+    for step in steps:
+        lines.append("")
+        lines += _step_lines(step, verbose)
+    return "\n".join(lines)
+
+
+def dumps(value: Any) -> str:
+    """Pretty JSON for ``--json`` output."""
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
