@@ -23,6 +23,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from .._safety import suppress_internal_errors
 from .._status import Status
 from ._decode import DecodeError, Decoder, make_decoder
 from ._errors import error_payload, is_cancellation, is_timeout
@@ -95,6 +96,7 @@ class AttemptCapture:
         self._too_large = False
         self._parser: SSEParser | None = None
         self._assembler: StreamAssembler | None = None
+        self._assembler_failed = False
         self._ttfb_ms: float | None = None
         self._ttft_ms: float | None = None
         self._eof = False
@@ -174,7 +176,14 @@ class AttemptCapture:
         with self._lock:
             if self.done:
                 return
-            outcome = self._finish("failed", self._error_text(exc), exc=exc, during_body=True)
+            self._finish_sse_parser()
+            if self._assembler is not None and self._assembler.terminal:
+                # The provider's final event was delivered: the model call is complete,
+                # whatever happens to the rest of the body (the async SDKs drain it under
+                # a short deadline and cancel that read).
+                outcome = self._finish("completed", None)
+            else:
+                outcome = self._finish("failed", self._error_text(exc), exc=exc, during_body=True)
         self._report(outcome)
 
     def transport_error(self, exc: BaseException) -> None:
@@ -219,9 +228,9 @@ class AttemptCapture:
                 room = self._max_body + 1 - len(self._body)
                 self._body += data[:room]
                 self._body_over_cap = len(self._body) > self._max_body
-            assert self._parser is not None and self._assembler is not None
+            assert self._parser is not None
             for event in self._parser.feed(data):
-                if self._assembler.feed(event) and self._ttft_ms is None:
+                if self._feed_event(event) and self._ttft_ms is None:
                     self._ttft_ms = round((time.perf_counter() - self._t0) * 1000, 3)
             return
         if self._too_large:
@@ -233,9 +242,22 @@ class AttemptCapture:
         self._body += data
 
     def _finish_sse_parser(self) -> None:
-        if self._parser is not None and self._assembler is not None:
+        if self._parser is not None:
             for event in self._parser.close():
-                self._assembler.feed(event)
+                self._feed_event(event)
+
+    def _feed_event(self, event: Any) -> bool:
+        """Feed the codec's assembler; one that fails is counted and then left alone
+        (the attempt is still recorded, without a normalized response)."""
+        if self._assembler is None or self._assembler_failed:
+            return False
+        try:
+            return self._assembler.feed(event)
+        except Exception as exc:
+            self._assembler_failed = True
+            with suppress_internal_errors("normalize"):  # counted, or raised in tests
+                raise exc
+            return False
 
     def _json_complete(self) -> bool | None:
         """True: exactly one JSON document; False: incomplete or trailing data."""
@@ -359,10 +381,18 @@ class AttemptCapture:
     def _normalized(self) -> NormalizedResponse | None:
         if self._status is None:
             return None
-        if self._assembler is not None:
-            result = self._assembler.finish()
-        else:
-            result = self.view.detection.codec.normalize_response(self._parsed_body())
+        result = None
+        if not self._assembler_failed:
+            # A failing codec loses only the normalized response, never the attempt.
+            with suppress_internal_errors("normalize"):
+                if self._assembler is not None:
+                    result = self._assembler.finish()
+                else:
+                    result = self.view.detection.codec.normalize_response(self._parsed_body())
+        if result is None:
+            result = NormalizedResponse(
+                metadata={"capture_error": "the response could not be normalized"}
+            )
         if result.response is not None:
             result.response = self._redactor.redact_payload(result.response)
         if result.error is not None:
@@ -418,4 +448,3 @@ class AttemptCapture:
     def _report(self, outcome: AttemptOutcome | None) -> None:
         if outcome is not None:
             self.step.attempt_finished(self.number, outcome)
-

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from chatdebug.store import Store, open_store
-from tests.store.helpers import FakeClock
+from tests.store.support import FakeClock
 
 
 @pytest.fixture

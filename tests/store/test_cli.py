@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from chatdebug.cli import main
-from tests.store.helpers import raw
+from tests.store.support import raw
 from tests.store.test_migrations import TABLES
 
 INDEXES = {

@@ -6,7 +6,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from chatdebug.store import Store
-from tests.store.helpers import make_run, make_step
+from tests.store.support import make_run, make_step
 
 THREADS = 8
 STEPS_PER_THREAD = 50

@@ -9,7 +9,7 @@ import pytest
 
 from chatdebug.store import PurgeResult, RunUpdate, Store
 from tests.conftest import postgres_dsn, with_search_path
-from tests.store.helpers import T0, FakeClock, count, make_run, make_step
+from tests.store.support import T0, FakeClock, count, make_run, make_step
 
 DAY = timedelta(days=1)
 PURGE_LOCK = (

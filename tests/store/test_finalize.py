@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from chatdebug.store import FinalizeResult, RunUpdate, StepUpdate, Store
-from tests.store.helpers import T0, FakeClock, make_run, make_step
+from tests.store.support import T0, FakeClock, make_run, make_step
 
 STALE = timedelta(minutes=5)
 

@@ -6,7 +6,7 @@ import base64
 import uuid
 
 from chatdebug.store import Store
-from tests.store.helpers import is_sqlite, make_run, make_step, raw
+from tests.store.support import is_sqlite, make_run, make_step, raw
 
 
 def test_unicode_round_trips_unchanged(store: Store) -> None:

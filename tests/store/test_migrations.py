@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
 from chatdebug.store import open_store
-from tests.store.helpers import count, is_sqlite, make_run, raw
+from tests.store.support import count, is_sqlite, make_run, raw
 
 VERSIONS = [1, 2]
 TABLES = {

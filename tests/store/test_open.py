@@ -24,7 +24,7 @@ from chatdebug.store import (
     mask_password,
     open_store,
 )
-from tests.store.helpers import make_run, make_step, raw
+from tests.store.support import make_run, make_step, raw
 
 PASSWORD = "s3cr3t-pw"
 

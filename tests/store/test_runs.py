@@ -14,7 +14,7 @@ from chatdebug.store import (
     Store,
     StoreError,
 )
-from tests.store.helpers import T0, FakeClock, make_run
+from tests.store.support import T0, FakeClock, make_run
 
 
 def test_create_run_stores_every_field(store: Store, clock: FakeClock) -> None:

@@ -17,7 +17,7 @@ from chatdebug.store import (
     Store,
     StoreError,
 )
-from tests.store.helpers import T0, FakeClock, is_sqlite, make_run, make_step, raw
+from tests.store.support import T0, FakeClock, is_sqlite, make_run, make_step, raw
 
 
 def test_create_step_stores_every_field(store: Store, clock: FakeClock) -> None:

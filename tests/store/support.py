@@ -1,4 +1,4 @@
-"""Helpers of the store contract tests: a fake clock and direct database access."""
+"""Support for the store contract tests: a fake clock and direct database access."""
 
 from __future__ import annotations
 

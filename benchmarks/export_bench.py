@@ -1,0 +1,244 @@
+"""Exporter throughput and its cost to the application.
+
+1. **Persisted steps/s**: runs of ``--steps`` steps with realistic attributes (~``--payload-kb``
+   JSON request and response per step, attempts, usage) are recorded as real spans into a
+   ``StoreSpanProcessor`` writing to a fresh SQLite file / PostgreSQL schema; the clock
+   runs from the first span until ``force_flush`` returns, i.e. until every row is
+   written. Next to it, the same number of rows written by the raw bulk path of
+   ``store_bench.py`` (``COPY`` / ``executemany``): the physical limit.
+2. **Application-side cost per call**: the same ``openai`` SDK call to a loopback server
+   inside ``chatdebug.run`` with the exporter attached (writing to SQLite) and detached
+   (spans recorded, no processor), interleaved rounds, medians.
+
+It measures; it asserts nothing::
+
+    python benchmarks/export_bench.py                  # 1,000 runs x 5 steps, 3 repeats
+    python benchmarks/export_bench.py --runs 200 --repeat 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from store_bench import (
+    DEFAULT_DSN,
+    Workload,
+    fresh_postgres,
+    fresh_sqlite,
+    payloads,
+    raw_write_postgres,
+    raw_write_sqlite,
+)
+
+from chatdebug.exporter import StoreSpanProcessor
+from chatdebug.instrument import _attributes as attr
+from chatdebug.store import open_store
+
+
+def _attempts() -> str:
+    return json.dumps(
+        [
+            {
+                "number": 1,
+                "status": "completed",
+                "method": "POST",
+                "url": "https://api.openai.com/v1/chat/completions",
+                "path": "/v1/chat/completions",
+                "request_headers": {
+                    "authorization": "[REDACTED]",
+                    "content-type": "application/json",
+                },
+                "response_status": 200,
+                "response_headers": {"content-type": "application/json"},
+                "duration_ms": 412,
+                "ttfb_ms": 380.5,
+            }
+        ]
+    )
+
+
+def record_spans(tracer: trace.Tracer, work: Workload) -> None:
+    requests, responses = payloads(work)
+    attempts = _attempts()
+    usage = json.dumps({"input_tokens": 812, "output_tokens": 301, "total_tokens": 1113})
+    request_json = [json.dumps(r) for r in requests]
+    response_json = [json.dumps(r) for r in responses]
+    for i in range(work.runs):
+        run_id, chat_id = str(uuid.uuid4()), f"chat-{i % 100}"
+        run = tracer.start_span(
+            attr.RUN_SPAN,
+            attributes={
+                attr.RUN_ID: run_id,
+                attr.CHAT_ID: chat_id,
+                attr.RUN_KIND: "chat_turn",
+                attr.RUN_FIRST_MESSAGE: "How do I tune my retries?",
+            },
+        )
+        context = trace.set_span_in_context(run)
+        for n in range(1, work.steps + 1):
+            k = (i * work.steps + n) % len(requests)
+            step = tracer.start_span(
+                attr.STEP_SPAN,
+                context=context,
+                attributes={
+                    attr.RUN_ID: run_id,
+                    attr.CHAT_ID: chat_id,
+                    attr.STEP_ID: str(uuid.uuid4()),
+                    attr.STEP_NUMBER: n,
+                    attr.STEP_OPERATION: "generate",
+                    attr.STEP_NORMALIZED_REQUEST: request_json[k],
+                },
+            )
+            step.set_attributes(
+                {
+                    attr.STEP_STATUS: "completed",
+                    attr.STEP_NORMALIZED_RESPONSE: response_json[k],
+                    attr.STEP_USAGE: usage,
+                    attr.STEP_ATTEMPTS: attempts,
+                }
+            )
+            step.end()
+        run.set_attribute(attr.RUN_STATUS, "completed")
+        run.end()
+
+
+def exporter_rate(url: str, work: Workload) -> tuple[float, float]:
+    """(steps/s, seconds the application spent creating spans)."""
+    store = open_store(url)
+    processor = StoreSpanProcessor(
+        store,
+        max_queue_size=work.runs * (work.steps + 1) * 2 + 100,
+        stale_threshold=timedelta(minutes=5),
+    )
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    try:
+        start = time.perf_counter()
+        record_spans(provider.get_tracer("bench"), work)
+        produced = time.perf_counter() - start
+        if not processor.force_flush(600_000):
+            raise RuntimeError("the exporter did not finish in time")
+        total = time.perf_counter() - start
+        return work.runs * work.steps / total, produced
+    finally:
+        provider.shutdown()
+        store.close()
+
+
+def throughput(
+    name: str,
+    fresh: Callable[[], Any],
+    raw: Callable[[str, Workload], float],
+    work: Workload,
+    repeat: int,
+) -> None:
+    rates, raw_rates, produced = [], [], []
+    for _ in range(repeat):
+        with fresh() as url:
+            rate, spent = exporter_rate(url, work)
+        rates.append(rate)
+        produced.append(spent)
+        with fresh() as url:
+            raw_rates.append(work.runs * work.steps / raw(url, work))
+    rate, raw_rate = statistics.median(rates), statistics.median(raw_rates)
+    print(
+        f"{name:<11} exporter    {rate:>9,.0f} steps/s persisted "
+        f"({rate * (work.steps + 1) / work.steps:,.0f} rows/s; spans created in "
+        f"{statistics.median(produced):.2f}s)"
+    )
+    print(f"{name:<11} raw bulk    {raw_rate:>9,.0f} steps/s   ratio {rate / raw_rate:.3f}")
+
+
+def app_cost(rounds: int, calls: int) -> None:
+    import openai
+
+    import chatdebug
+    from chatdebug.instrument import InstrumentSettings, install
+    from tests.fakes import wire
+    from tests.fakes.server import FakeServer
+
+    server = FakeServer()
+    server.handler = lambda request: wire.openai_reply("x" * 800)
+    client = openai.OpenAI(
+        base_url=server.url + "/v1",
+        api_key="sk-bench",
+        http_client=chatdebug.httpx2_client(),
+        max_retries=0,
+    )
+    with fresh_sqlite() as url:
+        store = open_store(url)
+        attached = TracerProvider()
+        processor = StoreSpanProcessor(store, max_queue_size=1_000_000)
+        attached.add_span_processor(processor)
+        detached = TracerProvider()
+        results: dict[str, list[float]] = {"detached": [], "attached": []}
+
+        def one_round(provider: TracerProvider) -> float:
+            install(InstrumentSettings(tracer_provider=provider, force_enabled=True))
+            start = time.perf_counter()
+            for _ in range(calls):
+                with chatdebug.run("bench"):
+                    client.chat.completions.create(
+                        model="m", messages=[{"role": "user", "content": "hello " * 100}]
+                    )
+            return (time.perf_counter() - start) / calls * 1e6
+
+        one_round(detached)  # warm up
+        for _ in range(rounds):
+            results["detached"].append(one_round(detached))
+            results["attached"].append(one_round(attached))
+        processor.force_flush(60_000)
+        attached.shutdown()
+        store.close()
+    server.close()
+    install(InstrumentSettings())
+    detached_us = statistics.median(results["detached"])
+    attached_us = statistics.median(results["attached"])
+    print(f"per call, exporter detached  {detached_us:8.0f} µs (recorded, spans dropped)")
+    print(
+        f"per call, exporter attached  {attached_us:8.0f} µs (writing to SQLite)   "
+        f"delta {attached_us - detached_us:+.0f} µs, ratio {attached_us / detached_us:.3f}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--payload-kb", type=float, default=4.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds for the cost")
+    parser.add_argument("--calls", type=int, default=100, help="calls per round")
+    parser.add_argument("--dsn", default=DEFAULT_DSN)
+    parser.add_argument("--skip-postgres", action="store_true")
+    args = parser.parse_args(argv)
+    work = Workload(args.runs, args.steps, args.payload_kb)
+    print(
+        f"{args.runs} runs x {args.steps} steps, ~{args.payload_kb:g} KB request + response "
+        f"per step, medians of {args.repeat}"
+    )
+    throughput("sqlite", fresh_sqlite, raw_write_sqlite, work, args.repeat)
+    if not args.skip_postgres:
+        throughput(
+            "postgresql", lambda: fresh_postgres(args.dsn), raw_write_postgres, work, args.repeat
+        )
+    app_cost(args.rounds, args.calls)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
