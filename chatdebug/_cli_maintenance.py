@@ -65,6 +65,9 @@ def _purge(args: argparse.Namespace) -> int:
             print("retention is disabled (retention_days = 0): nothing purged")
             return EXIT_OK
         result = store.delete_old_runs(datetime.now(UTC) - timedelta(days=days), args.batch_size)
+    if result.skipped:
+        print("another process is purging right now: skipped")
+        return EXIT_OK
     print(
         f"purged {result.runs_removed} run(s) and {result.steps_removed} step(s) "
         f"not updated in {days} day(s)"
