@@ -32,6 +32,9 @@ RUN_MODEL_CONFIG_ID: Final = "chat_debug.run.model_config_id"
 RUN_STATUS: Final = "chat_debug.run.status"
 RUN_ERROR: Final = "chat_debug.run.error"  # JSON error payload
 RUN_SUMMARY_SEED: Final = "chat_debug.run.summary_seed"  # JSON object of extra seed keys
+# JSON list of {"step_id", "assistant_message_id"?, "history_tip_message_id"?}: message ids
+# set on steps after they ended (e.g. once the answer was persisted), applied at run end.
+RUN_STEP_UPDATES: Final = "chat_debug.run.step_updates"
 
 # -- step span -------------------------------------------------------------------------
 STEP_ID: Final = "chat_debug.step.id"

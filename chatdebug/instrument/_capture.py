@@ -176,7 +176,6 @@ class AttemptCapture:
         with self._lock:
             if self.done:
                 return
-            self._finish_sse_parser()
             if self._assembler is not None and self._assembler.terminal:
                 # The provider's final event was delivered: the model call is complete,
                 # whatever happens to the rest of the body (the async SDKs drain it under

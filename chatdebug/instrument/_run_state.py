@@ -43,6 +43,7 @@ class RunState:
         self._open_steps: dict[uuid.UUID, StepState] = {}
         self._status: Status | None = None
         self._seed: dict[str, Any] = {}
+        self._step_updates: dict[uuid.UUID, dict[str, Any]] = {}
 
     # -- steps --------------------------------------------------------------------------
     def start_step(
@@ -107,6 +108,20 @@ class RunState:
         with self._lock:
             self._seed.update(values)
 
+    def add_step_update(
+        self,
+        step_id: uuid.UUID,
+        assistant_message_id: int | None,
+        history_tip_message_id: int | None,
+    ) -> None:
+        """Message ids for a step that already ended, written when the run ends."""
+        with self._lock:
+            update = self._step_updates.setdefault(step_id, {"step_id": str(step_id)})
+            if assistant_message_id is not None:
+                update["assistant_message_id"] = assistant_message_id
+            if history_tip_message_id is not None:
+                update["history_tip_message_id"] = history_tip_message_id
+
     # -- ending -------------------------------------------------------------------------
     def end(self, exc: BaseException | None = None) -> None:
         """End every open step, then the run span (idempotent)."""
@@ -117,6 +132,7 @@ class RunState:
             open_steps = list(self._open_steps.values())
             chosen = self._status
             seed = dict(self._seed)
+            step_updates = list(self._step_updates.values())
         for step in open_steps:
             step.end()
         status = chosen or Status.COMPLETED
@@ -132,6 +148,8 @@ class RunState:
             values[attr.ERROR_TYPE] = str(error["type"])
         if seed:
             values[attr.RUN_SUMMARY_SEED] = dumps(seed)
+        if step_updates:
+            values[attr.RUN_STEP_UPDATES] = dumps(step_updates)
         self.span.set_attributes(values)
         if status is Status.ERROR:
             self.span.set_status(StatusCode.ERROR, str((error or {}).get("message", ""))[:500])

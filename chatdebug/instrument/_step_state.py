@@ -137,11 +137,16 @@ class StepState:
     def set_message_ids(
         self, assistant_message_id: int | None, history_tip_message_id: int | None
     ) -> None:
+        """Message ids of this step; after the step ended they travel on the run span."""
         with self._lock:
-            if assistant_message_id is not None:
-                self._assistant_message_id = assistant_message_id
-            if history_tip_message_id is not None:
-                self._history_tip_message_id = history_tip_message_id
+            ended = self.ended or self._ending
+            if not ended:
+                if assistant_message_id is not None:
+                    self._assistant_message_id = assistant_message_id
+                if history_tip_message_id is not None:
+                    self._history_tip_message_id = history_tip_message_id
+        if ended:
+            self.run.add_step_update(self.id, assistant_message_id, history_tip_message_id)
 
     # -- ending -------------------------------------------------------------------------
     def end(self, exc: BaseException | None = None, exc_status: Status | None = None) -> None:

@@ -281,3 +281,18 @@ def test_thread_without_context_is_not_recorded(spans: Spans, fake_server: FakeS
         worker.start()
         worker.join()
     assert spans.steps() == []
+
+
+def test_message_ids_set_after_a_step_ended_travel_on_the_run(
+    spans: Spans, fake_server: FakeServer
+) -> None:
+    fake_server.enqueue(wire.openai_reply("answer"))
+    with httpx.Client(transport=chatdebug.Transport()) as client, chatdebug.run("c") as run:
+        client.post(fake_server.url + "/v1/chat/completions", json={"model": "m"})
+        last = run.last_step
+        assert last is not None and last.number == 1
+        last.set_assistant_message_id(99)  # the step already ended with its response
+    step = spans.only_step()
+    assert attr.STEP_ASSISTANT_MESSAGE_ID not in step.attributes
+    updates = jattr(spans.runs()[0], attr.RUN_STEP_UPDATES)
+    assert updates == [{"step_id": str(last.id), "assistant_message_id": 99}]
