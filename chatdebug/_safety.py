@@ -17,7 +17,12 @@ from contextlib import contextmanager
 
 from .environment_variables import CHATDEBUG_RAISE_INTERNAL_ERRORS, truthy
 
-__all__ = ["internal_error_counts", "log_internal_error", "suppress_internal_errors"]
+__all__ = [
+    "handle_internal_error",
+    "internal_error_counts",
+    "log_internal_error",
+    "suppress_internal_errors",
+]
 
 logger = logging.getLogger("chatdebug")
 
@@ -51,6 +56,13 @@ def log_internal_error(component: str, exc: BaseException) -> None:
             key[1],
             exc_info=exc,
         )
+
+
+def handle_internal_error(component: str, exc: Exception) -> None:
+    """For hot paths that catch inline: log and count ``exc`` (or re-raise it in tests)."""
+    if _raise_enabled():
+        raise exc
+    log_internal_error(component, exc)
 
 
 @contextmanager

@@ -35,6 +35,10 @@ from .normalize._base import NormalizedResponse, StreamAssembler, is_retryable_s
 
 __all__ = ["AttemptCapture", "rfc3339"]
 
+SPLIT_SECRET_DIAGNOSTIC = (
+    b'{"error":"chatdebug: a secret was split across stream events, raw body withheld"}'
+)
+
 MAX_NORMALIZE_BYTES = 8 * 1024 * 1024
 """Non-streamed bodies up to this size are kept (decoded) for normalization."""
 
@@ -89,6 +93,8 @@ class AttemptCapture:
         self._is_sse = False
         self._decoder: Decoder | None = None
         self._decode_error: str | None = None
+        self._identity = False
+        self._stream_secrets: list[str] = []
         self._raw_bytes = 0
         self._decoded_bytes = 0
         self._body = bytearray()
@@ -125,6 +131,8 @@ class AttemptCapture:
                 self._decoder = make_decoder(encoding)
             except DecodeError as exc:
                 self._decode_error = str(exc)
+            # Most provider streams are not compressed: skip the decoder call per chunk.
+            self._identity = encoding is None and self._decode_error is None
             media_type = self._content_type.split(";")[0].strip().lower()
             self._is_sse = media_type == "text/event-stream"
             if self._is_sse:
@@ -137,7 +145,7 @@ class AttemptCapture:
             if self.done:
                 return
             self._raw_bytes += len(raw)
-            data = self._decode(raw)
+            data = raw if self._identity else self._decode(raw)
             if data:
                 self._take(data)
 
@@ -312,6 +320,10 @@ class AttemptCapture:
     ) -> AttemptOutcome:
         self.done = True
         finished_ns = time.time_ns()
+        status = self._status
+        # Normalize before building the record: a secret found in the assembled stream
+        # decides how the raw body may be stored.
+        normalized = self._normalized() if status is not None and status < 400 else None
         record = self._record(attempt_status, error_text, finished_ns)
         outcome = AttemptOutcome(
             record=record,
@@ -322,7 +334,6 @@ class AttemptCapture:
             ttfb_ms=self._ttfb_ms,
             ttft_ms=self._ttft_ms,
         )
-        status = self._status
         if exc is not None:
             outcome.step_status = Status.INTERRUPTED if is_cancellation(exc) else Status.ERROR
             outcome.error = error_payload(exc, self._redactor)
@@ -330,16 +341,16 @@ class AttemptCapture:
             outcome.may_retry = (
                 not during_body and self.view.retry_count is not None and not user_cancel
             )
-            if during_body and status is not None and status < 400:
+            if during_body:
                 # Keep what arrived before the failure: lose nothing.
-                outcome.response = self._normalized()
+                outcome.response = normalized
         elif status is not None and status >= 400:
             outcome.error = self._redactor.redact_payload(
                 self.view.detection.codec.error_payload(status, self._parsed_body())
             )
             outcome.may_retry = self.view.retry_count is not None and self._retryable(status)
         else:
-            response = self._normalized()
+            response = normalized
             outcome.response = response
             if response is not None and response.error is not None:
                 outcome.error = response.error
@@ -393,7 +404,10 @@ class AttemptCapture:
                 metadata={"capture_error": "the response could not be normalized"}
             )
         if result.response is not None:
-            result.response = self._redactor.redact_payload(result.response)
+            redacted = self._redactor.redact_payload(result.response)
+            if redacted is not result.response and self._is_sse:
+                self._stream_secrets = self._secrets_in(result.response)
+            result.response = redacted
         if result.error is not None:
             result.error = self._redactor.redact_payload(result.error)
         if self._too_large:
@@ -401,6 +415,35 @@ class AttemptCapture:
         if self._decode_error is not None:
             result.metadata["capture_error"] = self._decode_error
         return result
+
+    def _secrets_in(self, value: Any) -> list[str]:
+        """Secret values the redactor's patterns find in an (unredacted) payload."""
+        found: list[str] = []
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                for pattern in self._redactor.patterns:
+                    found.extend(m.group(0) for m in pattern.finditer(item))
+            elif isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+        return found
+
+    def _leaks_split_secret(self, body: bytes) -> bool:
+        """Whether a secret of the assembled stream survives, split, in the raw body.
+
+        A key cut across two stream events matches no pattern in either event, so the
+        raw body is checked for any 8-character piece of the secrets the assembled text
+        revealed; if one is there the raw body is withheld (fail closed).
+        """
+        text = body.decode("utf-8", errors="replace")
+        for secret in self._stream_secrets:
+            for start in range(max(1, len(secret) - 7)):
+                if secret[start : start + 8] in text:
+                    return True
+        return False
 
     def _record(
         self, attempt_status: str, error_text: str | None, finished_ns: int
@@ -442,7 +485,10 @@ class AttemptCapture:
             return b64(TRUNCATED)
         if not self._body:
             return None
-        return b64(self._redactor.redact_body(bytes(self._body), self._content_type or None))
+        body = self._redactor.redact_body(bytes(self._body), self._content_type or None)
+        if self._stream_secrets and self._leaks_split_secret(body):
+            return b64(SPLIT_SECRET_DIAGNOSTIC)
+        return b64(body)
 
     def _report(self, outcome: AttemptOutcome | None) -> None:
         if outcome is not None:

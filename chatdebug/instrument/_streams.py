@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import httpx2
 
-from .._safety import suppress_internal_errors
+from .._safety import handle_internal_error, suppress_internal_errors
 from ._capture import AttemptCapture
 from ._reaper import defer
 
@@ -43,8 +43,11 @@ class _SyncTee:
         capture = self._capture
         try:
             for chunk in self._inner:
-                with suppress_internal_errors("transport.stream"):
+                # Inline try rather than a context manager: this runs once per chunk.
+                try:
                     capture.feed(chunk)
+                except Exception as internal:
+                    handle_internal_error("transport.stream", internal)
                 yield chunk
         except GeneratorExit:
             raise
@@ -80,8 +83,10 @@ class _AsyncTee:
         capture = self._capture
         try:
             async for chunk in self._inner:
-                with suppress_internal_errors("transport.stream"):
+                try:
                     capture.feed(chunk)
+                except Exception as internal:
+                    handle_internal_error("transport.stream", internal)
                 yield chunk
         except GeneratorExit:
             raise
