@@ -79,14 +79,7 @@ def run_json(run: Run, steps: list[Step]) -> dict[str, Any]:
         "history_tip_message_id",
     ):
         _put(out, key, getattr(run, key))
-    out["kind"] = run.kind
-    out["status"] = run.status
-    _put(out, "provider", run.provider)
-    _put(out, "model", run.model)
-    out["summary"] = run.summary or {}
-    out["started_at"] = _ts(run.started_at)
-    out["updated_at"] = _ts(run.updated_at)
-    _put(out, "finished_at", _ts(run.finished_at))
+    out.update(run_summary_json(run))  # the list fields, in the same order
     _put(out, "trace_id", run.trace_id)
     _put(out, "span_id", run.span_id)
     out["steps"] = [step_json(s) for s in steps]

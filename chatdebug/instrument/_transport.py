@@ -91,6 +91,20 @@ def _begin(request: Any) -> AttemptCapture | None:
     return capture
 
 
+def _failed(capture: AttemptCapture, exc: BaseException) -> None:
+    """The inner transport raised: record the failed attempt (the caller re-raises)."""
+    with suppress_internal_errors("transport"):
+        capture.transport_error(exc)
+
+
+def _attach(capture: AttemptCapture, response: Any, *, is_async: bool) -> Any:
+    """Note the response headers and tee its body into the capture; never fails."""
+    with suppress_internal_errors("transport"):
+        capture.response_started(response.status_code, list(response.headers.multi_items()))
+        wrap_response_stream(response, capture, is_async=is_async)
+    return response
+
+
 class _InnerHolder:
     """Builds the default inner transport lazily, of the library the client uses."""
 
@@ -143,13 +157,9 @@ class Transport(httpx.BaseTransport, httpx2.BaseTransport):
         try:
             response = inner.handle_request(request)
         except BaseException as exc:
-            with suppress_internal_errors("transport"):
-                capture.transport_error(exc)
+            _failed(capture, exc)
             raise
-        with suppress_internal_errors("transport"):
-            capture.response_started(response.status_code, list(response.headers.multi_items()))
-            wrap_response_stream(response, capture, is_async=False)
-        return response
+        return _attach(capture, response, is_async=False)
 
     def close(self) -> None:
         inner = self._holder.current
@@ -190,13 +200,9 @@ class AsyncTransport(httpx.AsyncBaseTransport, httpx2.AsyncBaseTransport):
         try:
             response = await inner.handle_async_request(request)
         except BaseException as exc:
-            with suppress_internal_errors("transport"):
-                capture.transport_error(exc)
+            _failed(capture, exc)
             raise
-        with suppress_internal_errors("transport"):
-            capture.response_started(response.status_code, list(response.headers.multi_items()))
-            wrap_response_stream(response, capture, is_async=True)
-        return response
+        return _attach(capture, response, is_async=True)
 
     async def aclose(self) -> None:
         inner = self._holder.current

@@ -29,6 +29,7 @@ __all__ = [
     "MAX_TEXT_LENGTH",
     "USAGE_KEYS",
     "Codec",
+    "JSONBodyCodec",
     "NormalizedResponse",
     "StreamAssembler",
     "TextBudget",
@@ -234,3 +235,17 @@ class Codec(Protocol):
         """The step ``error`` payload of an HTTP error response (``body`` parsed JSON or
         None)."""
         ...
+
+
+class JSONBodyCodec:
+    """``stream`` and ``model`` read from the top level of a JSON request body, which is
+    where every supported format (and most compatible ones) keeps them."""
+
+    def is_stream_request(self, body: Any) -> bool:
+        """Whether the request body has ``"stream": true``."""
+        return isinstance(body, dict) and body.get("stream") is True
+
+    def request_model(self, body: Any) -> str | None:
+        """The body's ``model`` when it is a non-empty string."""
+        model = body.get("model") if isinstance(body, dict) else None
+        return model if isinstance(model, str) and model else None

@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from ._anthropic_parts import block_parts, finish_reason, response_payload, usage_from
 from ._anthropic_stream import AnthropicStreamAssembler, stream_error_payload
-from ._base import NormalizedResponse, bound_text, http_error_payload, text_part
+from ._base import JSONBodyCodec, NormalizedResponse, bound_text, http_error_payload, text_part
 
 __all__ = ["AnthropicMessagesCodec"]
 
@@ -156,19 +156,11 @@ def _neutral_error(status: int, body: Any) -> dict[str, Any]:
     return payload
 
 
-class AnthropicMessagesCodec:
+class AnthropicMessagesCodec(JSONBodyCodec):
     """Codec for the Anthropic Messages API. Stateless: one instance serves all calls."""
 
     name: str = "anthropic.messages"
     operation_name: str = "chat"
-
-    def is_stream_request(self, body: Any) -> bool:
-        """Whether the request body has ``"stream": true``."""
-        return isinstance(body, dict) and body.get("stream") is True
-
-    def request_model(self, body: Any) -> str | None:
-        """The ``model`` of the request body."""
-        return _str(body.get("model")) if isinstance(body, dict) else None
 
     def normalize_request(self, body: Any) -> dict[str, Any]:
         """``normalized_request`` of a Messages request body.

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from .._sse import SSEEvent
 from ._anthropic_parts import usage_from as anthropic_usage
-from ._base import NormalizedResponse, bound_text, http_error_payload, make_usage
+from ._base import JSONBodyCodec, NormalizedResponse, bound_text, http_error_payload, make_usage
 
 __all__ = ["GenericCodec", "GenericStreamAssembler", "usage_of"]
 
@@ -148,7 +148,7 @@ class GenericStreamAssembler:
         )
 
 
-class GenericCodec:
+class GenericCodec(JSONBodyCodec):
     """Fallback codec for ``method`` + ``path``; ``operation_name`` is the GenAI
     operation (``embeddings``, ``text_completion`` or ``other``)."""
 
@@ -161,14 +161,6 @@ class GenericCodec:
 
     def __repr__(self) -> str:
         return f"GenericCodec({self.method!r}, {self.path!r}, {self.operation_name!r})"
-
-    def is_stream_request(self, body: Any) -> bool:
-        """Whether a JSON body has ``"stream": true``."""
-        return isinstance(body, dict) and body.get("stream") is True
-
-    def request_model(self, body: Any) -> str | None:
-        """The body's ``model`` when it is a string."""
-        return _str(body.get("model")) if isinstance(body, dict) else None
 
     def normalize_request(self, body: Any) -> dict[str, Any]:
         """``{"method", "path", "model"?, "input_count"?, "body_kind"}``.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from ._base import MAX_STREAM_TEXT_BYTES, NormalizedResponse, text_part
+from ._base import MAX_STREAM_TEXT_BYTES, JSONBodyCodec, NormalizedResponse, text_part
 from ._openai_chat_content import ChatContent, absorb
 from ._openai_common import (
     as_dict,
@@ -166,19 +166,11 @@ def _tools(body: dict[str, Any]) -> list[dict[str, Any]]:
     return tools
 
 
-class OpenAIChatCodec:
+class OpenAIChatCodec(JSONBodyCodec):
     """Codec for OpenAI Chat Completions and compatible servers."""
 
     name = "openai.chat_completions"
     operation_name = "chat"
-
-    def is_stream_request(self, body: Any) -> bool:
-        """True when the request body has ``"stream": true``."""
-        return isinstance(body, dict) and body.get("stream") is True
-
-    def request_model(self, body: Any) -> str | None:
-        """The requested ``model``."""
-        return as_str(body.get("model")) if isinstance(body, dict) else None
 
     def normalize_request(self, body: Any) -> dict[str, Any]:
         """``normalized_request`` of a Chat Completions request body."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from ._base import NormalizedResponse, text_part
+from ._base import JSONBodyCodec, NormalizedResponse, text_part
 from ._openai_common import (
     as_dict,
     as_list,
@@ -179,19 +179,11 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
     return out
 
 
-class OpenAIResponsesCodec:
+class OpenAIResponsesCodec(JSONBodyCodec):
     """Codec for the OpenAI Responses API."""
 
     name = "openai.responses"
     operation_name = "chat"
-
-    def is_stream_request(self, body: Any) -> bool:
-        """True when the request body has ``"stream": true``."""
-        return isinstance(body, dict) and body.get("stream") is True
-
-    def request_model(self, body: Any) -> str | None:
-        """The requested ``model``."""
-        return as_str(body.get("model")) if isinstance(body, dict) else None
 
     def normalize_request(self, body: Any) -> dict[str, Any]:
         """``normalized_request`` of a Responses request body."""
