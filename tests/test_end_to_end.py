@@ -402,3 +402,41 @@ def test_forked_child_records_its_own_runs(sqlite_url: str, fake_server: FakeSer
         assert child_runs[0].summary["step_count"] == 1
     finally:
         store.close()
+
+
+def test_configured_redaction_rules_apply_before_storage(
+    sqlite_url: str, fake_server: FakeServer
+) -> None:
+    fake_server.enqueue(wire.openai_reply("noted"))
+    chatdebug.configure(
+        sqlite_url,
+        enabled=True,
+        metrics=Metrics(CollectorRegistry()),
+        redact_keys=["customer_ssn"],
+        redact_headers=["x-tenant-key"],
+        redact_patterns=[r"acct-\d{8}"],
+    )
+    try:
+        with client_for(fake_server) as client, chatdebug.run("chat-redact") as run:
+            client.chat.completions.create(
+                model="m",
+                messages=[{"role": "user", "content": "my account is acct-12345678"}],
+                extra_headers={"X-Tenant-Key": "tenant-secret-value"},
+                extra_body={"customer_ssn": "123-45-6789"},
+            )
+        assert chatdebug.flush()
+        store = open_store(sqlite_url)
+        try:
+            assert run.id is not None
+            (step,) = store.list_steps(run.id)
+        finally:
+            store.close()
+    finally:
+        chatdebug.shutdown()
+    import base64
+
+    stored = json.dumps(step.normalized_request) + json.dumps(step.attempts)
+    stored += base64.b64decode(step.attempts[0]["request_body"]).decode()
+    for secret in ("acct-12345678", "tenant-secret-value", "123-45-6789"):
+        assert secret not in stored
+    assert "[REDACTED]" in stored
