@@ -17,30 +17,24 @@ When done it reports an :class:`~._step_state.AttemptOutcome` to its step exactl
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-from .._safety import suppress_internal_errors
 from .._status import Status
-from ._decode import DecodeError, Decoder, make_decoder
 from ._errors import error_payload, is_cancellation, is_timeout
 from ._redact import Redactor
 from ._request_view import TRUNCATED, RequestView, b64
-from ._sse import SSEParser
+from ._response_body import ResponseBody
 from ._step_state import AttemptOutcome, StepState
-from .normalize._base import NormalizedResponse, StreamAssembler, is_retryable_status
+from .normalize._base import NormalizedResponse, is_retryable_status
 
 __all__ = ["AttemptCapture", "rfc3339"]
 
 SPLIT_SECRET_DIAGNOSTIC = (
     b'{"error":"chatdebug: a secret was split across stream events, raw body withheld"}'
 )
-
-MAX_NORMALIZE_BYTES = 8 * 1024 * 1024
-"""Non-streamed bodies up to this size are kept (decoded) for normalization."""
 
 
 def rfc3339(ns: int) -> str:
@@ -87,25 +81,10 @@ class AttemptCapture:
         self.done = False
         self._status: int | None = None
         self._headers: dict[str, str] = {}
-        self._content_type = ""
-        self._content_length: int | None = None
         self._should_retry_header: str | None = None
-        self._is_sse = False
-        self._decoder: Decoder | None = None
-        self._decode_error: str | None = None
-        self._identity = False
+        self._body: ResponseBody | None = None
         self._stream_secrets: list[str] = []
-        self._raw_bytes = 0
-        self._decoded_bytes = 0
-        self._body = bytearray()
-        self._body_over_cap = False
-        self._too_large = False
-        self._parser: SSEParser | None = None
-        self._assembler: StreamAssembler | None = None
-        self._assembler_failed = False
         self._ttfb_ms: float | None = None
-        self._ttft_ms: float | None = None
-        self._eof = False
 
     # -- events from the transport ---------------------------------------------------------
     def response_started(self, status: int, header_pairs: list[tuple[str, str]]) -> None:
@@ -113,63 +92,35 @@ class AttemptCapture:
             self._ttfb_ms = round((time.perf_counter() - self._t0) * 1000, 3)
             self._status = status
             self._headers = self._redactor.redact_headers(header_pairs)
-            encoding = None
             for name, value in header_pairs:
-                lower = name.lower()
-                if lower == "content-type":
-                    self._content_type = value
-                elif lower == "content-length":
-                    try:
-                        self._content_length = int(value)
-                    except ValueError:
-                        self._content_length = None
-                elif lower == "content-encoding":
-                    encoding = value
-                elif lower == "x-should-retry":
+                if name.lower() == "x-should-retry":
                     self._should_retry_header = value.strip().lower()
-            try:
-                self._decoder = make_decoder(encoding)
-            except DecodeError as exc:
-                self._decode_error = str(exc)
-            # Most provider streams are not compressed: skip the decoder call per chunk.
-            self._identity = encoding is None and self._decode_error is None
-            media_type = self._content_type.split(";")[0].strip().lower()
-            self._is_sse = media_type == "text/event-stream"
-            if self._is_sse:
-                self._parser = SSEParser()
-                self._assembler = self.view.detection.codec.new_stream()
+            self._body = ResponseBody(
+                header_pairs, self.view.detection.codec, self._max_body, self._t0
+            )
 
     def feed(self, raw: bytes) -> None:
         """A raw chunk the caller is about to receive."""
         with self._lock:
-            if self.done:
-                return
-            self._raw_bytes += len(raw)
-            data = raw if self._identity else self._decode(raw)
-            if data:
-                self._take(data)
+            if not self.done and self._body is not None:
+                self._body.feed(raw)
 
     def eof(self) -> None:
         """The body was read to its end."""
-        outcome = None
         with self._lock:
-            if self.done:
+            if self.done or self._body is None:
                 return
-            self._eof = True
-            tail = self._flush_decoder()
-            if tail:
-                self._take(tail)
-            self._finish_sse_parser()
-            if self._is_sse:
+            body = self._body
+            body.end()
+            if body.is_sse:
                 outcome = self._finish("completed", None)
             else:
-                problem = self._unknown_length_problem(at_eof=True)
+                problem = self._unknown_length_problem(body)
                 outcome = self._finish("failed" if problem else "completed", problem)
         self._report(outcome)
 
     def closed(self, close_error: BaseException | None = None) -> None:
         """The caller closed the body (possibly before reading it all)."""
-        outcome = None
         with self._lock:
             if self.done:
                 return
@@ -184,7 +135,7 @@ class AttemptCapture:
         with self._lock:
             if self.done:
                 return
-            if self._assembler is not None and self._assembler.terminal:
+            if self._body is not None and self._body.terminal:
                 # The provider's final event was delivered: the model call is complete,
                 # whatever happens to the rest of the body (the async SDKs drain it under
                 # a short deadline and cancel that read).
@@ -209,98 +160,34 @@ class AttemptCapture:
             outcome = self._finish_early(reason)
         self._report(outcome)
 
-    # -- body handling (lock held) --------------------------------------------------------
-    def _decode(self, raw: bytes) -> bytes:
-        if self._decode_error is not None or self._decoder is None:
-            return b"" if self._decode_error else raw
-        try:
-            return self._decoder.decode(raw)
-        except DecodeError as exc:
-            self._decode_error = str(exc)
-            return b""
-
-    def _flush_decoder(self) -> bytes:
-        if self._decoder is None or self._decode_error is not None:
-            return b""
-        try:
-            return self._decoder.flush()
-        except DecodeError as exc:
-            self._decode_error = str(exc)
-            return b""
-
-    def _take(self, data: bytes) -> None:
-        self._decoded_bytes += len(data)
-        if self._is_sse:
-            if not self._body_over_cap:
-                room = self._max_body + 1 - len(self._body)
-                self._body += data[:room]
-                self._body_over_cap = len(self._body) > self._max_body
-            assert self._parser is not None
-            for event in self._parser.feed(data):
-                if self._feed_event(event) and self._ttft_ms is None:
-                    self._ttft_ms = round((time.perf_counter() - self._t0) * 1000, 3)
-            return
-        if self._too_large:
-            return
-        if len(self._body) + len(data) > MAX_NORMALIZE_BYTES:
-            self._too_large = True
-            self._body.clear()
-            return
-        self._body += data
-
-    def _finish_sse_parser(self) -> None:
-        if self._parser is not None:
-            for event in self._parser.close():
-                self._feed_event(event)
-
-    def _feed_event(self, event: Any) -> bool:
-        """Feed the codec's assembler; one that fails is counted and then left alone
-        (the attempt is still recorded, without a normalized response)."""
-        if self._assembler is None or self._assembler_failed:
-            return False
-        try:
-            return self._assembler.feed(event)
-        except Exception as exc:
-            self._assembler_failed = True
-            with suppress_internal_errors("normalize"):  # counted, or raised in tests
-                raise exc
-            return False
-
-    def _json_complete(self) -> bool | None:
-        """True: exactly one JSON document; False: incomplete or trailing data."""
-        try:
-            json.loads(bytes(self._body))
-        except (ValueError, RecursionError):
-            return False
-        return True
-
-    def _is_json_type(self) -> bool:
-        media = self._content_type.split(";")[0].strip().lower()
-        return media in ("", "application/json") or media.endswith("+json")
-
-    def _unknown_length_problem(self, at_eof: bool) -> str | None:
-        if self._content_length is not None or self._too_large or not self._is_json_type():
+    # -- completion rules (lock held) --------------------------------------------------------
+    @staticmethod
+    def _unknown_length_problem(body: ResponseBody) -> str | None:
+        """At EOF: an unknown-length JSON body must be exactly one complete document."""
+        if body.content_length is not None or body.too_large or not body.is_json_type():
             return None
-        if not self._body and at_eof:
+        if not body.data:
             return None
-        return None if self._json_complete() else "unexpected EOF"
+        return None if body.json_complete() else "unexpected EOF"
 
     def _finish_early(self, reason: str) -> AttemptOutcome:
         """Completion rules when the body ends other than by EOF."""
-        self._finish_sse_parser()
-        method = self.view.method.upper()
+        body = self._body
+        if body is None:
+            return self._finish("failed", reason, caller_stopped=True)
+        body.close_parser()
         status = self._status or 0
-        if self._is_sse:
-            if self._assembler is not None and self._assembler.terminal:
+        if body.is_sse:
+            if body.terminal:
                 return self._finish("completed", None)
             return self._finish("failed", reason, caller_stopped=True)
-        if method == "HEAD" or status < 200 or status in (204, 304):
+        if self.view.method.upper() == "HEAD" or status < 200 or status in (204, 304):
             return self._finish("completed", None)
-        if self._content_length is not None and self._raw_bytes >= self._content_length:
+        if body.content_length is not None and body.raw_bytes >= body.content_length:
             return self._finish("completed", None)
-        if self._content_length is None and (self._too_large or self._body_over_cap):
+        if body.content_length is None and (body.too_large or body.over_cap):
             return self._finish("completed", None)
-        if self._content_length is None and self._body and self._json_complete():
+        if body.content_length is None and body.data and body.json_complete():
             return self._finish("completed", None)
         return self._finish("failed", "unexpected EOF", caller_stopped=True)
 
@@ -332,7 +219,7 @@ class AttemptCapture:
             normalized_request=self.view.normalized_request,
             request_attributes=self.view.span_attributes(),
             ttfb_ms=self._ttfb_ms,
-            ttft_ms=self._ttft_ms,
+            ttft_ms=self._body.ttft_ms if self._body is not None else None,
         )
         if exc is not None:
             outcome.step_status = Status.INTERRUPTED if is_cancellation(exc) else Status.ERROR
@@ -358,7 +245,9 @@ class AttemptCapture:
                 outcome.step_status = Status.INTERRUPTED if caller_stopped else Status.ERROR
                 outcome.error = {
                     "message": error_text or "the response was not finished",
-                    "type": "stream_interrupted" if self._is_sse else "incomplete_response",
+                    "type": "stream_interrupted"
+                    if self._body is not None and self._body.is_sse
+                    else "incomplete_response",
                 }
             elif response is not None and not response.complete:
                 outcome.step_status = Status.INTERRUPTED
@@ -381,39 +270,19 @@ class AttemptCapture:
         return is_retryable_status(status)
 
     def _parsed_body(self) -> Any:
-        if self._is_sse or self._too_large or not self._body:
-            return None
-        try:
-            return json.loads(bytes(self._body))
-        except (ValueError, RecursionError):
-            return None
+        return self._body.parsed() if self._body is not None else None
 
     def _normalized(self) -> NormalizedResponse | None:
-        if self._status is None:
+        if self._body is None:
             return None
-        result = None
-        if not self._assembler_failed:
-            # A failing codec loses only the normalized response, never the attempt.
-            with suppress_internal_errors("normalize"):
-                if self._assembler is not None:
-                    result = self._assembler.finish()
-                else:
-                    result = self.view.detection.codec.normalize_response(self._parsed_body())
-        if result is None:
-            result = NormalizedResponse(
-                metadata={"capture_error": "the response could not be normalized"}
-            )
+        result = self._body.normalize()
         if result.response is not None:
             redacted = self._redactor.redact_payload(result.response)
-            if redacted is not result.response and self._is_sse:
+            if redacted is not result.response and self._body.is_sse:
                 self._stream_secrets = self._secrets_in(result.response)
             result.response = redacted
         if result.error is not None:
             result.error = self._redactor.redact_payload(result.error)
-        if self._too_large:
-            result.metadata["response_too_large_to_normalize"] = self._decoded_bytes
-        if self._decode_error is not None:
-            result.metadata["capture_error"] = self._decode_error
         return result
 
     def _secrets_in(self, value: Any) -> list[str]:
@@ -464,31 +333,35 @@ class AttemptCapture:
         if self._status is not None:
             record["response_status"] = self._status
             record["response_headers"] = self._headers
-            body = self._response_body_record()
-            if body is not None:
-                record["response_body"] = body
+            stored = self._response_body_record()
+            if stored is not None:
+                record["response_body"] = stored
         if error_text:
             record["error"] = error_text
         record["duration_ms"] = int((time.perf_counter() - self._t0) * 1000)
         if self._ttfb_ms is not None:
             record["ttfb_ms"] = self._ttfb_ms
-        if self._ttft_ms is not None:
-            record["ttft_ms"] = self._ttft_ms
+        body = self._body
+        if body is not None and body.ttft_ms is not None:
+            record["ttft_ms"] = body.ttft_ms
         if self._retry_delay_ms is not None:
             record["retry_delay_ms"] = self._retry_delay_ms
-        if self._decode_error is not None:
-            record["capture_error"] = self._decode_error
+        if body is not None and body.decode_error is not None:
+            record["capture_error"] = body.decode_error
         return record
 
     def _response_body_record(self) -> str | None:
-        if self._body_over_cap or self._too_large or self._decoded_bytes > self._max_body:
-            return b64(TRUNCATED)
-        if not self._body:
+        body = self._body
+        if body is None:
             return None
-        body = self._redactor.redact_body(bytes(self._body), self._content_type or None)
-        if self._stream_secrets and self._leaks_split_secret(body):
+        if body.truncated():
+            return b64(TRUNCATED)
+        if not body.data:
+            return None
+        stored = body.redacted(self._redactor)
+        if self._stream_secrets and self._leaks_split_secret(stored):
             return b64(SPLIT_SECRET_DIAGNOSTIC)
-        return b64(body)
+        return b64(stored)
 
     def _report(self, outcome: AttemptOutcome | None) -> None:
         if outcome is not None:

@@ -1,0 +1,197 @@
+"""What the caller reads of one response, decoded and kept within bounds.
+
+The capture owns one :class:`ResponseBody` per attempt and guards it with its lock. A
+streamed (SSE) body is parsed event by event into the codec's assembler while the first
+``max_body`` bytes are kept for the stored attempt; any other body is kept whole up to
+:data:`MAX_NORMALIZE_BYTES` so it can be normalized once complete.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from .._safety import suppress_internal_errors
+from ._decode import DecodeError, Decoder, make_decoder
+from ._redact import Redactor
+from ._sse import SSEEvent, SSEParser
+from .normalize._base import Codec, NormalizedResponse, StreamAssembler
+
+__all__ = ["MAX_NORMALIZE_BYTES", "ResponseBody"]
+
+MAX_NORMALIZE_BYTES = 8 * 1024 * 1024
+"""Non-streamed bodies up to this size are kept (decoded) for normalization."""
+
+
+class ResponseBody:
+    """Decodes, keeps and parses the body bytes the caller receives. Not thread-safe."""
+
+    def __init__(
+        self, header_pairs: list[tuple[str, str]], codec: Codec, max_body: int, t0: float
+    ) -> None:
+        self._codec = codec
+        self._max_body = max_body
+        self._t0 = t0
+        self.content_type = ""
+        self.content_length: int | None = None
+        encoding = None
+        for name, value in header_pairs:
+            lower = name.lower()
+            if lower == "content-type":
+                self.content_type = value
+            elif lower == "content-length":
+                try:
+                    self.content_length = int(value)
+                except ValueError:
+                    self.content_length = None
+            elif lower == "content-encoding":
+                encoding = value
+        self.decode_error: str | None = None
+        self._decoder: Decoder | None = None
+        try:
+            self._decoder = make_decoder(encoding)
+        except DecodeError as exc:
+            self.decode_error = str(exc)
+        # Most provider streams are not compressed: skip the decoder call per chunk.
+        self._identity = encoding is None and self.decode_error is None
+        self.is_sse = self.media_type == "text/event-stream"
+        self._parser = SSEParser() if self.is_sse else None
+        self.assembler: StreamAssembler | None = codec.new_stream() if self.is_sse else None
+        self._assembler_failed = False
+        self.raw_bytes = 0
+        self.decoded_bytes = 0
+        self.data = bytearray()
+        self.over_cap = False
+        self.too_large = False
+        self.ttft_ms: float | None = None
+
+    @property
+    def media_type(self) -> str:
+        return self.content_type.split(";")[0].strip().lower()
+
+    @property
+    def terminal(self) -> bool:
+        """The provider's final stream event was seen."""
+        return self.assembler is not None and self.assembler.terminal
+
+    # -- bytes in ----------------------------------------------------------------------
+    def feed(self, raw: bytes) -> None:
+        """A raw chunk, as it came off the wire."""
+        self.raw_bytes += len(raw)
+        data = raw if self._identity else self._decode(raw)
+        if data:
+            self._take(data)
+
+    def end(self) -> None:
+        """End of the body: flush the decoder and the SSE parser."""
+        tail = self._flush_decoder()
+        if tail:
+            self._take(tail)
+        self.close_parser()
+
+    def close_parser(self) -> None:
+        """Dispatch what the SSE parser still holds (idempotent)."""
+        if self._parser is not None:
+            for event in self._parser.close():
+                self._feed_event(event)
+
+    def _decode(self, raw: bytes) -> bytes:
+        if self.decode_error is not None or self._decoder is None:
+            return b"" if self.decode_error else raw
+        try:
+            return self._decoder.decode(raw)
+        except DecodeError as exc:
+            self.decode_error = str(exc)
+            return b""
+
+    def _flush_decoder(self) -> bytes:
+        if self._decoder is None or self.decode_error is not None:
+            return b""
+        try:
+            return self._decoder.flush()
+        except DecodeError as exc:
+            self.decode_error = str(exc)
+            return b""
+
+    def _take(self, data: bytes) -> None:
+        self.decoded_bytes += len(data)
+        if self._parser is not None:
+            if not self.over_cap:
+                room = self._max_body + 1 - len(self.data)
+                self.data += data[:room]
+                self.over_cap = len(self.data) > self._max_body
+            for event in self._parser.feed(data):
+                if self._feed_event(event) and self.ttft_ms is None:
+                    self.ttft_ms = round((time.perf_counter() - self._t0) * 1000, 3)
+            return
+        if self.too_large:
+            return
+        if len(self.data) + len(data) > MAX_NORMALIZE_BYTES:
+            self.too_large = True
+            self.data.clear()
+            return
+        self.data += data
+
+    def _feed_event(self, event: SSEEvent) -> bool:
+        """Feed the codec's assembler; one that fails is counted and then left alone
+        (the attempt is still recorded, without a normalized response)."""
+        if self.assembler is None or self._assembler_failed:
+            return False
+        try:
+            return self.assembler.feed(event)
+        except Exception as exc:
+            self._assembler_failed = True
+            with suppress_internal_errors("normalize"):  # counted, or raised in tests
+                raise exc
+            return False
+
+    # -- reading it back ---------------------------------------------------------------
+    def is_json_type(self) -> bool:
+        media = self.media_type
+        return media in ("", "application/json") or media.endswith("+json")
+
+    def json_complete(self) -> bool:
+        """Whether the kept bytes are exactly one JSON document."""
+        try:
+            json.loads(bytes(self.data))
+        except (ValueError, RecursionError):
+            return False
+        return True
+
+    def parsed(self) -> Any:
+        """The kept non-streamed body as JSON, or None."""
+        if self.is_sse or self.too_large or not self.data:
+            return None
+        try:
+            return json.loads(bytes(self.data))
+        except (ValueError, RecursionError):
+            return None
+
+    def normalize(self) -> NormalizedResponse:
+        """The codec's view of the body; a failing codec loses only this, never the
+        attempt."""
+        result = None
+        if not self._assembler_failed:
+            with suppress_internal_errors("normalize"):
+                if self.assembler is not None:
+                    result = self.assembler.finish()
+                else:
+                    result = self._codec.normalize_response(self.parsed())
+        if result is None:
+            result = NormalizedResponse(
+                metadata={"capture_error": "the response could not be normalized"}
+            )
+        if self.too_large:
+            result.metadata["response_too_large_to_normalize"] = self.decoded_bytes
+        if self.decode_error is not None:
+            result.metadata["capture_error"] = self.decode_error
+        return result
+
+    def truncated(self) -> bool:
+        """Over the stored-body cap (it is stored as ``[TRUNCATED]``)."""
+        return self.over_cap or self.too_large or self.decoded_bytes > self._max_body
+
+    def redacted(self, redactor: Redactor) -> bytes:
+        """The kept bytes as they may be stored (by content type, fail closed)."""
+        return redactor.redact_body(bytes(self.data), self.content_type or None)
