@@ -1,17 +1,20 @@
 """Store write throughput: the store API against the database's bulk-load limit.
 
 For each backend this writes ``--runs`` runs of ``--steps`` steps, each step with a
-``--payload-kb`` JSON request and response, twice into a fresh database:
+``--payload-kb`` JSON request and response, three times into a fresh database:
 
 * through the store API, as the exporter does: ``create_run``, then per step
   ``create_step`` (request payload) and ``update_step`` (final response, usage,
-  attempts, status), then ``update_run`` (finished, summary);
+  attempts, status), then ``update_run`` (finished, summary), each call its own
+  transaction;
+* the same calls, the calls of each run inside one ``store.batch()`` (one transaction
+  per run, each call in a savepoint);
 * the same final rows in one transaction with the fastest path the driver has:
   ``COPY … FROM STDIN`` on PostgreSQL, ``executemany`` on SQLite (rows prepared
   beforehand, so only the database work is timed). That is the physical limit.
 
-It prints rows per second (a run and each step are one row each) for both, the API's
-store calls per second, and the ratio, as medians over ``--repeat`` repetitions. It
+It prints rows per second (a run and each step are one row each) for each, the API's
+store calls per second, and the ratios, as medians over ``--repeat`` repetitions. It
 measures; it asserts nothing.
 
     python benchmarks/store_bench.py                       # 10,000 runs x 5 steps, 3 repeats
@@ -34,7 +37,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,7 +46,7 @@ from typing import Any
 import psycopg
 from psycopg import sql as pgsql
 
-from chatdebug.store import NewRun, NewStep, RunUpdate, StepUpdate, open_store
+from chatdebug.store import NewRun, NewStep, RunUpdate, StepUpdate, Store, open_store
 from chatdebug.store._codec import dump_json, format_timestamp
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -119,52 +122,64 @@ ATTEMPTS = [
 ]
 
 
-def api_write(url: str, work: Workload) -> tuple[float, int]:
-    """Seconds and store calls to write the workload through the store API."""
+def api_write(url: str, work: Workload, batched: bool = False) -> tuple[float, int]:
+    """Seconds and store calls to write the workload through the store API; with
+    ``batched``, the calls of each run in one ``store.batch()``."""
     requests, responses = payloads(work)
     calls = 0
     with closing(open_store(url)) as store:
         start = time.perf_counter()
         for i in range(work.runs):
-            run = store.create_run(
-                NewRun(
-                    chat_id=f"chat-{i % 500}",
-                    user_id="user-1",
-                    provider="openai",
-                    model="gpt-4o",
-                    summary={"first_message": "benchmark turn"},
-                )
-            )
-            for n in range(1, work.steps + 1):
-                step = store.create_step(
-                    NewStep(
-                        run_id=run.id,
-                        chat_id=run.chat_id,
-                        operation="stream",
-                        step_number=n,
-                        normalized_request=requests[(i + n) % 16],
-                    )
-                )
-                store.update_step(
-                    StepUpdate(
-                        id=step.id,
-                        chat_id=run.chat_id,
-                        status="completed",
-                        normalized_response=responses[(i + n) % 16],
-                        usage=USAGE,
-                        attempts=ATTEMPTS,
-                    )
-                )
-            store.update_run(
-                RunUpdate(
-                    id=run.id,
-                    chat_id=run.chat_id,
-                    status="completed",
-                    summary={"first_message": "benchmark turn", "step_count": work.steps},
-                )
-            )
-            calls += 2 + 2 * work.steps
+            with store.batch() if batched else nullcontext():
+                calls += _write_run(store, work, i, requests, responses)
         return time.perf_counter() - start, calls
+
+
+def _write_run(
+    store: Store,
+    work: Workload,
+    i: int,
+    requests: list[dict[str, Any]],
+    responses: list[dict[str, Any]],
+) -> int:
+    run = store.create_run(
+        NewRun(
+            chat_id=f"chat-{i % 500}",
+            user_id="user-1",
+            provider="openai",
+            model="gpt-4o",
+            summary={"first_message": "benchmark turn"},
+        )
+    )
+    for n in range(1, work.steps + 1):
+        step = store.create_step(
+            NewStep(
+                run_id=run.id,
+                chat_id=run.chat_id,
+                operation="stream",
+                step_number=n,
+                normalized_request=requests[(i + n) % 16],
+            )
+        )
+        store.update_step(
+            StepUpdate(
+                id=step.id,
+                chat_id=run.chat_id,
+                status="completed",
+                normalized_response=responses[(i + n) % 16],
+                usage=USAGE,
+                attempts=ATTEMPTS,
+            )
+        )
+    store.update_run(
+        RunUpdate(
+            id=run.id,
+            chat_id=run.chat_id,
+            status="completed",
+            summary={"first_message": "benchmark turn", "step_count": work.steps},
+        )
+    )
+    return 2 + 2 * work.steps
 
 
 def final_rows(work: Workload) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
@@ -296,32 +311,45 @@ def bench(
     repeat: int,
 ) -> None:
     rows = work.runs * (1 + work.steps)
-    api_rates, call_rates, raw_rates = [], [], []
+    rates: dict[str, list[float]] = {"single": [], "batched": [], "raw": []}
+    call_rates: dict[str, list[float]] = {"single": [], "batched": []}
     for i in range(repeat):
-        with fresh() as url:
-            seconds, calls = api_write(url, work)
-        api_rates.append(rows / seconds)
-        call_rates.append(calls / seconds)
+        timings = []
+        for path in ("single", "batched"):
+            with fresh() as url:
+                seconds, calls = api_write(url, work, batched=path == "batched")
+            rates[path].append(rows / seconds)
+            call_rates[path].append(calls / seconds)
+            timings.append(f"{path} {seconds:.2f}s")
         with fresh() as url:
             raw_seconds = raw(url, work)
-        raw_rates.append(rows / raw_seconds)
+        rates["raw"].append(rows / raw_seconds)
         print(
-            f"  {name} repetition {i + 1}/{repeat}: API {seconds:.2f}s, raw {raw_seconds:.2f}s",
+            f"  {name} repetition {i + 1}/{repeat}: API {', '.join(timings)}, "
+            f"raw {raw_seconds:.2f}s",
             file=sys.stderr,
             flush=True,
         )
-    api, raw_rate = statistics.median(api_rates), statistics.median(raw_rates)
+    single, batched, raw_rate = (statistics.median(rates[k]) for k in ("single", "batched", "raw"))
     print(
-        f"{name:<11} store API   {api:>10,.0f} rows/s   ({statistics.median(call_rates):,.0f} "
-        f"store calls/s)"
+        f"{name:<11} store API   {single:>10,.0f} rows/s   "
+        f"({statistics.median(call_rates['single']):,.0f} store calls/s, one transaction each)"
+    )
+    print(
+        f"{name:<11} batched     {batched:>10,.0f} rows/s   "
+        f"({statistics.median(call_rates['batched']):,.0f} store calls/s, one batch() per run)"
     )
     print(
         f"{name:<11} raw bulk    {raw_rate:>10,.0f} rows/s   "
         f"({'COPY' if name == 'postgresql' else 'executemany'}, one transaction)"
     )
     print(
-        f"{name:<11} ratio       {api / raw_rate:>10.3f}        (API / raw; raw is "
-        f"{raw_rate / api:.1f}x faster)"
+        f"{name:<11} ratio       {single / raw_rate:>10.3f}        (API / raw; raw is "
+        f"{raw_rate / single:.1f}x faster)"
+    )
+    print(
+        f"{name:<11} ratio       {batched / raw_rate:>10.3f}        (batched / raw; raw is "
+        f"{raw_rate / batched:.1f}x faster; batched is {batched / single:.1f}x the API)"
     )
 
 

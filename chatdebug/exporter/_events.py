@@ -115,9 +115,12 @@ Event = CreateRun | FinishRun | TouchRun | CreateStep | UpdateStep | TouchStep
 
 def _finish_run(store: Store, event: FinishRun) -> None:
     update = event.update
-    steps = store.list_steps(update.id)
     seed = dict(event.seed)
-    if not seed.get("first_message") and steps:
+    # One read of the run's steps; their large payloads only when the label must come
+    # from the first step's request.
+    needs_label = not seed.get("first_message")
+    steps = store.list_steps(update.id, payloads=needs_label)
+    if needs_label and steps:
         label = truncate_label(first_user_text(steps[0].normalized_request))
         if label:
             seed["first_message"] = label
@@ -148,7 +151,12 @@ def apply_event(store: Store, event: Event) -> None:
     """Write one event to ``store``. Store errors propagate to the caller, which decides
     between retrying (:class:`~chatdebug.store.StoreUnavailable`) and counting a drop.
 
-    Every event is idempotent, so re-applying one after an ambiguous failure is safe.
+    Every event is idempotent, so re-applying one (or a whole batch of them) after an
+    ambiguous failure, such as a commit whose outcome is unknown, is safe: runs and steps
+    are created by id (an existing row is returned as it is), updates overwrite with the
+    same values (a terminal status is never downgraded, ``finished_at`` is written once),
+    heartbeats only bump ``updated_at``, and a run's summary is recomputed from its steps.
+    Only ``updated_at`` differs afterwards.
     """
     if isinstance(event, CreateRun):
         store.create_run(event.params)

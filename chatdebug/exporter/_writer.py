@@ -1,11 +1,20 @@
 """The background writer: a bounded queue of store events drained by one daemon thread.
 
-Callers only ever do a non-blocking put. The thread applies events in FIFO order, so the
-events of one run keep their order. When the store is unavailable it retries the same
-event with capped exponential backoff and keeps everything queued; when the queue is
-full, the new event is dropped and counted. A forked child starts with an empty queue
-and its own thread (what the parent queued is the parent's to write); an ``atexit``
-hook flushes every live writer.
+Callers only ever do a non-blocking put. The thread takes events in FIFO order, so the
+events of one run keep their order, and writes each batch it takes in one store
+transaction (:meth:`~chatdebug.store.Store.batch`): one commit per batch instead of one
+per event. Each event is still accounted for on its own: an event the store rejects
+(``RunNotFound``, ``RunFinalized``, any other store error) is undone alone and dropped
+with its reason, and the rest of the batch goes in.
+
+When the store is unavailable, anywhere in a batch including its commit, nothing of the
+batch was written: the whole batch is retried with capped exponential backoff while
+everything stays queued. That is safe because every event is idempotent (see
+:func:`~chatdebug.exporter._events.apply_event`). Drops and writes are counted once the
+batch has committed, from the attempt that committed, so a retried event is counted
+once. When the queue is full, the new event is dropped and counted. A forked child
+starts with an empty queue and its own thread (what the parent queued is the parent's
+to write); an ``atexit`` hook flushes every live writer.
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
+from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import Final
 
 from opentelemetry import context as otel_context
@@ -48,6 +59,36 @@ def _touch_key(event: Event) -> tuple[str, object] | None:
     if isinstance(event, TouchRun):
         return ("run", event.run_id)
     return None
+
+
+def _remember_dead(dead: OrderedDict[object, str], key: object, reason: str) -> None:
+    dead[key] = reason
+    while len(dead) > _DEAD_MEMORY:
+        dead.popitem(last=False)
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What became of one event in a batch: written (``seconds``), dropped (``reason``,
+    with the store's ``error`` when it rejected the write) or skipped silently (a
+    heartbeat of a row that was never recorded)."""
+
+    event: Event
+    seconds: float | None = None
+    reason: str | None = None
+    error: Exception | None = None
+
+
+class _DeadMarks:
+    """Dead-run and dead-step marks set and cleared while one attempt at a batch runs,
+    on top of the writer's own. They take effect only once the batch has committed; a
+    retried batch starts again from none. ``None`` means cleared."""
+
+    __slots__ = ("runs", "steps")
+
+    def __init__(self) -> None:
+        self.runs: dict[object, str | None] = {}
+        self.steps: dict[object, str | None] = {}
 
 
 class BackgroundWriter:
@@ -203,14 +244,51 @@ class BackgroundWriter:
 
     def _mark_dead(self, event: Event, step_reason: str) -> None:
         if isinstance(event, CreateRun):
-            dead, key, reason = self._dead_runs, event.run_id, "run_dropped"
+            _remember_dead(self._dead_runs, event.run_id, "run_dropped")
         elif isinstance(event, CreateStep):
-            dead, key, reason = self._dead_steps, event.step_id, step_reason
+            _remember_dead(self._dead_steps, event.step_id, step_reason)
+
+    # -- dead marks of a batch being written (writer thread only) ----------------------
+    def _pending_dead_reason(self, event: Event, marks: _DeadMarks) -> str | None:
+        """:meth:`_dead_reason` as it would be with ``marks`` applied; clearing a mark
+        (a dead run's end, a dead step's update) goes into ``marks`` too."""
+        run_id = event.run_id
+        if run_id in marks.runs:
+            run_dead = marks.runs[run_id] is not None
         else:
-            return
-        dead[key] = reason
-        while len(dead) > _DEAD_MEMORY:
-            dead.popitem(last=False)
+            with self._cond:
+                run_dead = run_id in self._dead_runs
+        if run_dead:
+            if isinstance(event, FinishRun):
+                marks.runs[run_id] = None
+            return "run_dropped"
+        if isinstance(event, CreateStep | UpdateStep | TouchStep):
+            step_id = event.step_id
+            if step_id in marks.steps:
+                reason = marks.steps[step_id]
+            else:
+                with self._cond:
+                    reason = self._dead_steps.get(step_id)
+            if reason is not None and isinstance(event, UpdateStep):
+                marks.steps[step_id] = None
+            return reason
+        return None
+
+    @staticmethod
+    def _mark_pending_dead(marks: _DeadMarks, event: Event, step_reason: str) -> None:
+        if isinstance(event, CreateRun):
+            marks.runs[event.run_id] = "run_dropped"
+        elif isinstance(event, CreateStep):
+            marks.steps[event.step_id] = step_reason
+
+    def _publish_dead(self, marks: _DeadMarks) -> None:
+        with self._cond:
+            for dead, pending in ((self._dead_runs, marks.runs), (self._dead_steps, marks.steps)):
+                for key, reason in pending.items():
+                    if reason is None:
+                        dead.pop(key, None)
+                    else:
+                        _remember_dead(dead, key, reason)
 
     # -- writer thread ---------------------------------------------------------------
     def _next_batch(self) -> list[Event] | None:
@@ -245,20 +323,111 @@ class BackgroundWriter:
             batch = self._next_batch()
             if batch is None:
                 return
-            for event in batch:
-                try:
-                    self._process(event)
-                except Exception as exc:  # the thread must survive our own bugs
-                    log_internal_error("exporter", exc)
-                finally:
-                    with self._cond:
-                        self._done += 1
+            try:
+                self._write_batch(batch)
+            except Exception as exc:  # the thread must survive our own bugs
+                log_internal_error("exporter", exc)
+            finally:
+                with self._cond:
+                    self._done += len(batch)
+                    for event in batch:
                         key = _touch_key(event)
                         if key is not None:
                             self._pending_touches.discard(key)
-                        self._cond.notify_all()
+                    self._cond.notify_all()
+
+    def _write_batch(self, batch: list[Event]) -> None:
+        """Write ``batch`` in one store transaction, retrying all of it while the store
+        is unavailable; then count every event's outcome once."""
+        delay = BACKOFF_INITIAL
+        while True:
+            if self._abort:
+                self._drop_at_shutdown(batch)
+                return
+            marks = _DeadMarks()
+            outcomes: list[_Outcome] = []
+            failing: Event = batch[0]  # the event an unavailable store is counted for
+            try:
+                with ExitStack() as stack:
+                    first: Event | None = None
+                    for event in batch:
+                        dead = self._pending_dead_reason(event, marks)
+                        if dead is not None:
+                            silent = _touch_key(event) is not None
+                            outcomes.append(_Outcome(event, reason=None if silent else dead))
+                            continue
+                        failing = event
+                        if first is None:  # a batch of dead events needs no store at all
+                            first = event
+                            stack.enter_context(self._store.batch())
+                        outcomes.append(self._apply(event, marks))
+                    if first is not None:
+                        failing = first  # from here on: the commit
+            except StoreUnavailable as exc:
+                self._health.write_error(failing.kind)
+                self._note_outage(exc, len(batch))
+                self._wake.wait(delay)
+                delay = min(delay * 2, BACKOFF_MAX)
+                continue
+            except Exception as exc:
+                # The batch itself failed for good (a closed store, a broken contract):
+                # write the events one at a time, each in its own transaction.
+                if not isinstance(exc, StoreError):
+                    log_internal_error("exporter", exc)
+                for event in batch:
+                    self._process(event)
+                return
+            self._publish_dead(marks)
+            self._count(outcomes)
+            self._note_recovery()
+            return
+
+    def _apply(self, event: Event, marks: _DeadMarks) -> _Outcome:
+        """Apply one event inside the batch. ``StoreUnavailable`` propagates (the batch
+        is lost); any other failure was undone by the store and becomes a drop."""
+        started = time.perf_counter()
+        try:
+            apply_event(self._store, event)
+        except StoreUnavailable:
+            raise
+        except (RunFinalized, RunNotFound) as exc:
+            reason = "run_finalized" if isinstance(exc, RunFinalized) else "run_not_found"
+            self._mark_pending_dead(marks, event, reason)
+            return _Outcome(event, reason=reason)
+        except Exception as exc:
+            self._mark_pending_dead(marks, event, "step_dropped")
+            return _Outcome(event, reason="store_error", error=exc)
+        return _Outcome(event, seconds=time.perf_counter() - started)
+
+    def _count(self, outcomes: list[_Outcome]) -> None:
+        for outcome in outcomes:
+            kind = outcome.event.kind
+            if outcome.seconds is not None:
+                self._health.written(kind, outcome.seconds)
+                continue
+            if outcome.error is not None:
+                # Not worth retrying: a rejected write, or a store that broke its contract
+                # by raising something other than a StoreError (counted as our error too).
+                if not isinstance(outcome.error, StoreError):
+                    log_internal_error("exporter", outcome.error)
+                self._health.write_error(kind)
+                self._health.write_failed(kind, outcome.error)
+            if outcome.reason is not None:
+                self._health.drop(outcome.reason)
+
+    def _drop_at_shutdown(self, batch: list[Event]) -> None:
+        """Shut down while a batch could not be written: drop all of it, counting each
+        event once (events of dead rows under their own reason, as always)."""
+        for event in batch:
+            with self._cond:
+                dead = self._dead_reason(event)
+            if dead is None:
+                self._health.drop("shutdown")
+            elif _touch_key(event) is None:
+                self._health.drop(dead)
 
     def _process(self, event: Event) -> None:
+        """Write one event in its own transaction (when a batch cannot be used)."""
         with self._cond:
             dead = self._dead_reason(event)
         if dead is not None:
@@ -275,7 +444,7 @@ class BackgroundWriter:
                 apply_event(self._store, event)
             except StoreUnavailable as exc:
                 self._health.write_error(event.kind)
-                self._note_outage(exc)
+                self._note_outage(exc, 1)
                 self._wake.wait(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
                 continue
@@ -300,14 +469,14 @@ class BackgroundWriter:
             self._mark_dead(event, "step_dropped" if reason == "store_error" else reason)
         self._health.drop(reason)
 
-    def _note_outage(self, exc: StoreError) -> None:
+    def _note_outage(self, exc: StoreError, in_hand: int) -> None:
         if self._outage_since is None:
             self._outage_since = time.monotonic()
             logger.warning(
                 "chatdebug store unavailable (%s); keeping %d queued events and retrying "
                 "with backoff up to %.0fs",
                 exc,
-                len(self._queue) + 1,
+                len(self._queue) + in_hand,
                 BACKOFF_MAX,
             )
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal, Protocol, runtime_checkable
@@ -237,12 +238,17 @@ Backend = Literal["sqlite", "postgresql"]
 
 @runtime_checkable
 class Store(Protocol):
-    """Persistence for debug runs and steps. Thread-safe; every method is one transaction.
+    """Persistence for debug runs and steps. Thread-safe; every method is one
+    transaction, unless called inside :meth:`batch`.
 
     Errors: :class:`~chatdebug.store.RunNotFound` / :class:`~chatdebug.store.RunFinalized`
     from :meth:`create_step` (and ``RunNotFound`` from the updates when the row does not
     exist for that chat), :class:`~chatdebug.store.StoreUnavailable` when the database
     cannot be reached (worth retrying), :class:`~chatdebug.store.StoreError` otherwise.
+
+    Fork-safe: in a child process created by ``os.fork()`` the store drops the
+    connections inherited from the parent (without using or closing them) and opens its
+    own on first use, so parent and child can both keep using the same store object.
     """
 
     backend: Backend
@@ -253,6 +259,39 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections. Idempotent."""
+        ...
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Group the operations of a block into one transaction::
+
+            with store.batch():
+                store.create_run(...)
+                store.create_step(...)
+
+        Operations called *on the same thread* inside the block share one connection
+        and one transaction, committed when the block exits and rolled back when an
+        exception leaves it; other threads are not affected (on SQLite they wait for
+        the write lock the batch holds from its first write until it ends). Reads
+        inside the block see the block's own writes; other connections see none of
+        them before the commit.
+
+        Each operation runs in a savepoint, so one that raises (``RunNotFound``,
+        ``RunFinalized``, any other :class:`~chatdebug.store.StoreError`, including the
+        step-number collisions :meth:`create_step` retries internally) is undone alone
+        and the block may go on. A :class:`~chatdebug.store.StoreUnavailable` is
+        different: the transaction cannot be trusted any more, so every later operation
+        of the block raises ``StoreUnavailable`` too, and so does the end of the block
+        (nothing is committed) even if the block caught the error. A
+        ``StoreUnavailable`` can also come from entering the block or from the commit,
+        in which case whether the commit happened is unknown; as every write of this
+        contract is idempotent or a plain overwrite, retrying the whole block is the
+        way to recover. On PostgreSQL, concurrent batches that lock the same rows in a
+        different order may be chosen as a deadlock victim, also a
+        ``StoreUnavailable``.
+
+        A ``batch()`` inside another of the same thread is simply part of the outer
+        one. On PostgreSQL the block holds one pooled connection for its duration.
+        """
         ...
 
     # runs -------------------------------------------------------------------------
@@ -301,8 +340,12 @@ class Store(Protocol):
         order). A step, run and chat that do not belong together change nothing."""
         ...
 
-    def list_steps(self, run_id: uuid.UUID) -> list[Step]:
-        """Steps of a run ordered by ``step_number``, then ``started_at``."""
+    def list_steps(self, run_id: uuid.UUID, *, payloads: bool = True) -> list[Step]:
+        """Steps of a run ordered by ``step_number``, then ``started_at``.
+
+        ``payloads=False`` neither reads nor decodes the two large JSON columns: every
+        step then has ``normalized_request == {}`` and ``normalized_response is None``
+        (for callers that need only the rest, such as a run summary)."""
         ...
 
     # deletion, purge, stale finalization --------------------------------------------

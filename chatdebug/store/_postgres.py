@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -71,6 +72,9 @@ class PostgresStore(Store):
     seconds (at least 2, libpq's minimum), as does losing the server mid-operation;
     error messages never contain the password. ``location`` is the URL with the
     password masked.
+
+    Inside :meth:`batch` the connection is in pipeline mode: every operation fetches the
+    result of its last statement, so that its errors are raised by the operation itself.
     """
 
     backend: Backend = "postgresql"
@@ -122,19 +126,25 @@ class PostgresStore(Store):
         """Close the pool and its connections. Idempotent."""
         self._db.close()
 
+    def batch(self) -> AbstractContextManager[None]:
+        """One transaction for the block's operations on this thread; see
+        :meth:`Store.batch <chatdebug.store.Store.batch>`."""
+        return self._db.batch()
+
     # schema -------------------------------------------------------------------------
     def migrate(self) -> list[int]:
         """Apply the missing migrations in one transaction under an advisory lock, so
         processes starting together apply each version once; returns the versions."""
         known = migrations("postgres")
-        with self._db.connection() as conn:
+        # A migration is a script of several statements: not possible in pipeline mode.
+        with self._db.connection(pipeline=False) as conn:
             exists = conn.execute(sql.MIGRATIONS_TABLE_EXISTS).fetchone()
             if exists and exists[0]:
                 applied = {row[0] for row in conn.execute(sql.APPLIED_VERSIONS)}
                 if all(m.version in applied for m in known):
                     return []
             done: list[int] = []
-            with conn.transaction():
+            with self._db.atomic(conn):
                 conn.execute(sql.MIGRATION_LOCK)
                 conn.execute(sql.CREATE_MIGRATIONS_TABLE)
                 applied = {row[0] for row in conn.execute(sql.APPLIED_VERSIONS)}
@@ -174,8 +184,9 @@ class PostgresStore(Store):
         return _run(row)
 
     def touch_run(self, run_id: uuid.UUID, chat_id: str) -> None:
+        values = {"run_id": run_id, "chat_id": chat_id, "now": self._now()}
         with self._db.connection() as conn:
-            conn.execute(sql.TOUCH_RUN, {"run_id": run_id, "chat_id": chat_id, "now": self._now()})
+            conn.execute(sql.TOUCH_RUN, values).fetchall()
 
     def get_run(self, run_id: uuid.UUID) -> Run | None:
         row = self._one(sql.GET_RUN, {"id": run_id})
@@ -197,7 +208,7 @@ class PostgresStore(Store):
             with self._db.connection() as conn:
                 try:
                     if step_number is None:
-                        with conn.transaction():
+                        with self._db.atomic(conn):
                             conn.execute(sql.LOCK_RUN, values)
                             row = conn.execute(sql.INSERT_STEP, values).fetchone()
                     else:
@@ -229,18 +240,19 @@ class PostgresStore(Store):
     def touch_step(self, step_id: uuid.UUID, run_id: uuid.UUID, chat_id: str) -> None:
         values = {"step_id": step_id, "run_id": run_id, "chat_id": chat_id, "now": self._now()}
         with self._db.connection() as conn:
-            conn.execute(sql.TOUCH_STEP, values)
+            conn.execute(sql.TOUCH_STEP, values).fetchall()
 
-    def list_steps(self, run_id: uuid.UUID) -> list[Step]:
+    def list_steps(self, run_id: uuid.UUID, *, payloads: bool = True) -> list[Step]:
+        query = sql.LIST_STEPS if payloads else sql.LIST_STEPS_WITHOUT_PAYLOADS
         with self._db.connection() as conn:
-            rows = conn.execute(sql.LIST_STEPS, {"run_id": run_id}).fetchall()
+            rows = conn.execute(query, {"run_id": run_id}).fetchall()
         return [_step(row) for row in rows]
 
     # deletion, purge, stale finalization ----------------------------------------------
     def delete_by_chat(self, chat_id: str, started_before: datetime) -> int:
         values = {"chat_id": chat_id, "started_before": utc(started_before)}
-        with self._db.connection() as conn:
-            return conn.execute(sql.DELETE_BY_CHAT, values).rowcount
+        row = self._one(sql.DELETE_BY_CHAT, values)
+        return int(row[0]) if row is not None else 0
 
     def delete_after_message(self, chat_id: str, message_id: int, started_before: datetime) -> int:
         values = {
@@ -248,12 +260,12 @@ class PostgresStore(Store):
             "message_id": message_id,
             "started_before": utc(started_before),
         }
-        with self._db.connection() as conn:
-            return conn.execute(sql.DELETE_AFTER_MESSAGE, values).rowcount
+        row = self._one(sql.DELETE_AFTER_MESSAGE, values)
+        return int(row[0]) if row is not None else 0
 
     def delete_old_runs(self, before: datetime, limit: int = PURGE_BATCH_SIZE) -> PurgeResult:
         values = {"before": utc(before), "limit": validate_limit(limit)}
-        with self._db.connection() as conn, conn.transaction():
+        with self._db.connection() as conn, self._db.atomic(conn):
             locked = conn.execute(sql.PURGE_TRY_LOCK).fetchone()
             if not (locked and locked[0]):
                 return PurgeResult(runs_removed=0, steps_removed=0, skipped=True)
@@ -272,8 +284,7 @@ class PostgresStore(Store):
         return None if row is None else str(row[0])
 
     def _set_setting(self, key: str, value: str) -> None:
-        with self._db.connection() as conn:
-            conn.execute(sql.SET_SETTING, {"key": key, "value": value, "now": self._now()})
+        self._one(sql.SET_SETTING, {"key": key, "value": value, "now": self._now()})
 
     def get_allow_users(self) -> bool:
         return self._get_setting(SETTING_ALLOW_USERS) == "true"
@@ -286,11 +297,10 @@ class PostgresStore(Store):
         return bool(row and row[0])
 
     def set_user_enabled(self, user_id: str, enabled: bool) -> None:
-        with self._db.connection() as conn:
-            conn.execute(
-                sql.SET_USER_ENABLED,
-                {"user_id": user_id, "enabled": bool(enabled), "now": self._now()},
-            )
+        self._one(
+            sql.SET_USER_ENABLED,
+            {"user_id": user_id, "enabled": bool(enabled), "now": self._now()},
+        )
 
     def get_retention_days(self) -> int:
         return parse_retention_days(self._get_setting(SETTING_RETENTION_DAYS))

@@ -1,18 +1,23 @@
-"""Connections of the PostgreSQL store: a checked pool, errors translated and scrubbed."""
+"""Connections of the PostgreSQL store: a checked pool, errors translated and scrubbed,
+operations grouped into batches, a new pool after ``fork``."""
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any, Final
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, Final, NoReturn
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from ._errors import StoreConfigError, StoreError, StoreUnavailable
+from ._fork import abandon, register_fork_safe
 from ._url import parse_database_url, scrub
 
 __all__ = ["Connection", "PostgresConnections"]
@@ -23,6 +28,52 @@ Connection = psycopg.Connection[TupleRow]
 # transaction lost a race), worth retrying: connection exception, transaction rollback,
 # insufficient resources, operator intervention (shutdown, cancel).
 _UNAVAILABLE_CLASSES: Final = frozenset({"08", "40", "53", "57"})
+
+_POOL_ERRORS: Final = (PoolClosed, PoolTimeout, psycopg.Error)
+
+
+_SAVEPOINT: Final = b"SAVEPOINT chatdebug_op"
+_RELEASE: Final = b"RELEASE SAVEPOINT chatdebug_op"
+_ROLLBACK_TO: Final = b"ROLLBACK TO SAVEPOINT chatdebug_op"
+
+
+class _Batch:
+    """The state of one thread's open batch.
+
+    Its connection is in pipeline mode: commands are sent without waiting for their
+    results, which arrive when a statement's rows are fetched. Every operation
+    therefore costs one round trip, its savepoint included. ``failed`` is the error
+    that made the batch unusable (its transaction is then rolled back at the end).
+    """
+
+    __slots__ = ("_pipeline_cm", "conn", "failed", "pid", "pipeline", "savepoint")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.failed: StoreUnavailable | None = None
+        self.pid = os.getpid()
+        self.savepoint = False  # whether the savepoint of an operation is open
+        self._pipeline_cm: AbstractContextManager[psycopg.Pipeline] | None = None
+        self.pipeline: psycopg.Pipeline | None = None
+
+    def enter_pipeline(self) -> None:
+        self._pipeline_cm = self.conn.pipeline()
+        self.pipeline = self._pipeline_cm.__enter__()
+
+    def exit_pipeline(self, exc: BaseException | None = None) -> None:
+        """Leave pipeline mode, collecting every result (raising the first error,
+        unless ``exc`` is already on its way)."""
+        cm, self._pipeline_cm, self.pipeline = self._pipeline_cm, None, None
+        if cm is not None:
+            if exc is None:
+                cm.__exit__(None, None, None)
+            else:
+                cm.__exit__(type(exc), exc, exc.__traceback__)
+
+    def sync(self) -> None:
+        """Wait for every command sent so far; raises the first error among them."""
+        if self.pipeline is not None:
+            self.pipeline.sync()
 
 
 def _configure(conn: Connection) -> None:
@@ -58,6 +109,11 @@ class PostgresConnections:
     Each connection is checked before it is lent, so connections a restarted server
     dropped are replaced instead of failing an operation. Every error message has the
     URL's password scrubbed; ``location`` is the URL with the password masked.
+
+    :meth:`batch` lends one connection to a thread for a whole block (checked once),
+    whose operations then share one transaction, each in a savepoint. In a forked
+    child the parent's pool is abandoned (its connections are never used nor closed:
+    they are the parent's sessions) and a new pool is opened on first use.
     """
 
     def __init__(
@@ -87,46 +143,231 @@ class PostgresConnections:
                 f"chatdebug: cannot connect to PostgreSQL at {self.location}: "
                 f"{self._scrub(problem)}"
             )
-        self._pool: ConnectionPool[Connection] = ConnectionPool(
-            parsed.target,
-            kwargs=kwargs,
-            min_size=min_size,
-            max_size=max_size,
-            open=False,
-            configure=_configure,
-            check=ConnectionPool.check_connection,
-            timeout=timeout,
-            name="chatdebug",
-        )
+        self._target = parsed.target
+        self._kwargs = kwargs
+        self._min_size = min_size
+        self._max_size = max_size
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._closed = False
+        pool = self._new_pool()
         opened = True
         try:
-            self._pool.open(wait=True, timeout=timeout)
+            pool.open(wait=True, timeout=timeout)
         except PoolTimeout:
             opened = False
         if not opened:
-            self._pool.close()
+            pool.close()
             raise StoreUnavailable(
                 f"chatdebug: cannot connect to PostgreSQL at {self.location}: "
                 f"no connection within {timeout:g}s"
             )
+        self._pool: ConnectionPool[Connection] | None = pool
+        register_fork_safe(self)
+
+    def _new_pool(self) -> ConnectionPool[Connection]:
+        return ConnectionPool(
+            self._target,
+            kwargs=self._kwargs,
+            min_size=self._min_size,
+            max_size=self._max_size,
+            open=False,
+            configure=_configure,
+            check=ConnectionPool.check_connection,
+            timeout=self._timeout,
+            name="chatdebug",
+        )
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's pool threads do not exist here and its connections are the
+        # parent's sessions: keep them untouched, open a new pool when first needed.
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        if self._pool is not None:
+            abandon(self._pool)
+            self._pool = None
+
+    def _current_pool(self) -> ConnectionPool[Connection]:
+        pool = self._pool
+        if pool is not None:
+            return pool
+        with self._lock:
+            if self._closed:
+                raise StoreError("chatdebug: the store is closed")
+            if self._pool is None:  # first use in a forked child
+                pool = self._new_pool()
+                pool.open(wait=False)
+                self._pool = pool
+            return self._pool
 
     def _scrub(self, text: str) -> str:
         return scrub(text, self._password)
 
+    def _current_batch(self) -> _Batch | None:
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        return batch
+
     @contextmanager
-    def connection(self) -> Iterator[Connection]:
-        """A connection for one operation; driver errors become store errors."""
-        try:
-            with self._pool.connection() as conn:
+    def connection(self, *, pipeline: bool = True) -> Iterator[Connection]:
+        """A connection for one operation; driver errors become store errors.
+
+        Inside a batch: the batch's connection, the operation in a savepoint. The
+        connection is then in pipeline mode, so the operation must fetch the result of
+        its last statement (which collects those of the earlier ones) before it ends;
+        ``pipeline=False`` leaves pipeline mode for the operation (a script of several
+        statements needs that)."""
+        batch = self._current_batch()
+        if batch is not None:
+            with self._in_batch(batch, pipeline) as conn:
                 yield conn
-        except PoolClosed:
+            return
+        try:
+            with self._current_pool().connection() as conn:
+                yield conn
+        except _POOL_ERRORS as exc:
+            self._raise_pool_error(exc)
+
+    def atomic(self, conn: Connection) -> AbstractContextManager[Any]:
+        """A transaction around several statements of one operation; inside a batch,
+        the batch's transaction already is one."""
+        return nullcontext() if self._current_batch() is not None else conn.transaction()
+
+    def _raise_pool_error(self, exc: PoolClosed | PoolTimeout | psycopg.Error) -> NoReturn:
+        """Raise the store error for a failure to get or use a pooled connection."""
+        if isinstance(exc, PoolClosed):
             raise StoreError("chatdebug: the store is closed") from None
-        except PoolTimeout as exc:
+        if isinstance(exc, PoolTimeout):
             raise StoreUnavailable(
                 f"chatdebug: no PostgreSQL connection to {self.location} within {self._timeout:g}s"
             ) from exc
+        raise self._translate(exc) from exc
+
+    @contextmanager
+    def _in_batch(self, batch: _Batch, pipeline: bool) -> Iterator[Connection]:
+        """One operation inside ``batch``, in a savepoint that is rolled back to when
+        it raises. A :class:`StoreUnavailable`, or an error that leaves the batch's
+        transaction unusable, makes the batch fail: its remaining operations and its
+        end raise :class:`StoreUnavailable`."""
+        if batch.failed is not None:
+            raise StoreUnavailable(
+                f"chatdebug: an earlier operation of this batch failed: {batch.failed}"
+            )
+        conn = batch.conn
+        try:
+            if not pipeline:
+                batch.exit_pipeline()
+            try:
+                # Queued with the operation's first statement: no round trip of their own.
+                if batch.savepoint:
+                    conn.execute(_RELEASE, prepare=False)
+                conn.execute(_SAVEPOINT, prepare=False)
+                batch.savepoint = True
+                try:
+                    yield conn
+                except BaseException:
+                    self._undo(batch)
+                    raise
+            finally:
+                if not pipeline and batch.failed is None and not conn.broken:
+                    batch.enter_pipeline()
         except psycopg.Error as exc:
-            raise self._translate(exc) from exc
+            error = self._translate(exc)
+            self._note_failure(batch, error)
+            raise error from exc
+        except BaseException as exc:
+            self._note_failure(batch, exc)
+            raise
+
+    def _note_failure(self, batch: _Batch, error: BaseException) -> None:
+        if batch.failed is not None:
+            return
+        if isinstance(error, StoreUnavailable):
+            batch.failed = error
+        elif batch.conn.broken:
+            batch.failed = StoreUnavailable(
+                f"chatdebug: lost the connection to PostgreSQL at {self.location}: {error}"
+            )
+
+    def _undo(self, batch: _Batch) -> None:
+        """Roll the batch back to the start of the failed operation. Commands after an
+        error were skipped by the server: wait for them first."""
+        conn = batch.conn
+        if conn.broken:
+            return
+        try:
+            try:
+                batch.sync()
+            except psycopg.Error:
+                pass  # the operation's own error again, or "pipeline aborted"
+            conn.execute(_ROLLBACK_TO, prepare=False)
+            batch.sync()
+        except psycopg.Error as exc:
+            batch.failed = StoreUnavailable(
+                f"chatdebug: could not undo an operation on PostgreSQL at {self.location}: "
+                f"{self._scrub(_first_line(exc))}"
+            )
+            return
+        if conn.info.transaction_status != TransactionStatus.INTRANS:
+            batch.failed = StoreUnavailable(
+                f"chatdebug: the batch's transaction on PostgreSQL at {self.location} was lost"
+            )
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Lend one connection to this thread for the block, in one transaction that is
+        committed at the end (rolled back on an exception). Inside another batch of the
+        same thread, just part of that one."""
+        if self._current_batch() is not None:
+            yield
+            return
+        pool = self._current_pool()
+        try:
+            conn = pool.getconn()
+        except _POOL_ERRORS as exc:
+            self._raise_pool_error(exc)
+        batch = _Batch(conn)
+        try:
+            transaction = conn.transaction()
+            try:
+                transaction.__enter__()
+                batch.enter_pipeline()
+            except psycopg.Error as exc:
+                raise self._translate(exc) from exc
+            self._local.batch = batch
+            try:
+                yield
+            except BaseException as exc:
+                self._local.batch = None
+                if os.getpid() == batch.pid:
+                    # Rolls back; psycopg logs (and ignores) a failure to do so.
+                    batch.exit_pipeline(exc)
+                    transaction.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+            self._local.batch = None
+            if os.getpid() != batch.pid:
+                return  # forked inside the block: the transaction is the parent's
+            failure: StoreError
+            cause: BaseException
+            if batch.failed is None:
+                try:
+                    batch.exit_pipeline()
+                    transaction.__exit__(None, None, None)  # COMMIT
+                    return
+                except psycopg.Error as exc:
+                    failure, cause = self._translate(exc), exc
+            else:
+                cause = batch.failed
+                failure = StoreUnavailable(
+                    f"chatdebug: batch not committed, an operation failed: {batch.failed}"
+                )
+            if not conn.broken:
+                batch.exit_pipeline(failure)
+                if conn.info.transaction_status != TransactionStatus.IDLE:
+                    transaction.__exit__(type(failure), failure, None)  # rollback
+            raise failure from cause
+        finally:
+            if os.getpid() == batch.pid:
+                pool.putconn(conn)  # a broken connection is discarded by the pool
 
     def _translate(self, exc: psycopg.Error) -> StoreError:
         message = self._scrub(_first_line(exc))
@@ -143,4 +384,8 @@ class PostgresConnections:
 
     def close(self) -> None:
         """Close the pool and its connections. Idempotent."""
-        self._pool.close()
+        with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()

@@ -1,13 +1,16 @@
 """SQL statements of the PostgreSQL backend (psycopg ``%(name)s`` parameters only).
 
-Parameters that PostgreSQL cannot type from context carry an explicit cast.
+Parameters that PostgreSQL cannot type from context carry an explicit cast. Every
+statement returns rows, even the ones that only write: inside a batch the connection is
+in pipeline mode, where a statement's outcome (its error, its row count) is known only
+once its result has been fetched.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from ._rows import RUN_COLUMNS, STEP_COLUMNS
+from ._rows import RUN_COLUMNS, STEP_COLUMNS, STEP_COLUMNS_WITHOUT_PAYLOADS
 
 _PRIORITY: Final = (
     "(CASE status WHEN 'interrupted' THEN 1 WHEN 'error' THEN 2 WHEN 'completed' THEN 3 ELSE 0 END)"
@@ -71,7 +74,7 @@ RETURNING {RUN_COLUMNS}"""
 
 TOUCH_RUN: Final = (
     "UPDATE chat_debug_runs SET updated_at = %(now)s "
-    "WHERE id = %(run_id)s AND chat_id = %(chat_id)s"
+    "WHERE id = %(run_id)s AND chat_id = %(chat_id)s RETURNING id"
 )
 GET_RUN: Final = f"SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE id = %(id)s"
 LIST_RUNS: Final = f"""
@@ -139,25 +142,37 @@ WITH r AS (
     RETURNING id
 )
 UPDATE chat_debug_steps AS s SET updated_at = %(now)s
-FROM r WHERE s.id = %(step_id)s AND s.run_id = r.id AND s.chat_id = %(chat_id)s"""
+FROM r WHERE s.id = %(step_id)s AND s.run_id = r.id AND s.chat_id = %(chat_id)s
+RETURNING s.id"""
 GET_STEP: Final = f"SELECT {STEP_COLUMNS} FROM chat_debug_steps WHERE id = %(id)s"
-LIST_STEPS: Final = f"""
-SELECT {STEP_COLUMNS} FROM chat_debug_steps WHERE run_id = %(run_id)s
-ORDER BY step_number ASC, started_at ASC"""
-
-DELETE_BY_CHAT: Final = (
-    "DELETE FROM chat_debug_runs WHERE chat_id = %(chat_id)s AND started_at < %(started_before)s"
+_STEPS_OF_RUN: Final = (
+    "FROM chat_debug_steps WHERE run_id = %(run_id)s ORDER BY step_number, started_at"
 )
+LIST_STEPS: Final = f"SELECT {STEP_COLUMNS} {_STEPS_OF_RUN}"
+LIST_STEPS_WITHOUT_PAYLOADS: Final = f"SELECT {STEP_COLUMNS_WITHOUT_PAYLOADS} {_STEPS_OF_RUN}"
+
+# Deletions return how many runs they removed.
+DELETE_BY_CHAT: Final = """
+WITH gone AS (
+    DELETE FROM chat_debug_runs
+    WHERE chat_id = %(chat_id)s AND started_at < %(started_before)s
+    RETURNING 1
+)
+SELECT count(*) FROM gone"""
 DELETE_AFTER_MESSAGE: Final = """
-DELETE FROM chat_debug_runs AS r
-WHERE r.chat_id = %(chat_id)s AND r.started_at < %(started_before)s AND (
-    r.history_tip_message_id > %(message_id)s
-    OR r.trigger_message_id > %(message_id)s
-    OR EXISTS (
-        SELECT 1 FROM chat_debug_steps AS s
-        WHERE s.run_id = r.id AND s.chat_id = r.chat_id
-          AND (s.assistant_message_id > %(message_id)s
-               OR s.history_tip_message_id > %(message_id)s)))"""
+WITH gone AS (
+    DELETE FROM chat_debug_runs AS r
+    WHERE r.chat_id = %(chat_id)s AND r.started_at < %(started_before)s AND (
+        r.history_tip_message_id > %(message_id)s
+        OR r.trigger_message_id > %(message_id)s
+        OR EXISTS (
+            SELECT 1 FROM chat_debug_steps AS s
+            WHERE s.run_id = r.id AND s.chat_id = r.chat_id
+              AND (s.assistant_message_id > %(message_id)s
+                   OR s.history_tip_message_id > %(message_id)s)))
+    RETURNING 1
+)
+SELECT count(*) FROM gone"""
 
 # Oldest first; rows another transaction holds (a step being added) are left for the
 # next batch rather than waited for.
@@ -191,7 +206,8 @@ SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM steps)"""
 GET_SETTING: Final = "SELECT value FROM chat_debug_settings WHERE key = %(key)s"
 SET_SETTING: Final = """
 INSERT INTO chat_debug_settings (key, value, updated_at) VALUES (%(key)s, %(value)s, %(now)s)
-ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at"""
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at
+RETURNING key"""
 GET_USER_ENABLED: Final = (
     "SELECT debug_logging_enabled FROM chat_debug_user_settings WHERE user_id = %(user_id)s"
 )
@@ -199,4 +215,5 @@ SET_USER_ENABLED: Final = """
 INSERT INTO chat_debug_user_settings (user_id, debug_logging_enabled, updated_at)
 VALUES (%(user_id)s, %(enabled)s, %(now)s)
 ON CONFLICT (user_id) DO UPDATE SET
-    debug_logging_enabled = EXCLUDED.debug_logging_enabled, updated_at = EXCLUDED.updated_at"""
+    debug_logging_enabled = EXCLUDED.debug_logging_enabled, updated_at = EXCLUDED.updated_at
+RETURNING user_id"""

@@ -15,7 +15,13 @@ from typing import Any, Final
 from ._base import Run, Step
 from ._codec import load_attempts, load_object, load_optional_object
 
-__all__ = ["RUN_COLUMNS", "STEP_COLUMNS", "run_from_row", "step_from_row"]
+__all__ = [
+    "RUN_COLUMNS",
+    "STEP_COLUMNS",
+    "STEP_COLUMNS_WITHOUT_PAYLOADS",
+    "run_from_row",
+    "step_from_row",
+]
 
 RUN_COLUMNS: Final = (
     "id, chat_id, user_id, root_chat_id, parent_chat_id, model_config_id, "
@@ -28,6 +34,11 @@ STEP_COLUMNS: Final = (
     "assistant_message_id, normalized_request, normalized_response, usage, attempts, "
     "error, metadata, started_at, updated_at, finished_at, trace_id, span_id"
 )
+
+STEP_COLUMNS_WITHOUT_PAYLOADS: Final = STEP_COLUMNS.replace(
+    "normalized_request, normalized_response", "'{}' AS normalized_request, NULL"
+)
+""":data:`STEP_COLUMNS` with the two large payloads left unread (``{}`` and ``None``)."""
 
 ToUUID = Callable[[Any], uuid.UUID]
 ToTime = Callable[[Any], datetime]

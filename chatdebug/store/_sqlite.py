@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -74,7 +75,8 @@ class SQLiteStore(Store):
     Safe to share between threads and processes: each operation borrows a connection
     from a small pool, and every write runs in ``BEGIN IMMEDIATE``, which takes the
     database's write lock up front (waiting up to ``busy_timeout`` seconds for another
-    writer) so a transaction never fails halfway on a lock.
+    writer) so a transaction never fails halfway on a lock. A :meth:`batch` takes the
+    lock at its first write and holds it until it ends.
 
     ``path`` is a file path or ``:memory:`` (a database private to this store, gone
     when it closes). ``location`` is the absolute database file, or ``:memory:``.
@@ -115,6 +117,11 @@ class SQLiteStore(Store):
     def close(self) -> None:
         """Close the connections; an in-memory database is gone afterwards. Idempotent."""
         self._db.close()
+
+    def batch(self) -> AbstractContextManager[None]:
+        """One transaction for the block's operations on this thread; see
+        :meth:`Store.batch <chatdebug.store.Store.batch>`."""
+        return self._db.batch()
 
     # schema -------------------------------------------------------------------------
     def migrate(self) -> list[int]:
@@ -227,9 +234,10 @@ class SQLiteStore(Store):
             conn.execute(sql.TOUCH_STEP_RUN, values)
             conn.execute(sql.TOUCH_STEP, values)
 
-    def list_steps(self, run_id: uuid.UUID) -> list[Step]:
+    def list_steps(self, run_id: uuid.UUID, *, payloads: bool = True) -> list[Step]:
+        query = sql.LIST_STEPS if payloads else sql.LIST_STEPS_WITHOUT_PAYLOADS
         with self._db.read() as conn:
-            rows = conn.execute(sql.LIST_STEPS, {"run_id": str(run_id)}).fetchall()
+            rows = conn.execute(query, {"run_id": str(run_id)}).fetchall()
         return [_step(row) for row in rows]
 
     # deletion, purge, stale finalization ----------------------------------------------

@@ -1,4 +1,5 @@
-"""Connections of the SQLite store: set up, pooled between threads, errors translated."""
+"""Connections of the SQLite store: set up, pooled between threads, errors translated,
+grouped into batches, replaced after ``fork``."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from typing import Any, Final
 
 from ._errors import StoreConfigError, StoreError, StoreUnavailable
+from ._fork import abandon, register_fork_safe
 from ._url import MEMORY
 
 __all__ = ["SQLiteConnections"]
@@ -20,6 +22,19 @@ _MAX_IDLE: Final = 8
 # Primary result codes meaning "cannot get at the database now", worth retrying:
 # BUSY, LOCKED, IOERR, FULL, CANTOPEN, PROTOCOL.
 _UNAVAILABLE_CODES: Final = frozenset({5, 6, 10, 13, 14, 15})
+_SAVEPOINT: Final = "chatdebug_op"
+
+
+class _Batch:
+    """The state of one thread's open batch: its connection, and the error that made
+    the batch unusable (the transaction is then lost and is rolled back at the end)."""
+
+    __slots__ = ("conn", "failed", "pid")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.failed: StoreUnavailable | None = None
+        self.pid = os.getpid()
 
 
 class SQLiteConnections:
@@ -29,6 +44,11 @@ class SQLiteConnections:
     one after the other. An in-memory database is a named shared-cache database (so
     every connection sees it) kept alive by one extra connection; its operations are
     serialized, because shared-cache locks fail at once instead of waiting.
+
+    :meth:`batch` lends one connection to a thread for a whole block, whose operations
+    then share one transaction. In a forked child the connections inherited from the
+    parent are abandoned (never used, never closed) and new ones opened on demand; an
+    in-memory database is the child's copy of the parent's.
     """
 
     def __init__(self, path: str, busy_timeout: float) -> None:
@@ -46,14 +66,30 @@ class SQLiteConnections:
         )
         self._busy_timeout = busy_timeout
         self._idle: list[sqlite3.Connection] = []
+        self._lent: set[sqlite3.Connection] = set()  # to abandon them after a fork
         self._lock = threading.Lock()
         self._serial: AbstractContextManager[Any] = (
             threading.Lock() if self.memory else nullcontext()
         )
+        self._local = threading.local()
         self._closed = False
         with self.errors():
             # Keeps an in-memory database alive; for a file, reports a bad path at once.
-            self._keeper = self._connect()
+            self._keeper: sqlite3.Connection | None = self._connect()
+        register_fork_safe(self)
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's threads (and their locks and batches) do not exist here.
+        self._lock = threading.Lock()
+        if self.memory:
+            self._serial = threading.Lock()
+        self._local = threading.local()
+        inherited: list[object] = [*self._idle, *self._lent]
+        if self._keeper is not None:
+            # An in-memory database stays alive through the abandoned keeper.
+            inherited.append(self._keeper)
+        self._idle, self._lent, self._keeper = [], set(), None
+        abandon(*inherited)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -91,21 +127,26 @@ class SQLiteConnections:
                 conn = self._idle.pop() if self._idle else None
             if conn is None:
                 conn = self._connect()
+            with self._lock:
+                self._lent.add(conn)
+            pid = os.getpid()
             reusable = True
             try:
                 yield conn
             finally:
-                if conn.in_transaction:
-                    try:
-                        conn.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        reusable = False
-                with self._lock:
-                    keep = reusable and not self._closed and len(self._idle) < _MAX_IDLE
-                    if keep:
-                        self._idle.append(conn)
-                if not keep:
-                    conn.close()
+                if os.getpid() == pid:  # else forked meanwhile: the parent's connection
+                    if conn.in_transaction:
+                        try:
+                            conn.execute("ROLLBACK")
+                        except sqlite3.Error:
+                            reusable = False
+                    with self._lock:
+                        self._lent.discard(conn)
+                        keep = reusable and not self._closed and len(self._idle) < _MAX_IDLE
+                        if keep:
+                            self._idle.append(conn)
+                    if not keep:
+                        conn.close()
 
     @contextmanager
     def errors(self) -> Iterator[None]:
@@ -120,20 +161,118 @@ class SQLiteConnections:
                 ) from exc
             raise StoreError(f"chatdebug: SQLite error on {self.location}: {exc}") from exc
 
+    def _current_batch(self) -> _Batch | None:
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        return batch
+
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        """A connection for statements that only read (each one is atomic)."""
+        """A connection for statements that only read (each one is atomic). Inside a
+        batch, the batch's connection, which sees the batch's own writes."""
+        batch = self._current_batch()
+        if batch is not None:
+            with self._in_batch(batch, None) as conn:
+                yield conn
+            return
         with self.errors(), self._borrow() as conn:
             yield conn
 
     @contextmanager
     def write(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[sqlite3.Connection]:
         """A connection inside a transaction that holds the write lock from the start,
-        committed at the end of the block, rolled back on an exception."""
+        committed at the end of the block, rolled back on an exception.
+
+        Inside a batch: a savepoint of the batch's transaction (begun with ``begin`` by
+        its first write), released at the end of the block, rolled back to on an
+        exception, so a failed operation leaves the batch's other writes in place."""
+        batch = self._current_batch()
+        if batch is not None:
+            with self._in_batch(batch, begin) as conn:
+                yield conn
+            return
         with self.errors(), self._borrow() as conn:
             conn.execute(begin)
             yield conn  # on an exception _borrow rolls back
             conn.execute("COMMIT")
+
+    @contextmanager
+    def _in_batch(self, batch: _Batch, begin: str | None) -> Iterator[sqlite3.Connection]:
+        """One operation inside ``batch``: a write (``begin`` given) in a savepoint, a
+        read as it is. A :class:`StoreUnavailable`, losing the transaction or failing
+        to undo an operation makes the batch fail: its remaining operations and its
+        commit raise :class:`StoreUnavailable`."""
+        if batch.failed is not None:
+            raise StoreUnavailable(
+                f"chatdebug: an earlier operation of this batch failed: {batch.failed}"
+            )
+        conn = batch.conn
+        began = conn.in_transaction
+        try:
+            with self.errors():
+                if begin is None:
+                    yield conn
+                    return
+                if not began:
+                    conn.execute(begin)
+                    began = True
+                conn.execute(f"SAVEPOINT {_SAVEPOINT}")
+                try:
+                    yield conn
+                except BaseException:
+                    self._undo(batch)
+                    raise
+                self._step(batch, f"RELEASE {_SAVEPOINT}")
+        except BaseException as exc:
+            if isinstance(exc, StoreUnavailable):
+                batch.failed = exc
+            elif began and not conn.in_transaction and batch.failed is None:
+                batch.failed = StoreUnavailable(
+                    f"chatdebug: the batch's transaction on {self.location} was rolled back: {exc}"
+                )
+            raise
+
+    def _undo(self, batch: _Batch) -> None:
+        """Roll the batch back to the operation's savepoint (unless SQLite has rolled
+        the whole transaction back already, which fails the batch)."""
+        if batch.conn.in_transaction:
+            self._step(batch, f"ROLLBACK TO {_SAVEPOINT}")
+            self._step(batch, f"RELEASE {_SAVEPOINT}")
+
+    def _step(self, batch: _Batch, statement: str) -> None:
+        try:
+            batch.conn.execute(statement)
+        except sqlite3.Error as exc:
+            batch.failed = StoreUnavailable(
+                f"chatdebug: {statement} failed on {self.location}: {exc}"
+            )
+            raise
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Lend one connection to this thread for the block; the writes of the block
+        share its transaction, committed at the end (rolled back on an exception).
+        Inside another batch of the same thread, just part of that one."""
+        if self._current_batch() is not None:
+            yield
+            return
+        with ExitStack() as stack:
+            with self.errors():
+                conn = stack.enter_context(self._borrow())  # rolls back unless committed
+            batch = _Batch(conn)
+            self._local.batch = batch
+            try:
+                yield
+            finally:
+                self._local.batch = None
+            if os.getpid() != batch.pid:
+                return  # forked inside the block: the transaction is the parent's
+            if batch.failed is not None:
+                raise StoreUnavailable(
+                    f"chatdebug: batch not committed, an operation failed: {batch.failed}"
+                )
+            if conn.in_transaction:
+                with self.errors():
+                    conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close every connection not in use (the others close when given back)."""
@@ -142,5 +281,6 @@ class SQLiteConnections:
                 return
             self._closed = True
             idle, self._idle = self._idle, []
-        for conn in [*idle, self._keeper]:
+            keeper, self._keeper = self._keeper, None
+        for conn in [*idle, *([keeper] if keeper is not None else [])]:
             conn.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ._rows import RUN_COLUMNS, STEP_COLUMNS
+from ._rows import RUN_COLUMNS, STEP_COLUMNS, STEP_COLUMNS_WITHOUT_PAYLOADS
 
 _PRIORITY: Final = (
     "(CASE status WHEN 'interrupted' THEN 1 WHEN 'error' THEN 2 WHEN 'completed' THEN 3 ELSE 0 END)"
@@ -121,9 +121,11 @@ TOUCH_STEP: Final = """
 UPDATE chat_debug_steps SET updated_at = :now
 WHERE id = :step_id AND run_id = :run_id AND chat_id = :chat_id"""
 GET_STEP: Final = f"SELECT {STEP_COLUMNS} FROM chat_debug_steps WHERE id = :id"
-LIST_STEPS: Final = f"""
-SELECT {STEP_COLUMNS} FROM chat_debug_steps WHERE run_id = :run_id
-ORDER BY step_number ASC, started_at ASC"""
+_STEPS_OF_RUN: Final = (
+    "FROM chat_debug_steps WHERE run_id = :run_id ORDER BY step_number, started_at"
+)
+LIST_STEPS: Final = f"SELECT {STEP_COLUMNS} {_STEPS_OF_RUN}"
+LIST_STEPS_WITHOUT_PAYLOADS: Final = f"SELECT {STEP_COLUMNS_WITHOUT_PAYLOADS} {_STEPS_OF_RUN}"
 
 DELETE_BY_CHAT: Final = (
     "DELETE FROM chat_debug_runs WHERE chat_id = :chat_id AND started_at < :started_before"

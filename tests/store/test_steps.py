@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -308,3 +309,25 @@ def test_list_steps_orders_by_number_then_start(store: Store) -> None:
     second = make_step(store, run, step_number=2, started_at=T0 + timedelta(seconds=1))
     assert store.list_steps(run.id) == [first, second, third]
     assert store.list_steps(uuid.uuid4()) == []
+
+
+def test_list_steps_without_payloads_leaves_only_the_large_columns_out(store: Store) -> None:
+    run = make_run(store)
+    make_step(
+        store,
+        run,
+        normalized_request={"messages": [{"role": "user"}]},
+        normalized_response={"content": []},
+        usage={"input_tokens": 3},
+        attempts=[{"number": 1}],
+        error={"message": "x"},
+        metadata={"k": "v"},
+    )
+    make_step(store, run)
+    full = store.list_steps(run.id)
+    light = store.list_steps(run.id, payloads=False)
+    assert [s.normalized_request for s in light] == [{}, {}]
+    assert [s.normalized_response for s in light] == [None, None]
+    assert [s.normalized_request for s in full] == [{"messages": [{"role": "user"}]}, {}]
+    stripped = [replace(s, normalized_request={}, normalized_response=None) for s in full]
+    assert light == stripped
