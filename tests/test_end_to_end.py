@@ -440,3 +440,20 @@ def test_configured_redaction_rules_apply_before_storage(
     for secret in ("acct-12345678", "tenant-secret-value", "123-45-6789"):
         assert secret not in stored
     assert "[REDACTED]" in stored
+
+
+def test_message_ids_set_after_the_step_ended_are_stored(
+    configured: chatdebug.Configuration, fake_server: FakeServer
+) -> None:
+    fake_server.enqueue(wire.openai_reply("persisted answer"))
+    with client_for(fake_server) as client, chatdebug.run("chat-ids", trigger_message_id=7) as run:
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        step = run.last_step
+        assert step is not None
+        step.set_assistant_message_id(8)  # after the answer was saved as message 8
+        step.set_history_tip_message_id(7)
+    assert chatdebug.flush()
+    assert run.id is not None
+    (stored,) = configured.store.list_steps(run.id)
+    assert (stored.assistant_message_id, stored.history_tip_message_id) == (8, 7)
+    assert configured.store.get_run(run.id).trigger_message_id == 7  # type: ignore[union-attr]

@@ -207,7 +207,33 @@ def run_ended(span: ReadableSpan) -> FinishRun | None:
         model_config_id=_str(attrs, attr.RUN_MODEL_CONFIG_ID),
         finished_at=span_time(span.end_time),
     )
-    return FinishRun(update, seed=_seed(attrs), started_at=span_time(span.start_time))
+    return FinishRun(
+        update,
+        seed=_seed(attrs),
+        started_at=span_time(span.start_time),
+        step_updates=_step_updates(attrs, key[1]),
+    )
+
+
+def _step_updates(attrs: Mapping[str, Any], chat_id: str) -> tuple[StepUpdate, ...]:
+    """Message ids set on steps after they ended, carried by the run span."""
+    updates = []
+    for item in _json(attrs, attr.RUN_STEP_UPDATES, list) or []:
+        if not isinstance(item, dict):
+            continue
+        step_id = _uuid(item, "step_id")
+        assistant = _int(item, "assistant_message_id")
+        tip = _int(item, "history_tip_message_id")
+        if step_id is not None and (assistant is not None or tip is not None):
+            updates.append(
+                StepUpdate(
+                    id=step_id,
+                    chat_id=chat_id,
+                    assistant_message_id=assistant,
+                    history_tip_message_id=tip,
+                )
+            )
+    return tuple(updates)
 
 
 def _step_id(span: ReadableSpan, attrs: Mapping[str, Any]) -> uuid.UUID:

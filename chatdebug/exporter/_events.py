@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from ..store import NewRun, NewStep, RunUpdate, StepUpdate, Store
+from ..store import NewRun, NewStep, RunNotFound, RunUpdate, StepUpdate, Store
 from ._summary import aggregate_run_summary, first_user_text, truncate_label
 
 __all__ = [
@@ -55,6 +55,8 @@ class FinishRun:
     update: RunUpdate
     seed: dict[str, Any] = field(default_factory=dict)
     started_at: datetime | None = None
+    step_updates: tuple[StepUpdate, ...] = ()
+    """Message ids set on the run's steps after those steps ended."""
     kind: ClassVar[EventKind] = "run_finish"
 
     @property
@@ -116,6 +118,11 @@ Event = CreateRun | FinishRun | TouchRun | CreateStep | UpdateStep | TouchStep
 def _finish_run(store: Store, event: FinishRun) -> None:
     update = event.update
     seed = dict(event.seed)
+    for step_update in event.step_updates:
+        try:
+            store.update_step(step_update)
+        except RunNotFound:
+            pass  # the step's row was never written (dropped and counted already)
     # One read of the run's steps; their large payloads only when the label must come
     # from the first step's request.
     needs_label = not seed.get("first_message")
