@@ -161,6 +161,9 @@ def test_purge_is_skipped_while_another_process_purges(
         other.execute(PURGE_LOCK)
         assert pg_store.delete_old_runs(T0) == PurgeResult(0, 0, skipped=True)
         assert pg_store.get_run(run.id) is not None
+        # Release explicitly: a closed connection's backend may still hold the lock for
+        # a moment after the client is gone.
+        other.execute("SELECT pg_advisory_unlock_all()")
     assert pg_store.delete_old_runs(T0) == PurgeResult(1, 0)
 
 
