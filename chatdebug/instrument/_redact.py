@@ -18,6 +18,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, TypeAlias, overload
@@ -25,6 +26,7 @@ from urllib.parse import quote_plus, unquote_plus, urlsplit
 
 from chatdebug.instrument._redact_patterns import (
     DEFAULT_PATTERNS,
+    DEFAULT_VALUE_TRIGGERS,
     EXTRA_VALUES_DIAGNOSTIC,
     JSON_KEY_EXACT,
     JSON_KEY_FRAGMENTS,
@@ -117,11 +119,12 @@ class Redactor:
     Instances are immutable and safe to share between threads.
     """
 
-    __slots__ = ("_extra_header_names", "_extra_keys", "_patterns")
+    __slots__ = ("_extra_header_names", "_extra_keys", "_patterns", "_prefilter")
 
     _extra_header_names: frozenset[str]
     _extra_keys: frozenset[str]
     _patterns: tuple[re.Pattern[str], ...]
+    _prefilter: re.Pattern[str] | None
 
     def __init__(
         self,
@@ -138,6 +141,11 @@ class Redactor:
         )
         patterns = DEFAULT_PATTERNS + compile_extra_patterns(extra_patterns)
         object.__setattr__(self, "_patterns", patterns)
+        object.__setattr__(
+            self,
+            "_prefilter",
+            _build_prefilter(self._extra_keys) if len(patterns) == len(DEFAULT_PATTERNS) else None,
+        )
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
@@ -287,7 +295,10 @@ class Redactor:
         except UnicodeDecodeError:
             return NOT_JSON_DIAGNOSTIC
         try:
-            redacted, changed = self._walk(parse_json(text), 0, values)
+            document = parse_json(text)
+            if self._clean(text):
+                return body
+            redacted, changed = self._walk(document, 0, values)
         except UnusableJSON as exc:
             return exc.diagnostic
         except RecursionError:
@@ -353,9 +364,25 @@ class Redactor:
         input, which is never modified.
         """
         try:
+            if self._clean(json.dumps(value, ensure_ascii=False, default=str)):
+                return value
+        except (TypeError, ValueError, RecursionError):
+            pass  # not plainly serialisable: the walk below decides
+        try:
             return self._walk(value, 0, True)[0]
         except RecursionError:
             return REDACTED
+
+    def _clean(self, text: str) -> bool:
+        """Whether ``text`` (JSON) certainly needs no redaction, so the slow walk over
+        every node can be skipped. True only when none of the sensitive key names, key
+        fragments, value-pattern prefixes or escape sequences occurs anywhere in it and
+        it is too shallow to reach the depth limit."""
+        if self._prefilter is None:
+            return False
+        if text.count("{") + text.count("[") > _MAX_DEPTH:
+            return False
+        return self._prefilter.search(text.lower()) is None
 
     def _walk(self, value: Any, depth: int, deep: bool) -> tuple[Any, bool]:
         if depth > _MAX_DEPTH:
@@ -402,6 +429,22 @@ class Redactor:
                 new_value, changed = self._walk(parsed, depth + 1, True)
                 return dumps_json(new_value) if changed else text
         return self.redact_text(text)
+
+
+def _build_prefilter(extra_keys: frozenset[str]) -> re.Pattern[str]:
+    """One search over lower-cased JSON text that finds everything the walk could change:
+    a sensitive key (exact, as a whole word, or by fragment), a prefix of a default value
+    pattern, or a ``\\u`` escape that could spell either. Only valid without extra value
+    patterns, whose matches cannot be predicted."""
+    names = sorted(JSON_KEY_EXACT | extra_keys, key=len, reverse=True)
+    anywhere = (*JSON_KEY_FRAGMENTS, *DEFAULT_VALUE_TRIGGERS)
+    return re.compile(
+        r"(?<![a-z0-9_])(?:"
+        + "|".join(re.escape(name) for name in names)
+        + r")(?![a-z0-9_])|"
+        + "|".join(re.escape(fragment) for fragment in anywhere)
+        + r"|\\u"
+    )
 
 
 DEFAULT_REDACTOR: Final = Redactor()

@@ -162,6 +162,8 @@ DEFAULT_PATTERNS: tuple[re.Pattern[str], ...] = (
 # Every default pattern starts with one of these literals: one quick search tells whether
 # any of them can match, so ordinary text (nearly all of it) skips the six full scans.
 _DEFAULT_TRIGGERS = ("sk-", "AIza", "AKIA", "ASIA", "eyJ", "-----BEGIN")
+DEFAULT_VALUE_TRIGGERS = ("sk-", "aiza", "akia", "asia", "eyj", "-----begin", "bearer")
+"""The same prefixes lower-cased (``bearer`` for the case-insensitive Bearer pattern)."""
 _DEFAULT_SET = frozenset(DEFAULT_PATTERNS)
 
 
