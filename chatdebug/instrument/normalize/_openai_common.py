@@ -20,6 +20,7 @@ __all__ = [
     "copy_options",
     "count_other_keys",
     "error_info",
+    "finish_request",
     "function_tool",
     "neutral_finish",
     "openai_error_payload",
@@ -203,3 +204,28 @@ def openai_error_payload(status: int, body: Any) -> dict[str, Any]:
         if key in info:
             payload[key] = info[key]
     return payload
+
+
+def finish_request(
+    out: dict[str, Any],
+    body: dict[str, Any],
+    *,
+    tool_choice: str | None,
+    response_format: dict[str, Any] | None,
+    handled: Iterable[str],
+) -> dict[str, Any]:
+    """Add the fields both OpenAI request formats share to ``out`` and return it:
+    ``tool_choice``, ``model``, ``stream``, ``response_format`` (when set) and
+    ``provider_option_count`` (top-level keys not in ``handled``)."""
+    if tool_choice:
+        out["tool_choice"] = tool_choice
+    if isinstance(body.get("model"), str):
+        out["model"] = body["model"]
+    if isinstance(body.get("stream"), bool):
+        out["stream"] = body["stream"]
+    if response_format:
+        out["response_format"] = response_format
+    others = count_other_keys(body, handled)
+    if others:
+        out["provider_option_count"] = others
+    return out

@@ -19,8 +19,8 @@ from ._openai_common import (
     as_str,
     choice_string,
     copy_options,
-    count_other_keys,
     error_info,
+    finish_request,
     function_tool,
     neutral_finish,
     openai_error_payload,
@@ -179,20 +179,14 @@ class OpenAIChatCodec(JSONBodyCodec):
         options: dict[str, Any] = {}
         copy_options(body, _OPTIONS, options)
         out: dict[str, Any] = {"messages": messages, "tools": _tools(body), "options": options}
-        choice = choice_string(body.get("tool_choice")) or choice_string(body.get("function_call"))
-        if choice:
-            out["tool_choice"] = choice
-        if isinstance(body.get("model"), str):
-            out["model"] = body["model"]
-        if isinstance(body.get("stream"), bool):
-            out["stream"] = body["stream"]
-        fmt = response_format(body.get("response_format"))
-        if fmt:
-            out["response_format"] = fmt
-        others = count_other_keys(body, _HANDLED)
-        if others:
-            out["provider_option_count"] = others
-        return out
+        return finish_request(
+            out,
+            body,
+            tool_choice=choice_string(body.get("tool_choice"))
+            or choice_string(body.get("function_call")),
+            response_format=response_format(body.get("response_format")),
+            handled=_HANDLED,
+        )
 
     def normalize_response(self, body: Any) -> NormalizedResponse:
         """From a non-streamed ``chat.completion`` body."""

@@ -17,7 +17,7 @@ from ._openai_common import (
     as_str,
     choice_string,
     copy_options,
-    count_other_keys,
+    finish_request,
     function_tool,
     openai_error_payload,
     response_format,
@@ -215,20 +215,13 @@ class OpenAIResponsesCodec(JSONBodyCodec):
             "tools": _tools(body.get("tools")),
             "options": options,
         }
-        choice = choice_string(body.get("tool_choice"))
-        if choice:
-            out["tool_choice"] = choice
-        if isinstance(body.get("model"), str):
-            out["model"] = body["model"]
-        if isinstance(body.get("stream"), bool):
-            out["stream"] = body["stream"]
-        fmt = response_format(text.get("format"))
-        if fmt:
-            out["response_format"] = fmt
-        others = count_other_keys(body, _HANDLED)
-        if others:
-            out["provider_option_count"] = others
-        return out
+        return finish_request(
+            out,
+            body,
+            tool_choice=choice_string(body.get("tool_choice")),
+            response_format=response_format(text.get("format")),
+            handled=_HANDLED,
+        )
 
     def normalize_response(self, body: Any) -> NormalizedResponse:
         """From a non-streamed ``response`` object."""
