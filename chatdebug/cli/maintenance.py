@@ -6,8 +6,8 @@ import argparse
 import re
 from datetime import UTC, datetime, timedelta
 
-from .cli import EXIT_OK, EXIT_USAGE, CommandError, arg, command, open_from_args
-from .store import PURGE_BATCH_SIZE
+from ..store import PURGE_BATCH_SIZE
+from ._core import EXIT_OK, EXIT_USAGE, CommandError, arg, command, open_from_args
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}

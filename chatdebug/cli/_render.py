@@ -8,7 +8,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from .store import Run, Step
+from ..store import Run, Step
 
 __all__ = ["render_run", "render_runs", "run_json", "run_summary_json", "step_json"]
 

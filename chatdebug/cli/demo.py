@@ -12,12 +12,12 @@ import argparse
 import json
 from typing import Any
 
-from ._configure import configure, flush, shutdown
+from .._configure import configure, flush, shutdown
+from ..instrument import httpx2_client, run
+from ..store import database_location
+from ._core import EXIT_OK, CommandError, command
 from ._demo_server import MODEL, DemoServer
 from ._render import render_run
-from .cli import EXIT_OK, CommandError, command
-from .instrument import httpx2_client, run
-from .store import database_location
 
 QUESTION = "What's the weather in Paris right now?"
 TOOLS: Any = [

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import uuid
 
+from ..store import DEFAULT_LIST_LIMIT
+from ._core import EXIT_OK, EXIT_USAGE, CommandError, arg, command, open_from_args
 from ._render import dumps, render_run, render_runs, run_json, run_summary_json
-from .cli import EXIT_OK, EXIT_USAGE, CommandError, arg, command, open_from_args
-from .store import DEFAULT_LIST_LIMIT
 
 
 def parse_run_id(text: str) -> uuid.UUID:

@@ -1,0 +1,33 @@
+"""The ``chatdebug`` command (also ``python -m chatdebug``): a thin shell over the store,
+the instrumentation and ``chatdebug serve``.
+
+:mod:`._core` holds the command registry, the parser and :func:`main`; each other module
+is one command group and registers its commands when imported here.
+"""
+
+from __future__ import annotations
+
+from . import demo, maintenance, runs, settings  # noqa: F401  (register their commands)
+from ._core import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandError,
+    arg,
+    build_parser,
+    command,
+    main,
+    open_from_args,
+)
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CommandError",
+    "arg",
+    "build_parser",
+    "command",
+    "main",
+    "open_from_args",
+]
