@@ -69,6 +69,21 @@ def with_search_path(dsn: str, schema: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
+def require_tool(name: str) -> str:
+    """The path of an executable the test drives for real (``promtool``, ``prometheus``,
+    ``chromium``, ``chromedriver``), or skip with the reason; under
+    ``CHATDEBUG_REQUIRE_TOOLS=1`` (set by ``.ci/run``) a missing one fails the test."""
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (Debian package: see .ci/run)"
+        if os.environ.get("CHATDEBUG_REQUIRE_TOOLS", "") not in ("", "0", "false"):
+            pytest.fail(message + " [CHATDEBUG_REQUIRE_TOOLS=1]", pytrace=False)
+        pytest.skip(message)
+    return path
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """URL of a fresh, empty PostgreSQL schema, dropped after the test."""

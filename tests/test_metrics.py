@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
@@ -10,6 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from chatdebug._safety import internal_error_counts, log_internal_error
 from chatdebug.metrics import DROP_REASONS, TOKEN_TYPES, Metrics
+from tests.conftest import require_tool
 
 
 def observe_everything(metrics: Metrics) -> None:
@@ -91,13 +91,13 @@ def test_internal_errors_are_read_at_scrape_time() -> None:
     assert b"# HELP chatdebug_internal_errors_total" in generate_latest(metrics.registry)
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not on PATH")
 def test_promtool_check_metrics() -> None:
+    promtool = require_tool("promtool")
     metrics = Metrics()
     observe_everything(metrics)
     log_internal_error("metrics_test", RuntimeError("lint"))
     result = subprocess.run(
-        ["promtool", "check", "metrics"],
+        [promtool, "check", "metrics"],
         input=generate_latest(metrics.registry),
         capture_output=True,
         check=False,
