@@ -34,6 +34,8 @@ __all__ = [
     "NewStep",
     "PurgeResult",
     "Run",
+    "RunFilter",
+    "RunPosition",
     "RunUpdate",
     "Step",
     "StepUpdate",
@@ -233,6 +235,31 @@ class PurgeResult:
     skipped: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    """Which runs :meth:`Store.list_recent_runs` returns; ``None`` fields match anything.
+
+    ``since`` is inclusive and ``until`` exclusive, both on ``started_at``."""
+
+    status: str | None = None
+    kind: str | None = None
+    user_id: str | None = None
+    model: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunPosition:
+    """A place in the newest-first order ``(started_at DESC, id DESC)``: the last run of
+    a page. The next page holds the runs strictly after it in that order, so a run
+    created meanwhile (newer, hence before the position) neither shifts nor repeats
+    rows."""
+
+    started_at: datetime
+    id: uuid.UUID
+
+
 Backend = Literal["sqlite", "postgresql"]
 
 
@@ -317,6 +344,18 @@ class Store(Protocol):
 
     def list_runs(self, chat_id: str, limit: int = DEFAULT_LIST_LIMIT) -> list[Run]:
         """Runs of a chat, newest first (``started_at DESC, id DESC``)."""
+        ...
+
+    def list_recent_runs(
+        self,
+        filters: RunFilter | None = None,
+        *,
+        after: RunPosition | None = None,
+        limit: int = DEFAULT_LIST_LIMIT,
+    ) -> list[Run]:
+        """Runs of every chat matching ``filters``, newest first (``started_at DESC, id
+        DESC``), starting strictly after ``after`` (keyset paging: pass the last run of
+        the previous page)."""
         ...
 
     # steps ------------------------------------------------------------------------

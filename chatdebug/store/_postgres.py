@@ -20,6 +20,8 @@ from ._base import (
     NewStep,
     PurgeResult,
     Run,
+    RunFilter,
+    RunPosition,
     RunUpdate,
     Step,
     StepUpdate,
@@ -43,6 +45,7 @@ from ._params import (
     validate_retention_days,
 )
 from ._postgres_conn import PostgresConnections
+from ._recent import recent_runs_parameters
 from ._rows import run_from_row, step_from_row
 
 __all__ = ["PostgresStore"]
@@ -197,6 +200,18 @@ class PostgresStore(Store):
             rows = conn.execute(
                 sql.LIST_RUNS, {"chat_id": chat_id, "limit": validate_limit(limit)}
             ).fetchall()
+        return [_run(row) for row in rows]
+
+    def list_recent_runs(
+        self,
+        filters: RunFilter | None = None,
+        *,
+        after: RunPosition | None = None,
+        limit: int = DEFAULT_LIST_LIMIT,
+    ) -> list[Run]:
+        names, values = recent_runs_parameters(filters, after, validate_limit(limit))
+        with self._db.connection() as conn:
+            rows = conn.execute(sql.recent_runs(names), values).fetchall()
         return [_run(row) for row in rows]
 
     # steps --------------------------------------------------------------------------

@@ -81,6 +81,27 @@ LIST_RUNS: Final = f"""
 SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE chat_id = %(chat_id)s
 ORDER BY started_at DESC, id DESC LIMIT %(limit)s"""
 
+# Runs of every chat, filtered; the conditions that apply are joined with AND.
+RECENT_RUN_CONDITIONS: Final = {
+    "status": "status = %(status)s",
+    "kind": "kind = %(kind)s",
+    "user_id": "user_id = %(user_id)s",
+    "model": "model = %(model)s",
+    "since": "started_at >= %(since)s",
+    "until": "started_at < %(until)s",
+    "after": "(started_at, id) < (%(after_started_at)s, %(after_id)s)",
+}
+
+
+def recent_runs(conditions: list[str]) -> str:
+    """The cross-chat listing with the named :data:`RECENT_RUN_CONDITIONS`."""
+    where = " AND ".join(RECENT_RUN_CONDITIONS[name] for name in conditions) or "TRUE"
+    return (
+        f"SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE {where} "
+        "ORDER BY started_at DESC, id DESC LIMIT %(limit)s"
+    )
+
+
 # Taken before INSERT_STEP when the store picks the number: concurrent writers of one
 # run queue here, so the MAX() inside the insert (read after the lock) is current.
 LOCK_RUN: Final = "SELECT 1 FROM chat_debug_runs WHERE id = %(run_id)s FOR NO KEY UPDATE"

@@ -19,6 +19,8 @@ from ._base import (
     NewStep,
     PurgeResult,
     Run,
+    RunFilter,
+    RunPosition,
     RunUpdate,
     Step,
     StepUpdate,
@@ -41,6 +43,7 @@ from ._params import (
     validate_limit,
     validate_retention_days,
 )
+from ._recent import recent_runs_parameters
 from ._rows import run_from_row, step_from_row
 from ._sqlite_conn import SQLiteConnections
 
@@ -59,6 +62,10 @@ def _text_params(values: dict[str, Any]) -> dict[str, Any]:
             value = format_timestamp(value)
         out[key] = value
     return out
+
+
+def _stored_text(value: Any) -> Any:
+    return _text_params({"value": value})["value"]
 
 
 def _run(row: Any) -> Run:
@@ -188,6 +195,20 @@ class SQLiteStore(Store):
         values = {"chat_id": chat_id, "limit": validate_limit(limit)}
         with self._db.read() as conn:
             rows = conn.execute(sql.LIST_RUNS, values).fetchall()
+        return [_run(row) for row in rows]
+
+    def list_recent_runs(
+        self,
+        filters: RunFilter | None = None,
+        *,
+        after: RunPosition | None = None,
+        limit: int = DEFAULT_LIST_LIMIT,
+    ) -> list[Run]:
+        names, values = recent_runs_parameters(
+            filters, after, validate_limit(limit), _stored_text
+        )
+        with self._db.read() as conn:
+            rows = conn.execute(sql.recent_runs(names), values).fetchall()
         return [_run(row) for row in rows]
 
     # steps --------------------------------------------------------------------------

@@ -71,6 +71,28 @@ LIST_RUNS: Final = f"""
 SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE chat_id = :chat_id
 ORDER BY started_at DESC, id DESC LIMIT :limit"""
 
+# Runs of every chat, filtered; the conditions that apply are joined with AND.
+RECENT_RUN_CONDITIONS: Final = {
+    "status": "status = :status",
+    "kind": "kind = :kind",
+    "user_id": "user_id = :user_id",
+    "model": "model = :model",
+    "since": "started_at >= :since",
+    "until": "started_at < :until",
+    "after": "(started_at < :after_started_at "
+    "OR (started_at = :after_started_at AND id < :after_id))",
+}
+
+
+def recent_runs(conditions: list[str]) -> str:
+    """The cross-chat listing with the named :data:`RECENT_RUN_CONDITIONS`."""
+    where = " AND ".join(RECENT_RUN_CONDITIONS[name] for name in conditions) or "1 = 1"
+    return (
+        f"SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE {where} "
+        "ORDER BY started_at DESC, id DESC LIMIT :limit"
+    )
+
+
 # The step goes in only if its run exists in the same chat and is not finished; the
 # number is the requested one, else the next free one (at least :floor).
 INSERT_STEP: Final = f"""
