@@ -35,9 +35,7 @@ def test_lists_every_chat_newest_first_with_id_tiebreak(store: Store) -> None:
 
 
 def test_filters_combine(store: Store) -> None:
-    hit = make_run(
-        store, "chat-1", kind="chat_turn", user_id="u-1", model="gpt-4o", started_at=T0
-    )
+    hit = make_run(store, "chat-1", kind="chat_turn", user_id="u-1", model="gpt-4o", started_at=T0)
     store.update_run(RunUpdate(id=hit.id, chat_id="chat-1", status="error"))
     make_run(store, "chat-2", kind="chat_turn", user_id="u-1", model="gpt-4o", started_at=T0)
     make_run(store, "chat-3", kind="title_generation", user_id="u-1", model="gpt-4o")
@@ -85,9 +83,7 @@ def test_keyset_pages_cover_everything_once(store: Store) -> None:
 
 
 def test_position_with_filters(store: Store) -> None:
-    runs = [
-        make_run(store, "c", model="m", started_at=T0 - timedelta(seconds=i)) for i in range(6)
-    ]
+    runs = [make_run(store, "c", model="m", started_at=T0 - timedelta(seconds=i)) for i in range(6)]
     for i in range(6):
         make_run(store, "c", model="other", started_at=T0 - timedelta(seconds=i))
     first = store.list_recent_runs(RunFilter(model="m"), limit=4)
