@@ -25,9 +25,11 @@ from .instrument import (
     bind_context,
     httpx2_client,
     httpx_client,
+    instrument_httpx,
     run,
     step,
     traced_run,
+    uninstrument_httpx,
 )
 
 __all__ = [
@@ -48,8 +50,10 @@ __all__ = [
     "flush",
     "httpx2_client",
     "httpx_client",
+    "instrument_httpx",
     "run",
     "shutdown",
     "step",
     "traced_run",
+    "uninstrument_httpx",
 ]

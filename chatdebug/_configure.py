@@ -20,7 +20,7 @@ from .environment_variables import (
     DEFAULT_DATABASE_URL,
 )
 from .exporter import StoreSpanProcessor
-from .instrument import InstrumentSettings, Redactor, install
+from .instrument import InstrumentSettings, Redactor, install, instrument_httpx
 from .instrument._reaper import drain
 from .metrics import Metrics
 from .store import Store, open_store
@@ -40,6 +40,7 @@ _KNOWN_OPTIONS = frozenset(
         "redact_patterns",
         "max_body_bytes",
         "enablement_cache_seconds",
+        "instrument_httpx",
     }
 )
 
@@ -97,12 +98,16 @@ def configure(
     registry), ``queue_size`` (exporter queue, default 10,000, env
     ``CHATDEBUG_QUEUE_SIZE``), ``stale_threshold`` (seconds or timedelta, default 300),
     ``redact_keys`` / ``redact_headers`` / ``redact_patterns`` (extra redaction rules),
-    ``max_body_bytes`` (attempt body cap, default 50,000), ``enablement_cache_seconds``.
+    ``max_body_bytes`` (attempt body cap, default 50,000), ``enablement_cache_seconds``,
+    ``instrument_httpx`` (``True`` also calls :func:`chatdebug.instrument_httpx`: every
+    httpx/httpx2 client of the process records, SDK default clients included).
     """
     global _current, _current_key
     unknown = set(options) - _KNOWN_OPTIONS
     if unknown:
         raise TypeError(f"unknown configure() options: {', '.join(sorted(unknown))}")
+    if options.get("instrument_httpx"):
+        instrument_httpx()
     url = database_url or os.environ.get(CHATDEBUG_DATABASE_URL) or DEFAULT_DATABASE_URL
     key = (url, enabled, id(tracer_provider), tuple(sorted((k, id(v)) for k, v in options.items())))
     with _lock:
