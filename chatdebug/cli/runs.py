@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import uuid
 
-from ..store import DEFAULT_LIST_LIMIT
+from ..store import DEFAULT_LIST_LIMIT, Store
 from ._core import EXIT_OK, EXIT_USAGE, CommandError, arg, command, open_from_args
+from ._hints import nothing_found_hint
 from ._render import dumps, render_run, render_runs, run_json, run_summary_json
+
+
+def _hint(store: Store, args: argparse.Namespace, lead: str = "nothing found") -> list[str]:
+    """Why nothing may have been recorded (for ``--user`` when given) and how to turn
+    recording on."""
+    user = getattr(args, "user", None)
+    return nothing_found_hint(store, lead=lead, user_id=user, database_url=args.database_url)
 
 
 def parse_run_id(text: str) -> uuid.UUID:
@@ -30,10 +39,13 @@ def _runs(args: argparse.Namespace) -> int:
         raise CommandError("--limit must be at least 1", EXIT_USAGE)
     with open_from_args(args) as store:
         runs = store.list_runs(args.chat, limit=args.limit)
+        hint = [] if runs else _hint(store, args)
     if args.json:
         print(dumps([run_summary_json(run) for run in runs]))
     else:
         print(render_runs(runs))
+    for line in hint:  # on stderr: stdout stays the table or the JSON
+        print(line, file=sys.stderr)
     return EXIT_OK
 
 
@@ -49,7 +61,7 @@ def _show(args: argparse.Namespace) -> int:
     with open_from_args(args) as store:
         run = store.get_run(run_id)
         if run is None:
-            raise CommandError(f"run {run_id} not found")
+            raise CommandError(" ".join(_hint(store, args, f"run {run_id} not found")))
         steps = store.list_steps(run_id)
     if args.json:
         print(dumps(run_json(run, steps)))

@@ -17,6 +17,7 @@ from .._status import Status
 from . import _attributes as attr
 from ._context import run_var, step_var
 from ._decorate import ScopeFactory
+from ._notice import warn_not_recorded
 from ._run_state import RunState
 from ._state import INSTRUMENTATION_NAME, is_enabled, settings, tracer
 from ._step import StepHandle
@@ -98,6 +99,7 @@ def _start(params: _RunParams) -> tuple[RunHandle, Any]:
     handle = RunHandle(params.chat_id, None)
     with suppress_internal_errors("run"):
         if not is_enabled(params.user_id):
+            warn_not_recorded(params.chat_id, params.user_id)
             return handle, None
         run_id = uuid.uuid4()
         values: dict[str, Any] = {
