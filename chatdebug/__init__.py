@@ -12,6 +12,7 @@ Quick start::
 """
 
 from ._configure import Configuration, configure, flush, shutdown
+from ._hooks import delete_after_message, delete_chat
 from ._status import Operation, RunKind, Status
 from ._version import __version__
 from .instrument import (
@@ -47,6 +48,8 @@ __all__ = [
     "async_httpx_client",
     "bind_context",
     "configure",
+    "delete_after_message",
+    "delete_chat",
     "flush",
     "httpx2_client",
     "httpx_client",

@@ -1,0 +1,157 @@
+"""Support for the read API and viewer tests: runs recorded through the real openai SDK
+against a loopback provider, and the API mounted on a Starlette app."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+from starlette.applications import Starlette
+
+import chatdebug
+from chatdebug.server._endpoint import ApiContext
+from chatdebug.server.api_runs import run_routes
+from chatdebug.server.api_settings import settings_routes
+from chatdebug.server.auth import Tokens
+from chatdebug.store import Store
+from tests.fakes import wire
+from tests.fakes.server import FakeServer, Reply
+
+READ_TOKEN = "read-token-0123456789abcdef"
+ADMIN_TOKEN = "admin-token-fedcba9876543210"
+API_KEY = "sk-proj-apiTESTkey0123456789abcdefghij"
+TOOLS: Any = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
+
+
+def build_app(
+    store: Store,
+    *,
+    read_token: str | None = READ_TOKEN,
+    admin_token: str | None = ADMIN_TOKEN,
+    forced: bool = False,
+    extra_routes: list[Any] | None = None,
+) -> Starlette:
+    """The API routes on a bare Starlette app (what ``chatdebug serve`` mounts)."""
+    context = ApiContext(store, Tokens.of(read_token, admin_token), forced_by_deployment=forced)
+    return Starlette(
+        routes=[*run_routes(context), *settings_routes(context), *(extra_routes or [])]
+    )
+
+
+def client_for(server: FakeServer, retries: int = 2) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=server.url + "/v1",
+        api_key=API_KEY,
+        http_client=chatdebug.httpx2_client(),
+        max_retries=retries,
+    )
+
+
+def rate_limited() -> Reply:
+    reply = wire.openai_error_reply(429, "Rate limit reached", "rate_limit_error")
+    reply.headers = {**reply.headers, "retry-after-ms": "5"}
+    return reply
+
+
+@dataclass
+class Recorded:
+    """Ids of the runs :func:`record_runs` made."""
+
+    chat_id: str
+    tool_run: uuid.UUID
+    error_run: uuid.UUID
+    other_chat_run: uuid.UUID
+
+
+def record_tool_turn(server: FakeServer, chat_id: str, user_id: str = "u-1") -> uuid.UUID:
+    """A chat turn of three steps: a tool call, a rate-limited retry, a stream."""
+    call = {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
+    server.enqueue(
+        wire.openai_reply(tool_calls=[call], prompt_tokens=50, completion_tokens=10),
+        rate_limited(),
+        wire.openai_reply("Sunny, 18°C", prompt_tokens=70, completion_tokens=6),
+        wire.openai_stream_reply(["Wear ", "a jacket"]),
+    )
+    question = "What's the weather in Paris?"
+    messages: Any = [
+        {"role": "system", "content": "You are a weather bot."},
+        {"role": "user", "content": question},
+    ]
+    with (
+        client_for(server) as client,
+        chatdebug.run(
+            chat_id, user_id=user_id, first_message=question, trigger_message_id=7
+        ) as run,
+    ):
+        first = client.chat.completions.create(model="gpt-4o", messages=messages, tools=TOOLS)
+        messages.append(first.choices[0].message.model_dump(exclude_none=True))
+        messages.append({"role": "tool", "tool_call_id": "call_1", "content": "sunny"})
+        client.chat.completions.create(model="gpt-4o", messages=messages, tools=TOOLS)
+        stream = client.chat.completions.create(model="gpt-4o", messages=messages, stream=True)
+        for _ in stream:
+            pass
+    assert run.id is not None
+    return run.id
+
+
+def record_error_turn(server: FakeServer, chat_id: str, user_id: str = "u-2") -> uuid.UUID:
+    """A chat turn whose only call fails with a 500 (no retries)."""
+    server.enqueue(wire.openai_error_reply(500, "The server had an error", "server_error"))
+    try:
+        with (
+            client_for(server, retries=0) as client,
+            chatdebug.run(chat_id, user_id=user_id, first_message="break please") as run,
+        ):
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "break please"}]
+            )
+    except openai.InternalServerError:
+        pass
+    assert run.id is not None
+    return run.id
+
+
+def record_simple_turn(
+    server: FakeServer, chat_id: str, text: str = "Hello!", user_text: str = "hi", **kw: Any
+) -> uuid.UUID:
+    server.enqueue(wire.openai_reply(text))
+    with client_for(server) as client, chatdebug.run(chat_id, first_message=user_text, **kw) as run:
+        client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": user_text}]
+        )
+    assert run.id is not None
+    return run.id
+
+
+def record_runs(server: FakeServer) -> Recorded:
+    chat_id = f"chat-{uuid.uuid4().hex[:8]}"
+    recorded = Recorded(
+        chat_id=chat_id,
+        tool_run=record_tool_turn(server, chat_id),
+        error_run=record_error_turn(server, chat_id),
+        other_chat_run=record_simple_turn(server, chat_id + "-other"),
+    )
+    assert chatdebug.flush()
+    return recorded
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
