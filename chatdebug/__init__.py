@@ -4,8 +4,10 @@ Quick start::
 
     import chatdebug, openai
 
-    chatdebug.configure()          # ./chatdebug.db, or CHATDEBUG_DATABASE_URL
-    client = openai.OpenAI(http_client=chatdebug.httpx2_client())
+    # ./chatdebug.db, or CHATDEBUG_DATABASE_URL; enabled=True records every run (local
+    # development; in production only users who opted in are recorded without it)
+    chatdebug.configure(enabled=True, instrument_httpx=True)
+    client = openai.OpenAI()       # its default client records inside a run
 
     with chatdebug.run(chat_id="c-42", user_id="u-7", first_message=text):
         client.chat.completions.create(model="gpt-4o", messages=msgs)   # step 1
