@@ -132,6 +132,57 @@ def test_a_client_with_our_transport_records_each_attempt_once(
     assert len(fake_server.requests) == 4
 
 
+class _Forwarding(httpx.BaseTransport, httpx2.BaseTransport):
+    """An application's wrapping transport (retries, caching…) around another one."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+
+    def handle_request(self, request: Any) -> Any:
+        return self._transport.handle_request(request)
+
+    def close(self) -> None:
+        self._transport.close()
+
+
+@pytest.mark.parametrize("lib_name", ["httpx", "httpx2"])
+def test_a_transport_wrapping_ours_is_not_wrapped_again(
+    recorded: Recorded, fake_server: FakeServer, lib_name: str
+) -> None:
+    lib = LIBS[lib_name]
+    fake_server.enqueue(wire.openai_reply("inner"))
+    nested = _Forwarding(_Forwarding(chatdebug.Transport(lib.HTTPTransport())))
+    with lib.Client(transport=nested) as client, chatdebug.run("c-nested") as run:
+        assert client._transport is nested
+        client.post(fake_server.url + "/v1/chat/completions", json=BODY).raise_for_status()
+    assert len(recorded.only_step(run).attempts) == 1
+
+
+def test_clients_created_before_instrumenting_record_from_their_next_request(
+    request: pytest.FixtureRequest, fake_server: FakeServer
+) -> None:
+    import openai
+
+    fake_server.enqueue(wire.openai_reply("early sync"), wire.openai_reply("early async"))
+    early = openai.OpenAI(base_url=fake_server.url + "/v1", api_key="sk-x", max_retries=0)
+    early_async = httpx.AsyncClient()
+    assert type(early._client._transport) is httpx2.HTTPTransport
+    recorded: Recorded = request.getfixturevalue("recorded")  # instruments now
+
+    async def post() -> None:
+        async with early_async:
+            response = await early_async.post(fake_server.url + "/v1/chat/completions", json=BODY)
+            response.raise_for_status()
+
+    with early, chatdebug.run("c-early") as run:
+        out = early.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        asyncio.run(post())
+    assert out.choices[0].message.content == "early sync"
+    sync_step, async_step = recorded.steps(run)
+    assert_chat_step(sync_step, text="early sync")
+    assert_chat_step(async_step, text="early async")
+
+
 def test_uninstrument_restores_the_libraries_and_silences_old_clients(
     recorded: Recorded, fake_server: FakeServer
 ) -> None:
