@@ -27,6 +27,7 @@ import httpx
 import httpx2
 
 from .._safety import suppress_internal_errors
+from ._context import current_run
 from ._transport import AsyncTransport, Transport
 
 __all__ = ["instrument_httpx", "is_httpx_instrumented", "uninstrument_httpx"]
@@ -65,7 +66,7 @@ class _PatchedTransport(Transport):
         self._patched_inner = inner
 
     def handle_request(self, request: Any) -> Any:
-        if not _instrumented:
+        if not _instrumented or current_run() is None:  # the common case: no cost
             return self._patched_inner.handle_request(request)
         return super().handle_request(request)
 
@@ -81,7 +82,7 @@ class _PatchedAsyncTransport(AsyncTransport):
         self._patched_inner = inner
 
     async def handle_async_request(self, request: Any) -> Any:
-        if not _instrumented:
+        if not _instrumented or current_run() is None:
             return await self._patched_inner.handle_async_request(request)
         return await super().handle_async_request(request)
 
