@@ -56,11 +56,15 @@ def test_openai_default_client_async_stream_and_retry(
 ) -> None:
     limited = wire.openai_error_reply(429, "Rate limit reached", "rate_limit_error")
     limited.headers = {**limited.headers, "retry-after-ms": "10"}
-    fake_server.enqueue(limited, wire.openai_stream_reply(["a", "b", "c"]))
+    fake_server.enqueue(
+        wire.openai_reply("async answer"), limited, wire.openai_stream_reply(["a", "b", "c"])
+    )
 
     async def main() -> tuple[chatdebug.RunHandle, str]:
         client = openai.AsyncOpenAI(base_url=fake_server.url + "/v1", api_key=KEY, max_retries=2)
         async with client, chatdebug.run("c-openai-async") as run:
+            answer = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+            assert answer.choices[0].message.content == "async answer"
             stream = await client.chat.completions.create(
                 model="gpt-4o",
                 messages=MESSAGES,
@@ -75,7 +79,8 @@ def test_openai_default_client_async_stream_and_retry(
 
     run, text = asyncio.run(main())
     assert text == "abc"
-    step = recorded.only_step(run)
+    generate, step = recorded.steps(run)
+    assert_chat_step(generate, text="async answer")
     assert step.operation == "stream" and step.status == "completed"
     # The SDK's retry is a second attempt of the same step, as through our own clients.
     assert [a["response_status"] for a in step.attempts] == [429, 200]
@@ -85,11 +90,17 @@ def test_openai_default_client_async_stream_and_retry(
 
 def test_anthropic_default_clients(recorded: Recorded, fake_server: FakeServer) -> None:
     fake_server.enqueue(
-        wire.anthropic_reply("Hi there"), wire.anthropic_stream_reply(["Hel", "lo"])
+        wire.anthropic_reply("Hi there"),
+        wire.anthropic_stream_reply(["Bon", "jour"]),
+        wire.anthropic_stream_reply(["Hel", "lo"]),
     )
     client = anthropic.Anthropic(base_url=fake_server.url, api_key=KEY, max_retries=0)
     with client, chatdebug.run("c-claude") as run:
         out = client.messages.create(model="claude-opus-4-6", max_tokens=64, messages=MESSAGES)
+        with client.messages.stream(
+            model="claude-opus-4-6", max_tokens=64, messages=MESSAGES
+        ) as sync_stream:
+            assert "".join(sync_stream.text_stream) == "Bonjour"
     assert out.content[0].type == "text" and out.content[0].text == "Hi there"
 
     async def streamed() -> tuple[chatdebug.RunHandle, str]:
@@ -103,10 +114,13 @@ def test_anthropic_default_clients(recorded: Recorded, fake_server: FakeServer) 
 
     arun, text = asyncio.run(streamed())
     assert text == "Hello"
-    step = recorded.only_step(run)
+    step, sync_streamed = recorded.steps(run)
     assert step.status == "completed" and step.operation == "generate"
     assert step.normalized_response is not None
     assert step.normalized_response["content"][0]["text"] == "Hi there"
+    assert sync_streamed.operation == "stream" and sync_streamed.status == "completed"
+    assert sync_streamed.normalized_response is not None
+    assert sync_streamed.normalized_response["content"] == [{"type": "text", "text": "Bonjour"}]
     assert step.usage is not None and step.usage["cache_read_tokens"] == 3
     headers = {k.lower(): v for k, v in step.attempts[0]["request_headers"].items()}
     assert (headers.get("x-api-key") or headers.get("authorization")) == "[REDACTED]"
