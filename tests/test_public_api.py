@@ -23,6 +23,8 @@ FIXED_NAMES = {
     "async_httpx2_client",
     "flush",
     "shutdown",
+    "instrument_httpx",
+    "uninstrument_httpx",
 }
 
 
