@@ -104,9 +104,9 @@ def run_routes(context: ApiContext) -> list[BaseRoute]:
 
     return [
         Route("/api/debug/runs", recent_runs, methods=["GET"]),
-        Route("/api/chats/{chat_id}/debug/runs", chat_runs, methods=["GET"]),
-        Route("/api/chats/{chat_id}/debug/runs/{run_id}", chat_run, methods=["GET"]),
-        Route("/api/chats/{chat_id}/debug/export", chat_export_route, methods=["GET"]),
+        Route("/api/chats/{chat_id:path}/debug/runs", chat_runs, methods=["GET"]),
+        Route("/api/chats/{chat_id:path}/debug/runs/{run_id}", chat_run, methods=["GET"]),
+        Route("/api/chats/{chat_id:path}/debug/export", chat_export_route, methods=["GET"]),
     ]
 
 

@@ -28,7 +28,7 @@ __all__ = ["settings_routes"]
 ADMIN_SETTINGS = "/api/chats/config/debug-logging"
 USER_SETTINGS = "/api/chats/config/user-debug-logging/{user_id}"
 RETENTION = "/api/chats/config/debug-retention-days"
-CHAT_RUNS = "/api/chats/{chat_id}/debug/runs"
+CHAT_RUNS = "/api/chats/{chat_id:path}/debug/runs"
 
 
 def _no_query(request: Request, known: tuple[str, ...] = ()) -> dict[str, str]:

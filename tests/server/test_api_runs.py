@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -18,7 +19,13 @@ import chatdebug
 from chatdebug.metrics import Metrics
 from chatdebug.store import Run, Step, Store
 from tests.fakes.server import FakeServer
-from tests.server._api_support import READ_TOKEN, Recorded, build_app, record_runs
+from tests.server._api_support import (
+    READ_TOKEN,
+    Recorded,
+    build_app,
+    record_runs,
+    record_simple_turn,
+)
 from tests.store.support import raw
 
 # Reference §8.1, in order; "?" fields are omitted when null.
@@ -218,3 +225,18 @@ def test_malformed_stored_json_is_decoded_tolerantly(
     assert first["attempts"][0]["error"] == "malformed attempts payload"
     assert "usage" not in first  # JSON null in a nullable column: omitted
     assert second["metadata"] == {}  # JSON null in a non-null column: {}
+
+
+def test_chat_ids_with_slashes_and_markup_are_addressable(
+    api: TestClient, recorded: tuple[Store, Recorded], fake_server: FakeServer
+) -> None:
+    del recorded  # configured and recording
+    chat = "team/a b/<i>x</i>?#"
+    run_id = record_simple_turn(fake_server, chat)
+    assert chatdebug.flush()
+    quoted = urllib.parse.quote(chat, safe="")
+    listed = api.get(f"/api/chats/{quoted}/debug/runs").json()
+    assert [r["id"] for r in listed] == [str(run_id)] and listed[0]["chat_id"] == chat
+    one = api.get(f"/api/chats/{quoted}/debug/runs/{run_id}")
+    assert one.status_code == 200 and one.json()["chat_id"] == chat
+    assert api.get(f"/api/chats/{quoted}/debug/export").json()["run_count"] == 1

@@ -1,0 +1,165 @@
+// One run: its facts, the waterfall, and each step as a transcript with usage,
+// errors, attempts (headers, raw redacted bodies on demand). An in-progress run
+// is polled until it ends.
+
+import { api } from "./api.js";
+import {
+  clear, decodeBody, durationOf, formatMs, formatNumber, formatTime, h, keyValueTable,
+  lazyDetails, link, parseTime, pretty, statusPill,
+} from "./dom.js";
+import { renderTranscript } from "./transcript.js";
+import { renderWaterfall } from "./waterfall.js";
+
+const POLL_MS = 3000;
+
+function errorBox(error) {
+  if (!error || typeof error !== "object") return null;
+  const facts = [];
+  if (error.type) facts.push(["type", String(error.type)]);
+  if (error.provider_status !== undefined) facts.push(["HTTP status", String(error.provider_status)]);
+  if (error.provider_title) facts.push(["provider", String(error.provider_title)]);
+  if (error.is_retryable !== undefined) facts.push(["retryable", String(error.is_retryable)]);
+  if (error.context_error) facts.push(["context", String(error.context_error)]);
+  return h("div", { className: "error-box step-error" },
+    h("div", { className: "strong", text: String(error.message ?? error.error ?? "error") }),
+    facts.length ? keyValueTable(facts) : null);
+}
+
+function usageTable(usage) {
+  if (!usage || typeof usage !== "object") return null;
+  const entries = Object.entries(usage);
+  return h("div", { className: "usage" }, h("h4", { text: "Usage" }),
+    keyValueTable(entries.map(([k, v]) => [k.replaceAll("_", " "), typeof v === "number" ? formatNumber(v) : pretty(v)])));
+}
+
+function headersTable(headers) {
+  if (!headers || typeof headers !== "object") return h("p", { className: "muted", text: "none recorded" });
+  return keyValueTable(Object.entries(headers).map(([k, v]) => [k, String(v)]), "kv headers");
+}
+
+function bodyView(b64) {
+  const { text, note } = decodeBody(b64);
+  return h("div", { className: "body-view" }, h("div", { className: "muted small", text: note }), h("pre", { className: "code body", text }));
+}
+
+function attemptCard(attempt, stepStart) {
+  const a0 = parseTime(attempt.started_at);
+  const facts = [
+    ["outcome", String(attempt.status ?? "?")],
+    ["request", `${attempt.method ?? ""} ${attempt.url ?? attempt.path ?? ""}`],
+    ["response status", attempt.response_status !== undefined ? String(attempt.response_status) : "no response"],
+    ["started", a0 !== null && stepStart !== null ? `+${formatMs(a0 - stepStart)} into the step` : "—"],
+    ["duration", formatMs(attempt.duration_ms)],
+  ];
+  if (typeof attempt.ttfb_ms === "number") facts.push(["time to first byte", formatMs(attempt.ttfb_ms)]);
+  if (typeof attempt.ttft_ms === "number") facts.push(["time to first chunk", formatMs(attempt.ttft_ms)]);
+  if (attempt.retry_classification) facts.push(["retry reason", String(attempt.retry_classification)]);
+  if (typeof attempt.retry_delay_ms === "number") facts.push(["retry delay", formatMs(attempt.retry_delay_ms)]);
+  if (attempt.error) facts.push(["error", String(attempt.error)]);
+  if (attempt.capture_error) facts.push(["capture", String(attempt.capture_error)]);
+  const failed = attempt.status === "failed" || (attempt.response_status ?? 0) >= 400;
+  return h("div", { className: `attempt-card ${failed ? "attempt-failed" : ""}` },
+    h("h5", { text: `Attempt ${attempt.number ?? "?"}` }),
+    keyValueTable(facts),
+    lazyDetails("Response headers", () => headersTable(attempt.response_headers), "response-headers"),
+    lazyDetails("Request headers", () => headersTable(attempt.request_headers), "request-headers"),
+    attempt.request_body ? lazyDetails("Request body (redacted)", () => bodyView(attempt.request_body), "request-body") : null,
+    attempt.response_body ? lazyDetails("Response body (redacted)", () => bodyView(attempt.response_body), "response-body") : null);
+}
+
+function stepSection(step) {
+  const stepStart = parseTime(step.started_at);
+  const attempts = Array.isArray(step.attempts) ? step.attempts : [];
+  const usage = step.usage || {};
+  const head = h("div", { className: "step-head" },
+    h("h3", { text: `Step ${step.step_number}` }),
+    h("span", { className: "muted", text: step.operation }),
+    statusPill(step.status),
+    h("span", { className: "muted", text: formatMs(durationOf(step)) }),
+    attempts.length > 1 ? h("span", { className: "tag warn", text: `${attempts.length} attempts` }) : null,
+    typeof usage.input_tokens === "number"
+      ? h("span", { className: "muted", text: `${formatNumber(usage.input_tokens)} in / ${formatNumber(usage.output_tokens)} out tokens` })
+      : null);
+  return h("section", { className: `step status-${step.status}`, id: `step-${step.step_number}` },
+    head,
+    errorBox(step.error),
+    renderTranscript(step),
+    h("div", { className: "step-facts" },
+      usageTable(step.usage),
+      step.metadata && Object.keys(step.metadata).length
+        ? h("details", { className: "metadata" }, h("summary", { text: "Metadata" }), h("pre", { className: "code small", text: pretty(step.metadata) }))
+        : null),
+    h("div", { className: "attempts" }, h("h4", { text: `HTTP attempts (${attempts.length})` }),
+      attempts.map((attempt) => attemptCard(attempt, stepStart))));
+}
+
+function runHeader(run, chatId) {
+  const s = run.summary && typeof run.summary === "object" ? run.summary : {};
+  const facts = [
+    ["run", run.id], ["chat", run.chat_id], ["kind", run.kind],
+    ["provider / model", `${run.provider ?? "—"} / ${run.model ?? "—"}`],
+    ["started", formatTime(run.started_at)],
+    ["duration", formatMs(typeof s.duration_ms === "number" ? s.duration_ms : durationOf(run))],
+    ["steps", formatNumber(s.step_count ?? run.steps.length)],
+    ["tokens in / out", `${formatNumber(s.total_input_tokens)} / ${formatNumber(s.total_output_tokens)}`],
+  ];
+  for (const key of ["trigger_message_id", "history_tip_message_id", "root_chat_id", "parent_chat_id", "model_config_id"]) {
+    if (run[key] !== undefined) facts.push([key.replaceAll("_", " "), String(run[key])]);
+  }
+  const download = h("button", { type: "button", className: "ghost", id: "export", text: "Export chat (JSON)" });
+  download.addEventListener("click", async () => {
+    const doc = await api.exportChat(chatId);
+    const blob = new Blob([JSON.stringify(doc, null, 2)], { type: "application/json" });
+    const a = h("a", { href: URL.createObjectURL(blob), download: `chatdebug-export.json` });
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  });
+  return h("section", { className: "run-head", id: "run-head" },
+    h("div", { className: "run-title" },
+      h("h1", { text: typeof s.first_message === "string" && s.first_message ? s.first_message : "(no message)" }),
+      h("span", { id: "run-status" }, statusPill(run.status)), download),
+    s.has_error ? h("div", { className: "error-box", text: "This run had an error: see the steps marked in red." }) : null,
+    keyValueTable(facts, "kv facts"),
+    h("details", { className: "summary-json" }, h("summary", { text: "Summary" }), h("pre", { className: "code small", text: pretty(s) })));
+}
+
+function otherRuns(runs, current) {
+  return h("section", { className: "chat-runs" }, h("h2", { text: "Runs of this chat" }),
+    h("ul", {}, runs.map((run) => h("li", { className: run.id === current ? "current" : "" },
+      statusPill(run.status), " ",
+      link(`/chats/${encodeURIComponent(run.chat_id)}/runs/${encodeURIComponent(run.id)}`, `${formatTime(run.started_at)} · ${run.kind}`)))));
+}
+
+export async function renderRunPage(context, chatId, runId) {
+  const { main, setCrumbs, setLive, onError } = context;
+  setCrumbs(link("/", "runs"), h("span", { className: "mono", text: `chat ${chatId}` }), h("span", { className: "mono", text: `run ${runId.slice(0, 8)}` }));
+  let run = await api.run(chatId, runId);
+  const siblings = await api.chatRuns(chatId).catch(() => []);
+  const draw = () => {
+    clear(main).append(
+      runHeader(run, chatId),
+      renderWaterfall(run),
+      h("section", { className: "steps", id: "steps" }, h("h2", { text: "Steps" }),
+        run.steps.length ? run.steps.map(stepSection) : h("p", { className: "muted", text: "No steps recorded yet." })),
+      otherRuns(siblings, run.id));
+  };
+  draw();
+  if (run.status !== "in_progress") return () => {};
+  setLive(true);
+  let stopped = false;
+  const timer = setInterval(async () => {
+    try {
+      const next = await api.run(chatId, runId);
+      if (stopped) return;
+      const changed = next.updated_at !== run.updated_at || next.status !== run.status ||
+        next.steps.length !== run.steps.length;
+      run = next;
+      if (changed) draw();
+      if (run.status !== "in_progress") { clearInterval(timer); setLive(false); }
+    } catch (error) {
+      clearInterval(timer);
+      if (!stopped) onError(error);
+    }
+  }, POLL_MS);
+  return () => { stopped = true; clearInterval(timer); setLive(false); };
+}

@@ -1,0 +1,269 @@
+"""The web viewer in a real headless Chromium against a real server: sign in with the
+token, find a recorded run, open it (transcript, waterfall, error step), watch an
+in-progress run turn completed without a reload, and check that captured text which
+looks like HTML stays text and runs nothing."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+from selenium import webdriver
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.wait import WebDriverWait
+
+import chatdebug
+from chatdebug.metrics import Metrics
+from chatdebug.server._static import static_routes
+from chatdebug.store import Store
+from tests.conftest import require_tool
+from tests.fakes import wire
+from tests.fakes.server import FakeServer
+from tests.server._api_support import (
+    READ_TOKEN,
+    ThreadedServer,
+    build_app,
+    client_for,
+    record_error_turn,
+    record_tool_turn,
+)
+
+pytestmark = pytest.mark.slow
+
+XSS_REPLY = "<img src=x onerror=alert(1)>"
+XSS_USER = "<script>window.__pwned = 1; alert('x')</script> hello"
+XSS_CHAT = "<b>chat</b><img src=y onerror=window.__pwned=2>"
+
+
+@pytest.fixture
+def store(sqlite_url: str) -> Iterator[Store]:
+    config = chatdebug.configure(sqlite_url, enabled=True, metrics=Metrics(CollectorRegistry()))
+    try:
+        yield config.store
+    finally:
+        chatdebug.shutdown()
+
+
+@pytest.fixture
+def server(store: Store) -> Iterator[ThreadedServer]:
+    served = ThreadedServer(build_app(store, extra_routes=static_routes()))
+    try:
+        yield served
+    finally:
+        served.close()
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = require_tool("chromium")
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(
+        service=Service(executable_path=require_tool("chromedriver")), options=options
+    )
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _wait(driver: webdriver.Chrome, timeout: float = 15.0) -> WebDriverWait[Any]:
+    return WebDriverWait(driver, timeout)
+
+
+def _no_alert(driver: webdriver.Chrome) -> None:
+    try:
+        alert = driver.switch_to.alert
+    except NoAlertPresentException:
+        return
+    text = alert.text
+    alert.dismiss()
+    raise AssertionError(f"an alert opened: {text!r}")
+
+
+def _sign_in(driver: webdriver.Chrome, url: str) -> None:
+    driver.get(url + "/")
+    field = _wait(driver).until(ec.visibility_of_element_located((By.ID, "token")))
+    field.send_keys("wrong-token")
+    driver.find_element(By.ID, "login-button").click()
+    error = _wait(driver).until(ec.visibility_of_element_located((By.ID, "login-error")))
+    assert "not accepted" in error.text
+    driver.find_element(By.ID, "token").send_keys(READ_TOKEN)
+    driver.find_element(By.ID, "login-button").click()
+    _wait(driver).until(ec.presence_of_element_located((By.CSS_SELECTOR, "#runs-body tr")))
+    assert driver.execute_script("return sessionStorage.getItem('chatdebug.token')") == READ_TOKEN
+
+
+def _row(driver: webdriver.Chrome, run_id: uuid.UUID) -> Any:
+    return _wait(driver).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, f'tr[data-run-id="{run_id}"]'))
+    )
+
+
+def _open(driver: webdriver.Chrome, scope: Any, css: str) -> str:
+    """Open a lazily built <details> and return its text once built."""
+    details = scope.find_element(By.CSS_SELECTOR, css)
+    details.find_element(By.TAG_NAME, "summary").click()
+    _wait(driver).until(lambda d: len(details.find_elements(By.XPATH, "./*")) > 1)
+    return str(details.text)
+
+
+def test_viewer_shows_runs_transcripts_and_waterfall(
+    browser: webdriver.Chrome, server: ThreadedServer, fake_server: FakeServer, tmp_path: Path
+) -> None:
+    chat = f"chat-{uuid.uuid4().hex[:6]}"
+    tool_run = record_tool_turn(fake_server, chat)
+    error_run = record_error_turn(fake_server, chat)
+    assert chatdebug.flush()
+
+    _sign_in(browser, server.url)
+    row = _row(browser, tool_run)
+    assert "completed" in row.text and "What's the weather in Paris?" in row.text
+    error_row = _row(browser, error_run)
+    assert "error" in error_row.find_element(By.CSS_SELECTOR, ".pill").text
+    assert "row-error" in (error_row.get_attribute("class") or "")
+    browser.save_screenshot(str(tmp_path / "runs-list.png"))
+
+    row.find_element(By.CSS_SELECTOR, "a.run-link").click()
+    _wait(browser).until(ec.presence_of_element_located((By.ID, "waterfall")))
+    steps = browser.find_elements(By.CSS_SELECTOR, ".wf-step")
+    assert [s.get_attribute("data-step") for s in steps] == ["1", "2", "3"]
+    # Step 2 was rate limited once: a retried attempt, a backoff gap, then success.
+    retried = steps[1]
+    assert retried.get_attribute("data-retries") == "1"
+    assert retried.find_elements(By.CSS_SELECTOR, ".seg.att-retried")
+    assert retried.find_elements(By.CSS_SELECTOR, ".seg.backoff")
+    assert retried.find_elements(By.CSS_SELECTOR, ".seg.att-ok")
+    assert "2 attempts" in retried.text
+    # The streamed step shows its time to first chunk.
+    assert steps[2].find_elements(By.CSS_SELECTOR, ".tick.ttft")
+    assert "first chunk" in steps[2].text
+
+    step1 = browser.find_element(By.ID, "step-1")
+    roles = [e.text for e in step1.find_elements(By.CSS_SELECTOR, ".msg-role")]
+    assert roles[0].startswith("SYSTEM") and roles[1].startswith("USER")
+    assert "You are a weather bot." in step1.text
+    call = step1.find_element(By.CSS_SELECTOR, ".part.tool-call")
+    assert "get_weather" in call.text and '"city": "Paris"' in call.text
+    step2 = browser.find_element(By.ID, "step-2")
+    assert "sunny" in step2.find_element(By.CSS_SELECTOR, ".part.tool-result").text
+    assert "Sunny, 18°C" in step2.find_element(By.CSS_SELECTOR, ".msg.reply").text
+    # Headers and the raw (redacted) bodies open on demand.
+    card = step2.find_elements(By.CSS_SELECTOR, ".attempt-card")[0]
+    assert "429" in card.text
+    assert "retry-after-ms" in _open(browser, card, ".response-headers")
+    body = _open(browser, card, ".request-body")
+    assert '"role": "tool"' in body and "apiTESTkey" not in browser.page_source
+    browser.execute_script("window.scrollTo(0, 0)")
+    browser.save_screenshot(str(tmp_path / "run-page.png"))
+
+    browser.get(f"{server.url}/#/chats/{chat}/runs/{error_run}")
+    # Same document, new hash: wait for the error run's page to replace the other.
+    failed = _wait(browser).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, "#step-1.status-error"))
+    )
+    assert str(error_run) in browser.find_element(By.ID, "run-head").text
+    assert "The server had an error" in failed.find_element(By.CSS_SELECTOR, ".step-error").text
+    assert "500" in failed.find_element(By.CSS_SELECTOR, ".step-error").text
+    browser.save_screenshot(str(tmp_path / "error-run.png"))
+    _no_alert(browser)
+
+
+def test_in_progress_run_turns_completed_without_reload(
+    browser: webdriver.Chrome, server: ThreadedServer, fake_server: FakeServer, tmp_path: Path
+) -> None:
+    fake_server.enqueue(wire.openai_reply("first part"))
+    chat = f"live-{uuid.uuid4().hex[:6]}"
+    started = threading.Event()
+    finish = threading.Event()
+    run_ids: list[uuid.UUID] = []
+
+    def long_turn() -> None:
+        with (
+            client_for(fake_server) as client,
+            chatdebug.run(chat, first_message="slow one") as run,
+        ):
+            assert run.id is not None
+            run_ids.append(run.id)
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+            started.set()
+            finish.wait(60)
+
+    worker = threading.Thread(target=long_turn)
+    worker.start()
+    try:
+        assert started.wait(10)
+        assert chatdebug.flush()
+        _sign_in(browser, server.url)
+        row = _row(browser, run_ids[0])
+        assert row.get_attribute("data-status") == "in_progress"
+        browser.execute_script("window.__sameDocument = 'yes'")
+        browser.save_screenshot(str(tmp_path / "in-progress.png"))
+        finish.set()
+        worker.join(10)
+        assert chatdebug.flush()
+        _wait(browser, 20).until(
+            lambda d: (
+                d.find_element(By.CSS_SELECTOR, f'tr[data-run-id="{run_ids[0]}"]').get_attribute(
+                    "data-status"
+                )
+                == "completed"
+            )
+        )
+        pill = browser.find_element(By.CSS_SELECTOR, f'tr[data-run-id="{run_ids[0]}"] .pill')
+        assert pill.text == "completed"
+        assert browser.execute_script("return window.__sameDocument") == "yes"  # no reload
+    finally:
+        finish.set()
+        worker.join(10)
+
+
+def test_captured_html_is_shown_as_text_and_runs_nothing(
+    browser: webdriver.Chrome, server: ThreadedServer, fake_server: FakeServer, tmp_path: Path
+) -> None:
+    fake_server.enqueue(wire.openai_reply(XSS_REPLY))
+    with client_for(fake_server) as client, chatdebug.run(XSS_CHAT, first_message=XSS_USER) as run:
+        client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": XSS_USER}]
+        )
+    assert chatdebug.flush() and run.id is not None
+
+    _sign_in(browser, server.url)
+    row = _row(browser, run.id)
+    assert XSS_CHAT in row.text and XSS_USER in row.text
+    row.find_element(By.CSS_SELECTOR, "a.run-link").click()
+    step = _wait(browser).until(ec.presence_of_element_located((By.ID, "step-1")))
+    user = step.find_element(By.CSS_SELECTOR, ".msg.role-user .text-body")
+    reply = step.find_element(By.CSS_SELECTOR, ".msg.reply .text-body")
+    assert user.text == XSS_USER.strip()
+    assert reply.text == XSS_REPLY
+    assert XSS_REPLY in _open(browser, step, ".response-body")
+    browser.save_screenshot(str(tmp_path / "xss-run.png"))
+    _no_alert(browser)
+    assert browser.execute_script("return window.__pwned") is None
+    # Nothing captured became an element: no <img>, no extra <script>, no <b>.
+    counts = browser.execute_script(
+        "return [document.querySelectorAll('main img').length,"
+        " document.scripts.length, document.querySelectorAll('main b').length]"
+    )
+    assert counts == [0, 1, 0]
