@@ -125,7 +125,7 @@ def test_show_text_and_json(sqlite_url: str, capsys: pytest.CaptureFixture[str])
     [
         (["show", "not-a-uuid"], 2, "invalid run id 'not-a-uuid'"),
         (["show", "8f14e45f-ceea-467f-a0e6-1a2b3c4d5e6f"], 1, "not found"),
-        (["runs"], 2, "--chat"),
+        (["runs", "--chat", "c", "--status", "error"], 2, "leave out --chat"),
         (["finalize-stale", "--threshold", "soon"], 2, "invalid duration"),
     ],
 )

@@ -113,8 +113,8 @@ def _duration(run: Run) -> str:
     return "-"
 
 
-def render_runs(runs: list[Run]) -> str:
-    """The ``chatdebug runs`` table."""
+def render_runs(runs: list[Run], *, with_chat: bool = False) -> str:
+    """The ``chatdebug runs`` table (``with_chat``: a CHAT column, for runs across chats)."""
     if not runs:
         return "no runs"
     rows = []
@@ -144,6 +144,10 @@ def render_runs(runs: list[Run]) -> str:
         "DURATION",
         "FIRST MESSAGE",
     ]
+    if with_chat:
+        headers.insert(2, "CHAT")
+        for row, run in zip(rows, runs, strict=True):
+            row.insert(2, _short(run.chat_id, 36))
     return "\n".join(_table(headers, rows))
 
 
