@@ -18,6 +18,7 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
 import chatdebug
@@ -144,6 +145,21 @@ def test_viewer_shows_runs_transcripts_and_waterfall(
     assert "row-error" in (error_row.get_attribute("class") or "")
     browser.save_screenshot(str(tmp_path / "runs-list.png"))
 
+    # The API's filters from the page: only the failed run is left.
+    Select(browser.find_element(By.ID, "filter-status")).select_by_value("error")
+    browser.find_element(By.ID, "filter-user_id").send_keys("u-2")
+    browser.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click()
+    _wait(browser).until(lambda d: "status=error" in d.current_url)
+    _wait(browser).until(
+        lambda d: (
+            [r.get_attribute("data-run-id") for r in d.find_elements(By.CSS_SELECTOR, ".run-row")]
+            == [str(error_run)]
+        )
+    )
+    browser.back()
+    row = _wait(browser).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, f'tr[data-run-id="{tool_run}"]')
+    )
     row.find_element(By.CSS_SELECTOR, "a.run-link").click()
     _wait(browser).until(ec.presence_of_element_located((By.ID, "waterfall")))
     steps = browser.find_elements(By.CSS_SELECTOR, ".wf-step")
