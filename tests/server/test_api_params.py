@@ -8,6 +8,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from chatdebug.store import NewRun, Store, open_store
@@ -133,3 +135,19 @@ def test_store_failure_is_500_without_details(store: Store) -> None:
         response = client.get("/api/debug/runs")
     assert response.status_code == 500
     assert response.json() == {"message": "Internal error fetching debug runs."}
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    name=st.sampled_from(
+        ["status", "kind", "user_id", "model", "since", "until", "cursor", "limit"]
+    ),
+    value=st.text(max_size=60),
+)
+def test_any_parameter_value_is_answered_200_or_400(api: TestClient, name: str, value: str) -> None:
+    response = api.get("/api/debug/runs", params={name: value})
+    assert response.status_code in (200, 400), (name, value, response.text)
+    body = response.json()
+    assert ("runs" in body) if response.status_code == 200 else (list(body) == ["message"])
