@@ -205,53 +205,68 @@ def test_viewer_shows_runs_transcripts_and_waterfall(
     _no_alert(browser)
 
 
+class LongTurn:
+    """A run held open in a thread after one completed call, until :meth:`finish`."""
+
+    def __init__(self, fake_server: FakeServer, chat: str, message: str) -> None:
+        fake_server.enqueue(wire.openai_reply("first part"))
+        self._started = threading.Event()
+        self._finish = threading.Event()
+        self.run_id: uuid.UUID | None = None
+        self._thread = threading.Thread(target=self._turn, args=(fake_server, chat, message))
+        self._thread.start()
+        assert self._started.wait(10)
+
+    def _turn(self, fake_server: FakeServer, chat: str, message: str) -> None:
+        with client_for(fake_server) as client, chatdebug.run(chat, first_message=message) as run:
+            self.run_id = run.id
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+            self._started.set()
+            self._finish.wait(60)
+
+    def finish(self) -> None:
+        self._finish.set()
+        self._thread.join(10)
+
+
 def test_in_progress_run_turns_completed_without_reload(
     browser: webdriver.Chrome, server: ThreadedServer, fake_server: FakeServer, tmp_path: Path
 ) -> None:
-    fake_server.enqueue(wire.openai_reply("first part"))
     chat = f"live-{uuid.uuid4().hex[:6]}"
-    started = threading.Event()
-    finish = threading.Event()
-    run_ids: list[uuid.UUID] = []
-
-    def long_turn() -> None:
-        with (
-            client_for(fake_server) as client,
-            chatdebug.run(chat, first_message="slow one") as run,
-        ):
-            assert run.id is not None
-            run_ids.append(run.id)
-            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
-            started.set()
-            finish.wait(60)
-
-    worker = threading.Thread(target=long_turn)
-    worker.start()
+    on_list = LongTurn(fake_server, chat, "slow one")
+    on_page = LongTurn(fake_server, chat, "slow two")
     try:
-        assert started.wait(10)
         assert chatdebug.flush()
         _sign_in(browser, server.url)
-        row = _row(browser, run_ids[0])
+        row = _row(browser, on_list.run_id)
         assert row.get_attribute("data-status") == "in_progress"
         browser.execute_script("window.__sameDocument = 'yes'")
         browser.save_screenshot(str(tmp_path / "in-progress.png"))
-        finish.set()
-        worker.join(10)
+        on_list.finish()
         assert chatdebug.flush()
+        selector = f'tr[data-run-id="{on_list.run_id}"]'
         _wait(browser, 20).until(
             lambda d: (
-                d.find_element(By.CSS_SELECTOR, f'tr[data-run-id="{run_ids[0]}"]').get_attribute(
-                    "data-status"
-                )
+                d.find_element(By.CSS_SELECTOR, selector).get_attribute("data-status")
                 == "completed"
             )
         )
-        pill = browser.find_element(By.CSS_SELECTOR, f'tr[data-run-id="{run_ids[0]}"] .pill')
-        assert pill.text == "completed"
+        assert browser.find_element(By.CSS_SELECTOR, f"{selector} .pill").text == "completed"
         assert browser.execute_script("return window.__sameDocument") == "yes"  # no reload
+
+        # The run page of an in-progress run follows it too.
+        _row(browser, on_page.run_id).find_element(By.CSS_SELECTOR, "a.run-link").click()
+        status = _wait(browser).until(ec.presence_of_element_located((By.ID, "run-status")))
+        assert status.text == "in progress"
+        assert browser.find_element(By.ID, "live").is_displayed()
+        on_page.finish()
+        assert chatdebug.flush()
+        _wait(browser, 20).until(lambda d: d.find_element(By.ID, "run-status").text == "completed")
+        assert browser.execute_script("return window.__sameDocument") == "yes"
+        assert not browser.find_element(By.ID, "live").is_displayed()
     finally:
-        finish.set()
-        worker.join(10)
+        on_list.finish()
+        on_page.finish()
 
 
 def test_captured_html_is_shown_as_text_and_runs_nothing(
