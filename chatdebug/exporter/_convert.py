@@ -244,6 +244,11 @@ def _step_id(span: ReadableSpan, attrs: Mapping[str, Any]) -> uuid.UUID:
     return uuid.uuid5(_STEP_ID_NAMESPACE, f"{trace_id}-{span_id}")
 
 
+def _step_model(attrs: Mapping[str, Any]) -> str | None:
+    """The model that answered, else the one asked for (a call that failed early)."""
+    return _str(attrs, attr.GEN_AI_RESPONSE_MODEL) or _str(attrs, attr.GEN_AI_REQUEST_MODEL)
+
+
 def step_started(span: ReadableSpan) -> CreateStep | None:
     """The ``in_progress`` step row of a step span that just started."""
     attrs = _attrs(span)
@@ -266,6 +271,8 @@ def step_started(span: ReadableSpan) -> CreateStep | None:
             started_at=span_time(span.start_time),
             trace_id=trace_id,
             span_id=span_id,
+            provider=_str(attrs, attr.GEN_AI_PROVIDER_NAME),
+            model=_step_model(attrs),
         )
     )
 
@@ -288,6 +295,8 @@ def step_ended(span: ReadableSpan) -> UpdateStep | None:
         attempts=_json(attrs, attr.STEP_ATTEMPTS, list),
         error=_error(attrs),
         metadata=_json(attrs, attr.STEP_METADATA, dict),
+        provider=_str(attrs, attr.GEN_AI_PROVIDER_NAME),
+        model=_step_model(attrs),
         finished_at=span_time(span.end_time),
     )
     return UpdateStep(update, run_id=key[0])

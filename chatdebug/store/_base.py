@@ -115,6 +115,8 @@ class Step:
     finished_at: datetime | None = None
     trace_id: str | None = None
     span_id: str | None = None
+    provider: str | None = None
+    model: str | None = None
 
 
 @dataclass(slots=True)
@@ -189,6 +191,10 @@ class NewStep:
     finished_at: datetime | None = None
     trace_id: str | None = None
     span_id: str | None = None
+    provider: str | None = None
+    """GenAI provider name (``openai``, ``anthropic``, …) when known at the start."""
+    model: str | None = None
+    """Model of the call when known at the start (the request model)."""
 
 
 @dataclass(slots=True)
@@ -211,6 +217,9 @@ class StepUpdate:
     error: dict[str, Any] | Clear | None = None
     metadata: dict[str, Any] | None = None
     finished_at: datetime | None = None
+    provider: str | None = None
+    model: str | None = None
+    """The model that answered (response model, else request model)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +340,9 @@ class Store(Protocol):
     def update_run(self, params: RunUpdate) -> Run:
         """Change the given fields (``None`` keeps), bump ``updated_at``, never
         downgrade a terminal status, fill ``finished_at`` once; returns the row.
+        A run that has no ``provider`` / ``model`` (neither stored nor given) takes
+        those of its first step (by ``step_number``) that has one, so a run recorded
+        through an SDK is labelled when it finishes.
         :class:`~chatdebug.store.RunNotFound` when no run has that id in that chat."""
         ...
 

@@ -128,6 +128,8 @@ def new_step_params(p: NewStep, now: datetime) -> dict[str, Any]:
         "finished_at": _finished_at(p.status, p.finished_at, now),
         "trace_id": p.trace_id,
         "span_id": p.span_id,
+        "provider": p.provider,
+        "model": p.model,
         "now": now,
     }
 
@@ -149,6 +151,8 @@ def step_update_params(p: StepUpdate, now: datetime) -> dict[str, Any]:
         "error": JSON_NULL if p.error is CLEAR else _json_or_none(p.error),
         "metadata": _json_or_none(p.metadata),
         "finished_at": _finished_at(p.status, p.finished_at, now),
+        "provider": p.provider,
+        "model": p.model,
         "now": now,
     }
 

@@ -58,11 +58,19 @@ INSERT INTO chat_debug_runs (
 ON CONFLICT (id) DO NOTHING
 RETURNING {RUN_COLUMNS}"""
 
+# A run without provider/model of its own takes those of its first step that has them
+# (COALESCE evaluates the subquery only when both earlier values are NULL).
+_FIRST_STEP: Final = (
+    "(SELECT s.{column} FROM chat_debug_steps AS s WHERE s.run_id = chat_debug_runs.id "
+    "AND s.{column} IS NOT NULL ORDER BY s.step_number LIMIT 1)"
+)
+_FIRST_STEP_PROVIDER: Final = _FIRST_STEP.format(column="provider")
+_FIRST_STEP_MODEL: Final = _FIRST_STEP.format(column="model")
 UPDATE_RUN: Final = f"""
 UPDATE chat_debug_runs SET
     {_STATUS_GUARD},
-    provider = COALESCE(%(provider)s::text, provider),
-    model = COALESCE(%(model)s::text, model),
+    provider = COALESCE(%(provider)s::text, provider, {_FIRST_STEP_PROVIDER}),
+    model = COALESCE(%(model)s::text, model, {_FIRST_STEP_MODEL}),
     summary = COALESCE(%(summary)s::jsonb, summary),
     history_tip_message_id = COALESCE(%(history_tip_message_id)s::bigint, history_tip_message_id),
     trigger_message_id = COALESCE(%(trigger_message_id)s::bigint, trigger_message_id),
@@ -117,7 +125,7 @@ WITH locked_run AS (
 INSERT INTO chat_debug_steps (
     id, run_id, chat_id, step_number, operation, status, history_tip_message_id,
     assistant_message_id, normalized_request, normalized_response, usage, attempts, error,
-    metadata, started_at, updated_at, finished_at, trace_id, span_id
+    metadata, started_at, updated_at, finished_at, trace_id, span_id, provider, model
 )
 SELECT
     %(id)s, r.id, r.chat_id,
@@ -128,7 +136,8 @@ SELECT
     %(assistant_message_id)s::bigint, %(normalized_request)s::jsonb,
     %(normalized_response)s::jsonb, %(usage)s::jsonb, %(attempts)s::jsonb,
     %(error)s::jsonb, %(metadata)s::jsonb, %(started_at)s, %(updated_at)s,
-    %(finished_at)s::timestamptz, %(trace_id)s, %(span_id)s
+    %(finished_at)s::timestamptz, %(trace_id)s, %(span_id)s, %(provider)s::text,
+    %(model)s::text
 FROM locked_run AS r
 ON CONFLICT (id) DO NOTHING
 RETURNING {STEP_COLUMNS}"""
@@ -147,6 +156,8 @@ UPDATE chat_debug_steps SET
     attempts = COALESCE(%(attempts)s::jsonb, attempts),
     error = COALESCE(%(error)s::jsonb, error),
     metadata = COALESCE(%(metadata)s::jsonb, metadata),
+    provider = COALESCE(%(provider)s::text, provider),
+    model = COALESCE(%(model)s::text, model),
     finished_at = COALESCE(finished_at, %(finished_at)s::timestamptz),
     updated_at = %(now)s
 WHERE id = %(id)s AND chat_id = %(chat_id)s

@@ -32,7 +32,7 @@ RUN_COLUMNS: Final = (
 STEP_COLUMNS: Final = (
     "id, run_id, chat_id, step_number, operation, status, history_tip_message_id, "
     "assistant_message_id, normalized_request, normalized_response, usage, attempts, "
-    "error, metadata, started_at, updated_at, finished_at, trace_id, span_id"
+    "error, metadata, started_at, updated_at, finished_at, trace_id, span_id, provider, model"
 )
 
 STEP_COLUMNS_WITHOUT_PAYLOADS: Final = STEP_COLUMNS.replace(
@@ -90,4 +90,6 @@ def step_from_row(row: Sequence[Any], to_uuid: ToUUID, to_time: ToTime) -> Step:
         finished_at=None if row[16] is None else to_time(row[16]),
         trace_id=row[17],
         span_id=row[18],
+        provider=row[19],
+        model=row[20],
     )

@@ -49,11 +49,18 @@ INSERT INTO chat_debug_runs (
 ON CONFLICT (id) DO NOTHING
 RETURNING {RUN_COLUMNS}"""
 
+# A run without provider/model of its own takes those of its first step that has them.
+_FIRST_STEP: Final = (
+    "(SELECT s.{column} FROM chat_debug_steps AS s WHERE s.run_id = chat_debug_runs.id "
+    "AND s.{column} IS NOT NULL ORDER BY s.step_number LIMIT 1)"
+)
+_FIRST_STEP_PROVIDER: Final = _FIRST_STEP.format(column="provider")
+_FIRST_STEP_MODEL: Final = _FIRST_STEP.format(column="model")
 UPDATE_RUN: Final = f"""
 UPDATE chat_debug_runs SET
     {_STATUS_GUARD},
-    provider = COALESCE(:provider, provider),
-    model = COALESCE(:model, model),
+    provider = COALESCE(:provider, provider, {_FIRST_STEP_PROVIDER}),
+    model = COALESCE(:model, model, {_FIRST_STEP_MODEL}),
     summary = COALESCE(:summary, summary),
     history_tip_message_id = COALESCE(:history_tip_message_id, history_tip_message_id),
     trigger_message_id = COALESCE(:trigger_message_id, trigger_message_id),
@@ -99,7 +106,7 @@ INSERT_STEP: Final = f"""
 INSERT INTO chat_debug_steps (
     id, run_id, chat_id, step_number, operation, status, history_tip_message_id,
     assistant_message_id, normalized_request, normalized_response, usage, attempts, error,
-    metadata, started_at, updated_at, finished_at, trace_id, span_id
+    metadata, started_at, updated_at, finished_at, trace_id, span_id, provider, model
 )
 SELECT
     :id, r.id, r.chat_id,
@@ -108,7 +115,7 @@ SELECT
         WHERE s.run_id = r.id))),
     :operation, :status, :history_tip_message_id, :assistant_message_id,
     :normalized_request, :normalized_response, :usage, :attempts, :error, :metadata,
-    :started_at, :updated_at, :finished_at, :trace_id, :span_id
+    :started_at, :updated_at, :finished_at, :trace_id, :span_id, :provider, :model
 FROM chat_debug_runs AS r
 WHERE r.id = :run_id AND r.chat_id = :chat_id AND r.finished_at IS NULL
 ON CONFLICT (id) DO NOTHING
@@ -127,6 +134,8 @@ UPDATE chat_debug_steps SET
     attempts = COALESCE(:attempts, attempts),
     error = COALESCE(:error, error),
     metadata = COALESCE(:metadata, metadata),
+    provider = COALESCE(:provider, provider),
+    model = COALESCE(:model, model),
     finished_at = COALESCE(finished_at, :finished_at),
     updated_at = :now
 WHERE id = :id AND chat_id = :chat_id

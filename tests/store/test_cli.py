@@ -23,6 +23,8 @@ INDEXES = {
     "idx_chat_debug_steps_chat_tip",
     "idx_chat_debug_steps_chat_assistant_msg",
     "idx_chat_debug_steps_stale",
+    "idx_chat_debug_runs_started",
+    "idx_chat_debug_steps_started",
 }
 UNIQUE = {"idx_chat_debug_runs_id_chat", "idx_chat_debug_steps_run_step"}
 PARTIAL = {
@@ -51,7 +53,7 @@ def test_migrate_creates_the_sqlite_schema(tmp_path: Path) -> None:
     assert result.stdout.splitlines() == [
         "backend:  sqlite",
         f"database: {path}",
-        "schema:   applied versions 1, 2",
+        "schema:   applied versions 1, 2, 3",
     ]
     url = f"sqlite:///{path}"
     tables = {n for (n,) in raw(url, "SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -97,7 +99,7 @@ def test_migrate_creates_the_postgres_schema(pg_url: str) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "backend:  postgresql"
     assert lines[1].startswith("database: postgresql://postgres:***@")
-    assert lines[2] == "schema:   applied versions 1, 2"
+    assert lines[2] == "schema:   applied versions 1, 2, 3"
     assert "pw-never-shown" not in result.stdout + result.stderr
 
     tables = {

@@ -13,7 +13,7 @@ from contextlib import closing
 from chatdebug.store import open_store
 from tests.store.support import count, is_sqlite, make_run, raw
 
-VERSIONS = [1, 2]
+VERSIONS = [1, 2, 3]
 TABLES = {
     "chat_debug_runs",
     "chat_debug_steps",
@@ -38,11 +38,11 @@ def test_migrate_applies_every_version_once(database_url: str) -> None:
         assert store.migrate() == []
     assert TABLES <= tables(database_url)
     rows = raw(database_url, "SELECT version, name FROM chat_debug_schema_migrations ORDER BY 1")
-    assert rows == [(1, "init"), (2, "settings")]
+    assert rows == [(1, "init"), (2, "settings"), (3, "step_provider_model")]
     with closing(open_store(database_url)) as again:  # migrate on open: nothing to do
         assert again.migrate() == []
         make_run(again)
-    assert count(database_url, "chat_debug_schema_migrations") == 2
+    assert count(database_url, "chat_debug_schema_migrations") == len(VERSIONS)
 
 
 def test_concurrent_migrations_from_threads(database_url: str) -> None:
@@ -58,7 +58,7 @@ def test_concurrent_migrations_from_threads(database_url: str) -> None:
         applied = list(pool.map(migrate, range(workers)))
 
     assert sorted(v for versions in applied for v in versions) == VERSIONS
-    assert count(database_url, "chat_debug_schema_migrations") == 2
+    assert count(database_url, "chat_debug_schema_migrations") == len(VERSIONS)
 
 
 _MIGRATE_AT = """
@@ -89,5 +89,5 @@ def test_concurrent_migrations_from_two_processes(database_url: str) -> None:
         assert proc.returncode == 0, err
     applied = sorted(v for out, _ in outputs for v in json.loads(out))
     assert applied == VERSIONS
-    assert count(database_url, "chat_debug_schema_migrations") == 2
+    assert count(database_url, "chat_debug_schema_migrations") == len(VERSIONS)
     assert TABLES <= tables(database_url)
