@@ -151,6 +151,7 @@ def configure(
                 enablement_cache_seconds=float(options.get("enablement_cache_seconds", 5.0)),
                 redactor=redactor,
                 max_body_bytes=int(options.get("max_body_bytes", 50_000)),
+                sink=processor,
             )
         )
         _current = Configuration(url, store, processor, provider, metrics)

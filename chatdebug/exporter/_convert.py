@@ -1,6 +1,8 @@
-"""Pure conversion of run and step spans into store events.
+"""Pure conversion of run and step spans (or their lifecycle records) into store events.
 
-Attribute keys are those of :mod:`chatdebug.instrument._attributes`. A malformed value
+Attribute keys are those of :mod:`chatdebug.instrument._attributes`. A
+:class:`~chatdebug.instrument._records.SpanRecord` holds its payloads as Python objects;
+a span holds them as JSON strings. Both convert to the same events. A malformed value
 (a run id that is not a UUID, JSON that does not parse or has the wrong shape, a number
 that is not an integer) is logged and counted as an internal error of the ``exporter``
 component, and the field is left out; it never raises. A span without a run id or a chat
@@ -9,24 +11,26 @@ id is not ours to record and gives ``None``.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+import orjson
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from .._safety import log_internal_error
 from .._status import Status
 from ..instrument import _attributes as attr
+from ..instrument._records import SpanRecord
 from ..store import CLEAR, NewRun, NewStep, RunUpdate, StepUpdate
 from ..store._base import Clear
 from ._events import CreateRun, CreateStep, FinishRun, UpdateStep
 from ._summary import truncate_label
 
 __all__ = [
+    "Source",
     "placeholder_run",
     "run_ended",
     "run_started",
@@ -59,8 +63,18 @@ def span_time(ns: int | None) -> datetime | None:
     return _EPOCH + timedelta(microseconds=ns // 1000)
 
 
-def _attrs(span: ReadableSpan) -> Mapping[str, Any]:
-    return span.attributes or {}
+Source = ReadableSpan | SpanRecord
+"""A span of ours, or the record the instrumentation published for it."""
+
+
+def _attrs(source: Source) -> Mapping[str, Any]:
+    return source.attributes or {}
+
+
+def _times(source: Source) -> tuple[int | None, int | None]:
+    if isinstance(source, SpanRecord):
+        return source.start_ns, source.end_ns
+    return source.start_time, source.end_time
 
 
 def _str(attrs: Mapping[str, Any], key: str) -> str | None:
@@ -103,11 +117,13 @@ def _json(attrs: Mapping[str, Any], key: str, shape: type[dict[Any, Any]] | type
     value = attrs.get(key)
     if value is None:
         return None
+    if isinstance(value, shape):
+        return value  # a record's payload: already a Python object
     if not isinstance(value, str):
         _malformed(key, value, "expected a JSON string")
         return None
     try:
-        decoded = json.loads(value)
+        decoded = orjson.loads(value)
     except ValueError as exc:
         _malformed(key, value, f"invalid JSON ({exc})")
         return None
@@ -124,20 +140,28 @@ def _error(attrs: Mapping[str, Any]) -> dict[str, Any] | Clear | None:
     return error
 
 
-def _status(span: ReadableSpan, key: str) -> str:
-    value = _attrs(span).get(key)
+def _status(source: Source, key: str) -> str:
+    value = _attrs(source).get(key)
     if isinstance(value, str) and value in _FINAL_STATUSES:
         return value
     if value is not None:
         _malformed(key, value, f"expected one of {sorted(_FINAL_STATUSES)} at the end")
-    return "error" if span.status.status_code is StatusCode.ERROR else "completed"
+    if isinstance(source, SpanRecord):
+        return "completed"
+    return "error" if source.status.status_code is StatusCode.ERROR else "completed"
 
 
-def _ids(span: ReadableSpan) -> tuple[str | None, str | None]:
-    ctx = span.context
-    if ctx is None:
-        return None, None
-    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+def _ids(source: Source) -> tuple[str | None, str | None]:
+    if isinstance(source, SpanRecord):
+        trace_id, span_id = source.trace_id, source.span_id
+    else:
+        ctx = source.context
+        if ctx is None:
+            return None, None
+        trace_id, span_id = ctx.trace_id, ctx.span_id
+    if not trace_id or not span_id:
+        return None, None  # no tracing SDK behind the API: no ids to point at
+    return format(trace_id, "032x"), format(span_id, "016x")
 
 
 def _run_key(attrs: Mapping[str, Any]) -> tuple[uuid.UUID, str] | None:
@@ -152,7 +176,7 @@ def _run_key(attrs: Mapping[str, Any]) -> tuple[uuid.UUID, str] | None:
 
 
 def _seed(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    seed: dict[str, Any] = _json(attrs, attr.RUN_SUMMARY_SEED, dict) or {}
+    seed: dict[str, Any] = dict(_json(attrs, attr.RUN_SUMMARY_SEED, dict) or {})
     first_message = _str(attrs, attr.RUN_FIRST_MESSAGE) or seed.get("first_message")
     seed.pop("first_message", None)
     if isinstance(first_message, str):
@@ -162,7 +186,7 @@ def _seed(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return seed
 
 
-def run_started(span: ReadableSpan) -> CreateRun | None:
+def run_started(span: Source) -> CreateRun | None:
     """The ``in_progress`` run row of a run span that just started."""
     attrs = _attrs(span)
     key = _run_key(attrs)
@@ -183,14 +207,14 @@ def run_started(span: ReadableSpan) -> CreateRun | None:
             provider=_str(attrs, attr.RUN_PROVIDER),
             model=_str(attrs, attr.RUN_MODEL),
             summary=_seed(attrs) or None,
-            started_at=span_time(span.start_time),
+            started_at=span_time(_times(span)[0]),
             trace_id=trace_id,
             span_id=span_id,
         )
     )
 
 
-def run_ended(span: ReadableSpan) -> FinishRun | None:
+def run_ended(span: Source) -> FinishRun | None:
     """The final state of a run span that ended; the summary is computed when applied."""
     attrs = _attrs(span)
     key = _run_key(attrs)
@@ -205,12 +229,12 @@ def run_ended(span: ReadableSpan) -> FinishRun | None:
         history_tip_message_id=_int(attrs, attr.RUN_HISTORY_TIP_MESSAGE_ID),
         trigger_message_id=_int(attrs, attr.RUN_TRIGGER_MESSAGE_ID),
         model_config_id=_str(attrs, attr.RUN_MODEL_CONFIG_ID),
-        finished_at=span_time(span.end_time),
+        finished_at=span_time(_times(span)[1]),
     )
     return FinishRun(
         update,
         seed=_seed(attrs),
-        started_at=span_time(span.start_time),
+        started_at=span_time(_times(span)[0]),
         step_updates=_step_updates(attrs, key[1]),
     )
 
@@ -236,7 +260,7 @@ def _step_updates(attrs: Mapping[str, Any], chat_id: str) -> tuple[StepUpdate, .
     return tuple(updates)
 
 
-def _step_id(span: ReadableSpan, attrs: Mapping[str, Any]) -> uuid.UUID:
+def _step_id(span: Source, attrs: Mapping[str, Any]) -> uuid.UUID:
     step_id = _uuid(attrs, attr.STEP_ID)
     if step_id is not None:
         return step_id
@@ -249,7 +273,7 @@ def _step_model(attrs: Mapping[str, Any]) -> str | None:
     return _str(attrs, attr.GEN_AI_RESPONSE_MODEL) or _str(attrs, attr.GEN_AI_REQUEST_MODEL)
 
 
-def step_started(span: ReadableSpan) -> CreateStep | None:
+def step_started(span: Source) -> CreateStep | None:
     """The ``in_progress`` step row of a step span that just started."""
     attrs = _attrs(span)
     key = _run_key(attrs)
@@ -268,7 +292,7 @@ def step_started(span: ReadableSpan) -> CreateStep | None:
             step_number=_int(attrs, attr.STEP_NUMBER),
             history_tip_message_id=_int(attrs, attr.STEP_HISTORY_TIP_MESSAGE_ID),
             normalized_request=_json(attrs, attr.STEP_NORMALIZED_REQUEST, dict),
-            started_at=span_time(span.start_time),
+            started_at=span_time(_times(span)[0]),
             trace_id=trace_id,
             span_id=span_id,
             provider=_str(attrs, attr.GEN_AI_PROVIDER_NAME),
@@ -277,7 +301,7 @@ def step_started(span: ReadableSpan) -> CreateStep | None:
     )
 
 
-def step_ended(span: ReadableSpan) -> UpdateStep | None:
+def step_ended(span: Source) -> UpdateStep | None:
     """The final state of a step span that ended."""
     attrs = _attrs(span)
     key = _run_key(attrs)
@@ -297,7 +321,7 @@ def step_ended(span: ReadableSpan) -> UpdateStep | None:
         metadata=_json(attrs, attr.STEP_METADATA, dict),
         provider=_str(attrs, attr.GEN_AI_PROVIDER_NAME),
         model=_step_model(attrs),
-        finished_at=span_time(span.end_time),
+        finished_at=span_time(_times(span)[1]),
     )
     return UpdateStep(update, run_id=key[0])
 

@@ -1,14 +1,15 @@
-"""GenAI traffic metrics recorded from an ended step span."""
+"""GenAI traffic metrics recorded from an ended step span or step record."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Final
 
+import orjson
 from opentelemetry.sdk.trace import ReadableSpan
 
 from ..instrument import _attributes as attr
+from ..instrument._records import SpanRecord
 from ..metrics import Metrics
 
 __all__ = ["record_step_metrics"]
@@ -39,16 +40,18 @@ def _count(value: object) -> int | None:
 
 def _usage(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
     raw = attrs.get(attr.STEP_USAGE)
+    if isinstance(raw, dict):
+        return raw  # a record's usage: already decoded
     if not isinstance(raw, str):
         return {}
     try:
-        usage = json.loads(raw)
+        usage = orjson.loads(raw)
     except ValueError:
         return {}  # the converter already reported it
     return usage if isinstance(usage, dict) else {}
 
 
-def record_step_metrics(metrics: Metrics, span: ReadableSpan) -> None:
+def record_step_metrics(metrics: Metrics, span: ReadableSpan | SpanRecord) -> None:
     """Observe duration, token usage and time to first chunk of one ended step span.
 
     Labels come from the ``gen_ai.*`` attributes (empty when unknown); token counts
@@ -57,6 +60,12 @@ def record_step_metrics(metrics: Metrics, span: ReadableSpan) -> None:
     and empty otherwise.
     """
     attrs = span.attributes or {}
+    start: int | None
+    end: int | None
+    if isinstance(span, SpanRecord):
+        start, end = span.start_ns, span.end_ns
+    else:
+        start, end = span.start_time, span.end_time
     provider = _label(attrs, attr.GEN_AI_PROVIDER_NAME, attr.RUN_PROVIDER)
     model = _label(attrs, attr.GEN_AI_RESPONSE_MODEL, attr.GEN_AI_REQUEST_MODEL)
     operation = _label(attrs, attr.GEN_AI_OPERATION_NAME)
@@ -64,10 +73,10 @@ def record_step_metrics(metrics: Metrics, span: ReadableSpan) -> None:
     if not error_type and attrs.get(attr.STEP_STATUS) == "error":
         error_type = "_OTHER"
 
-    if span.start_time is not None and span.end_time is not None:
+    if start is not None and end is not None:
         metrics.gen_ai_operation_duration.labels(
             provider=provider, model=model, operation=operation, error_type=error_type
-        ).observe(max(0, span.end_time - span.start_time) / 1e9)
+        ).observe(max(0, end - start) / 1e9)
 
     usage: Mapping[str, Any] | None = None
     for token_type, key, usage_key in _TOKEN_SOURCES:

@@ -6,16 +6,19 @@ import threading
 import uuid
 import weakref
 from datetime import timedelta
-from typing import Final
+from typing import Any, Final
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from .._safety import suppress_internal_errors
 from ..instrument._attributes import RUN_SPAN, STEP_SPAN
+from ..instrument._records import SpanRecord
+from ..instrument._state import INSTRUMENTATION_NAME
+from ..instrument._state import settings as instrument_settings
 from ..metrics import Metrics
 from ..store import Store
-from ._convert import run_ended, run_started, step_ended, step_started
+from ._convert import Source, run_ended, run_started, step_ended, step_started
 from ._events import TouchRun, TouchStep
 from ._genai import record_step_metrics
 from ._health import ExporterHealth
@@ -37,6 +40,12 @@ class StoreSpanProcessor(SpanProcessor):
     is aggregated from its steps. Open runs and steps get a heartbeat (``touch``) every
     ``stale_threshold / 2`` so the stale finalizer leaves them alone. Every other span is
     ignored.
+
+    It is also a record sink (:class:`~chatdebug.instrument._records.RecordSink`):
+    installed as ``sink`` in the instrumentation settings (``chatdebug.configure`` does
+    it), it gets our runs and steps as records straight from the instrumentation, so the
+    rows do not depend on the tracer provider's sampler or span limits, and it ignores
+    the spans of those runs.
 
     Writes go through a bounded queue drained by a background thread: ``on_start`` and
     ``on_end`` never block and never raise. When the store is unavailable, events stay
@@ -90,8 +99,8 @@ class StoreSpanProcessor(SpanProcessor):
         self._lock = threading.Lock()
         # Spans are held weakly: one that is dropped without ever ending stops getting
         # heartbeats, so the stale finalizer can still close its row.
-        self._open_runs: dict[uuid.UUID, tuple[str, weakref.ref[Span]]] = {}
-        self._open_steps: dict[uuid.UUID, tuple[uuid.UUID, str, weakref.ref[Span]]] = {}
+        self._open_runs: dict[uuid.UUID, tuple[str, weakref.ref[Any]]] = {}
+        self._open_steps: dict[uuid.UUID, tuple[uuid.UUID, str, weakref.ref[Any]]] = {}
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
 
@@ -102,52 +111,77 @@ class StoreSpanProcessor(SpanProcessor):
     # -- SpanProcessor -----------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         name = span.name
-        if name != RUN_SPAN and name != STEP_SPAN:
+        if (name != RUN_SPAN and name != STEP_SPAN) or self._has_record(span):
             return
+        self._started(span, span)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        name = span.name
+        if (name != RUN_SPAN and name != STEP_SPAN) or self._has_record(span):
+            return
+        self._ended(span)
+
+    def _has_record(self, span: ReadableSpan) -> bool:
+        # Our instrumentation hands its runs and steps to this processor as records
+        # when it is the installed sink; their spans are for other backends.
+        scope = span.instrumentation_scope
+        return (
+            scope is not None
+            and scope.name == INSTRUMENTATION_NAME
+            and instrument_settings().sink is self
+        )
+
+    # -- RecordSink ----------------------------------------------------------------------
+    def record_started(self, record: SpanRecord) -> None:
+        """A run or step of our instrumentation started (see :class:`RecordSink`)."""
+        self._started(record, record.owner)
+
+    def record_ended(self, record: SpanRecord) -> None:
+        """A run or step of our instrumentation ended (see :class:`RecordSink`)."""
+        self._ended(record)
+
+    def _started(self, source: Source, owner: object) -> None:
         with suppress_internal_errors(_COMPONENT):
-            if name == RUN_SPAN:
-                run = run_started(span)
+            if source.name == RUN_SPAN:
+                run = run_started(source)
                 if run is None:
                     return
                 # Queued under the lock, so no heartbeat of the run can precede it.
                 with self._lock:
-                    self._open_runs[run.run_id] = (run.params.chat_id, weakref.ref(span))
+                    self._open_runs[run.run_id] = (run.params.chat_id, weakref.ref(owner))
                     self._writer.put(run)
                     self._ensure_heartbeat()
             else:
-                step = step_started(span)
+                step = step_started(source)
                 if step is None:
                     return
                 with self._lock:
                     self._open_steps[step.step_id] = (
                         step.run_id,
                         step.params.chat_id,
-                        weakref.ref(span),
+                        weakref.ref(owner),
                     )
                     self._writer.put(step)
                     self._ensure_heartbeat()
 
-    def on_end(self, span: ReadableSpan) -> None:
-        name = span.name
-        if name != RUN_SPAN and name != STEP_SPAN:
-            return
+    def _ended(self, source: Source) -> None:
         with suppress_internal_errors(_COMPONENT):
-            if name == RUN_SPAN:
-                finish = run_ended(span)
+            if source.name == RUN_SPAN:
+                finish = run_ended(source)
                 if finish is None:
                     return
                 with self._lock:
                     self._open_runs.pop(finish.run_id, None)
                 self._writer.put(finish)
             else:
-                update = step_ended(span)
+                update = step_ended(source)
                 if update is None:
                     return
                 with self._lock:
                     self._open_steps.pop(update.step_id, None)
                 self._writer.put(update)
                 if self._metrics is not None:
-                    record_step_metrics(self._metrics, span)
+                    record_step_metrics(self._metrics, source)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Wait until everything queued so far is written; ``False`` on timeout."""

@@ -69,3 +69,19 @@ GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.i
 GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
 GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
 ERROR_TYPE: Final = "error.type"
+
+# Keys whose values are JSON payloads. On a lifecycle record they are plain Python
+# objects; on a span (only when no record sink is installed) they are JSON strings.
+PAYLOAD_KEYS: Final = frozenset(
+    {
+        RUN_ERROR,
+        RUN_SUMMARY_SEED,
+        RUN_STEP_UPDATES,
+        STEP_NORMALIZED_REQUEST,
+        STEP_NORMALIZED_RESPONSE,
+        STEP_USAGE,
+        STEP_ATTEMPTS,
+        STEP_ERROR,
+        STEP_METADATA,
+    }
+)

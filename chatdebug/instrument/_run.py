@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from . import _attributes as attr
 from ._context import run_var, step_var
 from ._decorate import ScopeFactory
 from ._notice import warn_not_recorded
+from ._records import SpanRecord, span_ids
 from ._run_state import RunState
 from ._state import INSTRUMENTATION_NAME, is_enabled, settings, tracer
 from ._step import StepHandle
@@ -122,21 +124,33 @@ def _start(params: _RunParams) -> tuple[RunHandle, Any]:
             text = settings().redactor.redact_text(params.first_message)
             optional[attr.RUN_FIRST_MESSAGE] = bound_text(text)[0]
         values.update({k: v for k, v in optional.items() if v is not None})
+        config = settings()
+        sink = config.sink
         run_tracer = tracer()
-        span = run_tracer.start_span(attr.RUN_SPAN, attributes=values)
-        fallback = settings().fallback_provider
-        if not span.is_recording() and fallback is not None:
-            # The application's sampler dropped our run; record it through our own
-            # provider rather than lose it.
+        start_ns = time.time_ns()
+        span = run_tracer.start_span(attr.RUN_SPAN, attributes=values, start_time=start_ns)
+        fallback = config.fallback_provider
+        if sink is None and not span.is_recording() and fallback is not None:
+            # The application's sampler dropped our run and our rows come from the
+            # spans: record it through our own provider rather than lose it. (With a
+            # record sink the rows do not depend on the spans at all.)
             run_tracer = fallback.get_tracer(INSTRUMENTATION_NAME)
-            span = run_tracer.start_span(attr.RUN_SPAN, attributes=values)
+            span = run_tracer.start_span(attr.RUN_SPAN, attributes=values, start_time=start_ns)
         state = RunState(
             run_id=run_id,
             chat_id=params.chat_id,
             user_id=params.user_id,
             span=span,
             tracer=run_tracer,
+            sink=sink,
+            values=values,
+            start_ns=start_ns,
         )
+        if sink is not None:
+            trace_id, span_id = span_ids(span)
+            sink.record_started(
+                SpanRecord(attr.RUN_SPAN, dict(values), trace_id, span_id, start_ns, owner=state)
+            )
         tokens = (
             run_var.set(state),
             step_var.set(None),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -13,8 +14,9 @@ from opentelemetry.trace import Span, StatusCode
 from .._status import Status, may_replace
 from . import _attributes as attr
 from ._errors import error_payload, status_for_exception
+from ._records import RecordSink, SpanRecord, span_attributes, span_ids
 from ._state import settings
-from ._step_state import StepState, dumps
+from ._step_state import StepState
 
 __all__ = ["RunState"]
 
@@ -30,12 +32,19 @@ class RunState:
         user_id: str | None,
         span: Span,
         tracer: trace.Tracer,
+        sink: RecordSink | None = None,
+        values: dict[str, Any] | None = None,
+        start_ns: int = 0,
     ) -> None:
         self.id = run_id
         self.chat_id = chat_id
         self.user_id = user_id
         self.span = span
         self.tracer = tracer
+        self.sink = sink
+        """Where this run's records go; None → the spans carry the payloads."""
+        self.start_ns = start_ns
+        self._values: dict[str, Any] = dict(values or {})
         self.ended = False
         self.last_step: StepState | None = None
         self._lock = threading.Lock()
@@ -73,10 +82,29 @@ class RunState:
         if attributes:
             values.update(attributes)
         context = parent if parent is not None else trace.set_span_in_context(self.span)
-        span = self.tracer.start_span(attr.STEP_SPAN, context=context, attributes=values)
-        step = StepState(
-            self, span, step_id=step_id, number=number, operation=operation, explicit=explicit
+        sink = self.sink
+        start_ns = time.time_ns()
+        span = self.tracer.start_span(
+            attr.STEP_SPAN,
+            context=context,
+            attributes=span_attributes(values, payloads=sink is None),
+            start_time=start_ns,
         )
+        step = StepState(
+            self,
+            span,
+            step_id=step_id,
+            number=number,
+            operation=operation,
+            explicit=explicit,
+            values=values,
+            start_ns=start_ns,
+        )
+        if sink is not None:
+            trace_id, span_id = span_ids(span)
+            sink.record_started(
+                SpanRecord(attr.STEP_SPAN, dict(values), trace_id, span_id, start_ns, owner=step)
+            )
         with self._lock:
             if self.ended:
                 # The run ended while this step was being created: end it right away.
@@ -101,8 +129,11 @@ class RunState:
                 self._status = status
 
     def set_attributes(self, values: dict[str, Any]) -> None:
-        if not self.ended:
-            self.span.set_attributes(values)
+        with self._lock:
+            if self.ended:
+                return
+            self._values.update(values)
+        self.span.set_attributes(values)
 
     def add_summary(self, values: dict[str, Any]) -> None:
         with self._lock:
@@ -144,13 +175,22 @@ class RunState:
             error = error_payload(exc, settings().redactor)
         values: dict[str, Any] = {attr.RUN_STATUS: status.value}
         if error is not None:
-            values[attr.RUN_ERROR] = dumps(error)
+            values[attr.RUN_ERROR] = error
             values[attr.ERROR_TYPE] = str(error["type"])
         if seed:
-            values[attr.RUN_SUMMARY_SEED] = dumps(seed)
+            values[attr.RUN_SUMMARY_SEED] = seed
         if step_updates:
-            values[attr.RUN_STEP_UPDATES] = dumps(step_updates)
-        self.span.set_attributes(values)
+            values[attr.RUN_STEP_UPDATES] = step_updates
+        sink = self.sink
+        self.span.set_attributes(span_attributes(values, payloads=sink is None))
         if status is Status.ERROR:
             self.span.set_status(StatusCode.ERROR, str((error or {}).get("message", ""))[:500])
-        self.span.end()
+        end_ns = time.time_ns()
+        self.span.end(end_time=end_ns)
+        if sink is not None:
+            final = self._values
+            final.update(values)
+            trace_id, span_id = span_ids(self.span)
+            sink.record_ended(
+                SpanRecord(attr.RUN_SPAN, final, trace_id, span_id, self.start_ns, end_ns)
+            )

@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from .._safety import log_internal_error
 from ..environment_variables import CHATDEBUG_ENABLED, truthy
+from ._records import RecordSink
 from ._redact import DEFAULT_REDACTOR, Redactor
 
 __all__ = ["EnablementSource", "InstrumentSettings", "is_enabled", "settings", "tracer"]
@@ -48,6 +49,9 @@ class InstrumentSettings:
     enablement_cache_seconds: float = 5.0
     redactor: Redactor = field(default_factory=lambda: DEFAULT_REDACTOR)
     max_body_bytes: int = 50_000
+    sink: RecordSink | None = None
+    """Where run and step records go (the exporter); with one, rows never depend on
+    what the tracer provider keeps, and spans carry no JSON payloads."""
 
 
 _settings = InstrumentSettings()

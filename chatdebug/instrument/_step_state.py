@@ -11,7 +11,6 @@ abandoned (a stream not read to its final event counts as interrupted).
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -22,17 +21,13 @@ from opentelemetry.trace import Span, StatusCode
 
 from .._status import Status, may_replace
 from . import _attributes as attr
+from ._records import SpanRecord, span_attributes, span_ids
 from .normalize._base import NormalizedResponse
 
 if TYPE_CHECKING:
     from ._run_state import RunState
 
 __all__ = ["AttemptOutcome", "OpenAttempt", "StepState"]
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON for span attributes; never fails (odd values become strings)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 @dataclass(slots=True)
@@ -77,8 +72,12 @@ class StepState:
         number: int,
         operation: str,
         explicit: bool,
+        values: dict[str, Any] | None = None,
+        start_ns: int = 0,
     ) -> None:
         self.run = run
+        self.start_ns = start_ns
+        self._values: dict[str, Any] = dict(values or {})
         self.span = span
         self.id = step_id
         self.number = number
@@ -196,15 +195,15 @@ class StepState:
         span = self.span
         values: dict[str, Any] = {
             attr.STEP_STATUS: status.value,
-            attr.STEP_ATTEMPTS: dumps(records),
+            attr.STEP_ATTEMPTS: records,
         }
         if outcome is not None:
             values.update(outcome.request_attributes)
             if outcome.normalized_request is not None:
-                values[attr.STEP_NORMALIZED_REQUEST] = dumps(outcome.normalized_request)
+                values[attr.STEP_NORMALIZED_REQUEST] = outcome.normalized_request
             values.update(_response_attributes(outcome))
         if error is not None:
-            values[attr.STEP_ERROR] = dumps(error)
+            values[attr.STEP_ERROR] = error
             values[attr.ERROR_TYPE] = str(error.get("type") or "error")
         elif self._error_recorded:
             values[attr.STEP_ERROR] = "null"  # a later success clears the earlier error
@@ -212,10 +211,19 @@ class StepState:
             values[attr.STEP_ASSISTANT_MESSAGE_ID] = self._assistant_message_id
         if self._history_tip_message_id is not None:
             values[attr.STEP_HISTORY_TIP_MESSAGE_ID] = self._history_tip_message_id
-        span.set_attributes(values)
+        sink = self.run.sink
+        span.set_attributes(span_attributes(values, payloads=sink is None))
         if status is Status.ERROR:
             span.set_status(StatusCode.ERROR, str((error or {}).get("message", ""))[:500])
-        span.end()
+        end_ns = time.time_ns()
+        span.end(end_time=end_ns)
+        if sink is not None:
+            final = self._values
+            final.update(values)
+            trace_id, span_id = span_ids(span)
+            sink.record_ended(
+                SpanRecord(attr.STEP_SPAN, final, trace_id, span_id, self.start_ns, end_ns)
+            )
 
 
 def _response_attributes(outcome: AttemptOutcome) -> dict[str, Any]:
@@ -229,16 +237,16 @@ def _response_attributes(outcome: AttemptOutcome) -> dict[str, Any]:
     if response is None:
         return values
     if response.response is not None:
-        values[attr.STEP_NORMALIZED_RESPONSE] = dumps(response.response)
+        values[attr.STEP_NORMALIZED_RESPONSE] = response.response
     if response.metadata:
-        values[attr.STEP_METADATA] = dumps(response.metadata)
+        values[attr.STEP_METADATA] = response.metadata
     if response.response_model:
         values[attr.GEN_AI_RESPONSE_MODEL] = response.response_model
     if response.finish_reasons:
         values[attr.GEN_AI_RESPONSE_FINISH_REASONS] = list(response.finish_reasons)
     usage = response.usage
     if usage is not None:
-        values[attr.STEP_USAGE] = dumps(usage)
+        values[attr.STEP_USAGE] = usage
         values[attr.GEN_AI_USAGE_INPUT_TOKENS] = int(usage.get("input_tokens", 0))
         values[attr.GEN_AI_USAGE_OUTPUT_TOKENS] = int(usage.get("output_tokens", 0))
         for key, name in (

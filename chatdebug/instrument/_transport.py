@@ -27,7 +27,7 @@ from ._context import current_run, current_step, retry_candidate, set_retry_cand
 from ._reaper import ensure_started
 from ._request_view import read_request
 from ._state import settings
-from ._step_state import StepState, dumps
+from ._step_state import StepState
 from ._streams import wrap_response_stream
 
 __all__ = ["AsyncTransport", "Transport"]
@@ -59,7 +59,7 @@ def _choose_step(run: Any, view: Any) -> StepState | None:
     ):
         parent = trace.set_span_in_context(run.span)
     attributes = view.span_attributes()
-    attributes[attr.STEP_NORMALIZED_REQUEST] = dumps(view.normalized_request)
+    attributes[attr.STEP_NORMALIZED_REQUEST] = view.normalized_request
     step: StepState | None = run.start_step(
         operation=Operation.STREAM.value if view.is_stream else Operation.GENERATE.value,
         explicit=False,
