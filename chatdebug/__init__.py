@@ -14,6 +14,7 @@ Quick start::
 """
 
 from ._configure import Configuration, configure, flush, shutdown
+from ._exposition import metrics_asgi_app, metrics_wsgi_app, start_metrics_server
 from ._hooks import delete_after_message, delete_chat
 from ._status import Operation, RunKind, Status
 from ._version import __version__
@@ -56,8 +57,11 @@ __all__ = [
     "httpx2_client",
     "httpx_client",
     "instrument_httpx",
+    "metrics_asgi_app",
+    "metrics_wsgi_app",
     "run",
     "shutdown",
+    "start_metrics_server",
     "step",
     "traced_run",
     "uninstrument_httpx",

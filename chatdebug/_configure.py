@@ -13,6 +13,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
+from ._exposition import application_metrics
 from .environment_variables import (
     CHATDEBUG_DATABASE_URL,
     CHATDEBUG_QUEUE_SIZE,
@@ -121,7 +122,7 @@ def configure(
             extra_patterns=options.get("redact_patterns") or (),
         )
         store: Store = options.get("store") or open_store(url)
-        metrics: Metrics = options.get("metrics") or Metrics()
+        metrics: Metrics = options.get("metrics") or application_metrics()
         stale = options.get("stale_threshold")
         if stale is None:
             stale = _env_float(CHATDEBUG_STALE_THRESHOLD_SECONDS, 300.0)
