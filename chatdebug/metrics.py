@@ -26,12 +26,19 @@ from ._safety import internal_error_counts
 __all__ = [
     "DROP_REASONS",
     "EVENT_KINDS",
+    "RECORD_TYPES",
     "TOKEN_TYPES",
     "InternalErrorsCollector",
     "Metrics",
 ]
 
-PURGE_DURATION_BUCKETS: Final = (1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0)
+# The reference's buckets (1 s … 10 min) plus sub-second ones: a tick deleting one batch
+# usually takes milliseconds, and a histogram whose first bucket is 1 s says nothing then.
+PURGE_DURATION_BUCKETS: Final = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0,
+)  # fmt: skip
+RECORD_TYPES: Final = ("chat_debug_runs", "chat_debug_steps")
+"""Values of the ``record_type`` label of the purge and stale-finalization counters."""
 # Advisory buckets of the OpenTelemetry GenAI semantic conventions, so dashboards built
 # for OTel-exported GenAI metrics read ours the same way.
 GEN_AI_DURATION_BUCKETS: Final = (
@@ -97,9 +104,17 @@ class Metrics:
 
     Attributes (metric objects, named after what they expose):
         purge_iteration_duration, purge_records_removed, purge_last_success_timestamp,
-        stale_rows_finalized: retention purge and stale finalization.
-        exporter_queue_depth, exporter_events_written, exporter_write_errors,
+        purge_retention, stale_rows_finalized: retention purge and stale
+        finalization.
+        exporter_queue_depth, exporter_queue_capacity, exporter_oldest_event_age,
+        store_reachable, exporter_events_written, exporter_write_errors,
         exporter_events_dropped, exporter_write_duration: exporter health.
+
+    Every gauge declares how prometheus_client's multiprocess mode
+    (``PROMETHEUS_MULTIPROC_DIR``) aggregates it across worker processes: queue depth
+    and capacity add up over live workers, the oldest event age is the live maximum,
+    reachability the live minimum (0 when any worker cannot write), the last purge
+    success the maximum and the retention the most recently set value.
         gen_ai_operation_duration, gen_ai_token_usage, gen_ai_time_to_first_chunk: LLM
         traffic, labelled by provider, model and operation.
     """
@@ -128,6 +143,16 @@ class Metrics:
             "chatdebug_purge_last_success_timestamp_seconds",
             "Unix time of the last successful retention purge iteration.",
             registry=reg,
+            multiprocess_mode="max",
+        )
+        # In seconds (days × 86400): Prometheus base units, and promtool rejects "days".
+        self.purge_retention = Gauge(
+            "chatdebug_purge_retention_seconds",
+            "Retention read from the store by the last purge iteration, in seconds (the "
+            "retention days setting times 86400): runs not updated for longer are purged; "
+            "0 means the purge is disabled.",
+            registry=reg,
+            multiprocess_mode="mostrecent",
         )
         self.stale_rows_finalized = Counter(
             "chatdebug_stale_rows_finalized_total",
@@ -142,6 +167,28 @@ class Metrics:
             "chatdebug_exporter_queue_depth",
             "Events waiting in the exporter's write queue.",
             registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.exporter_queue_capacity = Gauge(
+            "chatdebug_exporter_queue_capacity",
+            "Events the exporter's write queue holds at most; beyond it events are dropped "
+            "with reason queue_full.",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.exporter_oldest_event_age = Gauge(
+            "chatdebug_exporter_oldest_event_age_seconds",
+            "Age in seconds of the oldest event waiting in the exporter's write queue; 0 "
+            "when the queue is empty.",
+            registry=reg,
+            multiprocess_mode="livemax",
+        )
+        self.store_reachable = Gauge(
+            "chatdebug_store_reachable",
+            "1 when the exporter's last store operation reached the database, 0 while it "
+            "cannot (events then wait in the queue).",
+            registry=reg,
+            multiprocess_mode="livemin",
         )
         self.exporter_events_written = Counter(
             "chatdebug_exporter_events_written_total",
@@ -169,7 +216,13 @@ class Metrics:
             buckets=WRITE_DURATION_BUCKETS,
             registry=reg,
         )
-        # Pre-create the label values so rate() works before the first occurrence.
+        # Pre-create the label values so a fresh process exposes zeros, not missing
+        # series, and rate() works before the first occurrence.
+        for success in ("true", "false"):
+            self.purge_iteration_duration.labels(success=success)
+        for record_type in RECORD_TYPES:
+            self.purge_records_removed.labels(record_type=record_type)
+            self.stale_rows_finalized.labels(record_type=record_type)
         for kind in EVENT_KINDS:
             self.exporter_events_written.labels(kind=kind)
             self.exporter_write_errors.labels(kind=kind)
