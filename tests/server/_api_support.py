@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import openai
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
 import chatdebug
-from chatdebug.server._endpoint import ApiContext
-from chatdebug.server.api_runs import run_routes
-from chatdebug.server.api_settings import settings_routes
-from chatdebug.server.auth import Tokens
+from chatdebug.metrics import Metrics
+from chatdebug.server._state import ServerState
+from chatdebug.server.app import create_app
 from chatdebug.store import Store
 from tests.fakes import wire
 from tests.fakes.server import FakeServer, Reply
@@ -43,13 +43,16 @@ def build_app(
     read_token: str | None = READ_TOKEN,
     admin_token: str | None = ADMIN_TOKEN,
     forced: bool = False,
-    extra_routes: list[Any] | None = None,
 ) -> Starlette:
-    """The API routes on a bare Starlette app (what ``chatdebug serve`` mounts)."""
-    context = ApiContext(store, Tokens.of(read_token, admin_token), forced_by_deployment=forced)
-    return Starlette(
-        routes=[*run_routes(context), *settings_routes(context), *(extra_routes or [])]
+    """The application ``chatdebug serve`` runs (metrics, health, API, viewer)."""
+    state = ServerState(
+        store=store,
+        metrics=Metrics(CollectorRegistry()),
+        api_token=read_token,
+        admin_token=admin_token,
+        forced_enabled=forced,
     )
+    return create_app(state)
 
 
 def client_for(server: FakeServer, retries: int = 2) -> openai.OpenAI:

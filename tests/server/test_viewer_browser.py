@@ -23,7 +23,6 @@ from selenium.webdriver.support.wait import WebDriverWait
 
 import chatdebug
 from chatdebug.metrics import Metrics
-from chatdebug.server._static import static_routes
 from chatdebug.store import Store
 from tests.conftest import require_tool
 from tests.fakes import wire
@@ -55,7 +54,7 @@ def store(sqlite_url: str) -> Iterator[Store]:
 
 @pytest.fixture
 def server(store: Store) -> Iterator[ThreadedServer]:
-    served = ThreadedServer(build_app(store, extra_routes=static_routes()))
+    served = ThreadedServer(build_app(store))
     try:
         yield served
     finally:
