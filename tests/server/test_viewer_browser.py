@@ -189,6 +189,8 @@ def test_viewer_shows_runs_transcripts_and_waterfall(
     assert "retry-after-ms" in _open(browser, card, ".response-headers")
     body = _open(browser, card, ".request-body")
     assert '"role": "tool"' in body and "apiTESTkey" not in browser.page_source
+    browser.execute_script("arguments[0].scrollIntoView()", step2)
+    browser.save_screenshot(str(tmp_path / "run-page-step2.png"))
     browser.execute_script("window.scrollTo(0, 0)")
     browser.save_screenshot(str(tmp_path / "run-page.png"))
 
