@@ -7,7 +7,7 @@ is one command group and registers its commands when imported here.
 
 from __future__ import annotations
 
-from . import demo, export, maintenance, runs, settings  # noqa: F401  (register their commands)
+from . import demo, export, maintenance, runs, serve, settings  # noqa: F401  (register their commands)
 from ._core import (
     EXIT_FAILURE,
     EXIT_OK,

@@ -442,8 +442,10 @@ class Store(Protocol):
         """Set the user's opt-in."""
         ...
 
-    def get_retention_days(self) -> int:
-        """Retention in days; 30 when never set; 0 disables the purge."""
+    def get_retention_days(self, *, strict: bool = False) -> int:
+        """Retention in days; 30 when never set; 0 disables the purge. A stored value that
+        is not an integer in 0..3650 reads as 30, or raises :class:`StoreConfigError` when
+        ``strict``."""
         ...
 
     def set_retention_days(self, days: int) -> None:

@@ -26,7 +26,7 @@ from ._base import (
     StepUpdate,
 )
 from ._codec import dump_json, utc
-from ._errors import RunFinalized, RunNotFound, StoreError
+from ._errors import RunFinalized, RunNotFound, StoreConfigError, StoreError
 
 __all__ = [
     "SETTING_ALLOW_USERS",
@@ -225,13 +225,24 @@ def validate_retention_days(days: int) -> int:
     return days
 
 
-def parse_retention_days(value: str | None) -> int:
-    """The stored retention setting; the default when unset or unreadable."""
-    try:
-        days = int(value) if value is not None else DEFAULT_RETENTION_DAYS
-    except ValueError:
+def parse_retention_days(value: str | None, *, strict: bool = False) -> int:
+    """The stored retention setting; the default when unset. An unreadable stored value
+    gives the default too, or raises :class:`StoreConfigError` when ``strict`` (the purge
+    must not guess a retention: it fails that iteration instead)."""
+    if value is None:
         return DEFAULT_RETENTION_DAYS
-    return days if 0 <= days <= MAX_RETENTION_DAYS else DEFAULT_RETENTION_DAYS
+    try:
+        days = int(value)
+    except ValueError:
+        days = -1
+    if 0 <= days <= MAX_RETENTION_DAYS:
+        return days
+    if strict:
+        raise StoreConfigError(
+            f"chatdebug: stored retention_days setting {value[:40]!r} is not an integer "
+            f"between 0 and {MAX_RETENTION_DAYS}"
+        )
+    return DEFAULT_RETENTION_DAYS
 
 
 def validate_limit(limit: int) -> int:

@@ -317,8 +317,8 @@ class PostgresStore(Store):
             {"user_id": user_id, "enabled": bool(enabled), "now": self._now()},
         )
 
-    def get_retention_days(self) -> int:
-        return parse_retention_days(self._get_setting(SETTING_RETENTION_DAYS))
+    def get_retention_days(self, *, strict: bool = False) -> int:
+        return parse_retention_days(self._get_setting(SETTING_RETENTION_DAYS), strict=strict)
 
     def set_retention_days(self, days: int) -> None:
         self._set_setting(SETTING_RETENTION_DAYS, str(validate_retention_days(days)))

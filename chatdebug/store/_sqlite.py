@@ -321,8 +321,8 @@ class SQLiteStore(Store):
         with self._db.write() as conn:
             conn.execute(sql.SET_USER_ENABLED, values)
 
-    def get_retention_days(self) -> int:
-        return parse_retention_days(self._get_setting(SETTING_RETENTION_DAYS))
+    def get_retention_days(self, *, strict: bool = False) -> int:
+        return parse_retention_days(self._get_setting(SETTING_RETENTION_DAYS), strict=strict)
 
     def set_retention_days(self, days: int) -> None:
         self._set_setting(SETTING_RETENTION_DAYS, str(validate_retention_days(days)))
