@@ -1,0 +1,239 @@
+"""The "chatdebug runs" dashboard: recorded runs read from the chatdebug PostgreSQL
+database (tables ``chat_debug_runs`` and ``chat_debug_steps``).
+
+Queries use Grafana's SQL macros (``$__timeFilter``, ``$__timeGroupAlias``) and select
+runs and steps by ``started_at`` within the dashboard's time range; both columns are
+indexed (migration 0003).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from grafana_foundation_sdk.builders import dashboard, table, timeseries
+from grafana_foundation_sdk.models import dashboard as model
+
+from ._common import POSTGRES, PanelIds, sql
+
+__all__ = ["QUERIES", "STALE_VARIABLE", "UID", "build"]
+
+UID: Final = "chatdebug-runs"
+STALE_VARIABLE: Final = "stale_threshold_seconds"
+
+
+def _tokens(key: str) -> str:
+    """A token count of a step's usage JSON; NULL when absent or not a number (a
+    malformed payload must not fail the whole panel)."""
+    return (
+        f"CASE WHEN jsonb_typeof(s.usage -> '{key}') = 'number' "
+        f"THEN (s.usage ->> '{key}')::numeric END"
+    )
+
+
+_STEPS_OF_RUN: Final = "(SELECT count(*) FROM chat_debug_steps AS s WHERE s.run_id = r.id)"
+_RUN_TOKENS: Final = (
+    "(SELECT COALESCE(sum("
+    + _tokens("input_tokens")
+    + "), 0) + COALESCE(sum("
+    + _tokens("output_tokens")
+    + "), 0) FROM chat_debug_steps AS s WHERE s.run_id = r.id)"
+)
+_DURATION_MS: Final = "(EXTRACT(EPOCH FROM (r.finished_at - r.started_at)) * 1000)::bigint"
+_LAST_ERROR: Final = (
+    "(SELECT s.error ->> 'message' FROM chat_debug_steps AS s WHERE s.run_id = r.id "
+    "AND jsonb_typeof(s.error) = 'object' ORDER BY s.step_number DESC LIMIT 1)"
+)
+
+RECENT_RUNS: Final = f"""
+SELECT
+  r.started_at AS "started",
+  r.status AS "status",
+  r.kind AS "kind",
+  r.model AS "model",
+  {_STEPS_OF_RUN} AS "steps",
+  {_RUN_TOKENS} AS "tokens",
+  {_DURATION_MS} AS "duration",
+  r.summary ->> 'first_message' AS "first message",
+  r.chat_id AS "chat",
+  r.id::text AS "run"
+FROM chat_debug_runs AS r
+WHERE $__timeFilter(r.started_at)
+ORDER BY r.started_at DESC, r.id DESC
+LIMIT 100
+"""
+
+FAILING_RUNS: Final = f"""
+SELECT
+  r.started_at AS "started",
+  r.status AS "status",
+  r.kind AS "kind",
+  r.model AS "model",
+  {_LAST_ERROR} AS "last error",
+  r.summary ->> 'first_message' AS "first message",
+  r.chat_id AS "chat",
+  r.id::text AS "run"
+FROM chat_debug_runs AS r
+WHERE $__timeFilter(r.started_at)
+  AND (r.status IN ('error', 'interrupted') OR r.summary ->> 'has_error' = 'true')
+ORDER BY r.started_at DESC, r.id DESC
+LIMIT 100
+"""
+
+TOKENS_BY_CHAT: Final = f"""
+SELECT
+  s.chat_id AS "chat",
+  COALESCE(sum({_tokens("input_tokens")}), 0) AS "input tokens",
+  COALESCE(sum({_tokens("output_tokens")}), 0) AS "output tokens",
+  count(DISTINCT s.run_id) AS "runs"
+FROM chat_debug_steps AS s
+WHERE $__timeFilter(s.started_at)
+GROUP BY s.chat_id
+ORDER BY 2 + 3 DESC, 1
+LIMIT 20
+"""
+
+TOKENS_BY_MODEL: Final = f"""
+SELECT
+  COALESCE(s.model, '(unknown)') AS "model",
+  COALESCE(sum({_tokens("input_tokens")}), 0) AS "input tokens",
+  COALESCE(sum({_tokens("output_tokens")}), 0) AS "output tokens",
+  count(*) AS "calls"
+FROM chat_debug_steps AS s
+WHERE $__timeFilter(s.started_at)
+GROUP BY 1
+ORDER BY 2 + 3 DESC, 1
+"""
+
+RUNS_BY_STATUS: Final = """
+SELECT
+  $__timeGroupAlias(r.started_at, $__interval),
+  r.status AS "metric",
+  count(*) AS "runs"
+FROM chat_debug_runs AS r
+WHERE $__timeFilter(r.started_at)
+GROUP BY 1, 2
+ORDER BY 1, 2
+"""
+
+LONGEST_RUNS: Final = f"""
+SELECT
+  {_DURATION_MS} AS "duration",
+  r.started_at AS "started",
+  r.status AS "status",
+  r.kind AS "kind",
+  r.model AS "model",
+  {_STEPS_OF_RUN} AS "steps",
+  r.summary ->> 'first_message' AS "first message",
+  r.chat_id AS "chat",
+  r.id::text AS "run"
+FROM chat_debug_runs AS r
+WHERE $__timeFilter(r.started_at) AND r.finished_at IS NOT NULL
+ORDER BY 1 DESC, r.id
+LIMIT 20
+"""
+
+STALE_OPEN_RUNS: Final = f"""
+SELECT
+  r.started_at AS "started",
+  r.updated_at AS "last heartbeat",
+  EXTRACT(EPOCH FROM (now() - r.updated_at))::bigint AS "silent for",
+  r.kind AS "kind",
+  r.model AS "model",
+  {_STEPS_OF_RUN} AS "steps",
+  r.chat_id AS "chat",
+  r.id::text AS "run"
+FROM chat_debug_runs AS r
+WHERE r.finished_at IS NULL AND r.status = 'in_progress'
+  AND r.updated_at < now() - make_interval(secs => ${STALE_VARIABLE})
+ORDER BY r.updated_at, r.id
+LIMIT 100
+"""
+
+QUERIES: Final = {
+    "Recent runs": RECENT_RUNS,
+    "Failing runs": FAILING_RUNS,
+    "Tokens by chat": TOKENS_BY_CHAT,
+    "Tokens by model": TOKENS_BY_MODEL,
+    "Runs by status": RUNS_BY_STATUS,
+    "Longest runs": LONGEST_RUNS,
+    "Open runs past the stale threshold": STALE_OPEN_RUNS,
+}
+"""Panel title → SQL, in dashboard order."""
+
+_DESCRIPTIONS: Final = {
+    "Recent runs": "The newest runs started in the time range, with their step count, "
+    "tokens (input + output) and duration.",
+    "Failing runs": "Runs in the time range that ended in error or were interrupted, or "
+    "had a failed step, with the last step error.",
+    "Tokens by chat": "Input and output tokens per chat for steps started in the time "
+    "range (the 20 largest).",
+    "Tokens by model": "Input and output tokens and calls per model for steps started in "
+    "the time range.",
+    "Runs by status": "Runs started per interval, by status.",
+    "Longest runs": "The 20 finished runs of the time range that took longest.",
+    "Open runs past the stale threshold": "Runs still in progress whose last heartbeat is "
+    "older than the threshold; chatdebug serve marks them interrupted.",
+}
+
+
+def _unit(unit: str) -> list[model.DynamicConfigValue]:
+    return [model.DynamicConfigValue(id_val="unit", value=unit)]
+
+
+def _table(title: str, ids: PanelIds, width: int = 24) -> table.Panel:
+    panel = (
+        table.Panel()
+        .id(ids())
+        .title(title)
+        .description(_DESCRIPTIONS[title])
+        .datasource(POSTGRES)
+        .unit("short")
+        .span(width)
+        .height(9)
+        .with_target(sql(QUERIES[title]))
+    )
+    for column, unit in (("duration", "ms"), ("silent for", "s"), ("started", "dateTimeAsIso")):
+        if f'AS "{column}"' in QUERIES[title]:
+            panel.override_by_name(column, _unit(unit))
+    return panel
+
+
+def build() -> dashboard.Dashboard:
+    """The dashboard builder (``build().build()`` is the model to serialize)."""
+    ids = PanelIds()
+    by_status = (
+        timeseries.Panel()
+        .id(ids())
+        .title("Runs by status")
+        .description(_DESCRIPTIONS["Runs by status"])
+        .datasource(POSTGRES)
+        .unit("short")
+        .span(24)
+        .height(8)
+        .with_target(sql(RUNS_BY_STATUS, fmt="time_series"))
+    )
+    stale = (
+        dashboard.CustomVariable(STALE_VARIABLE)
+        .label("Stale threshold (s)")
+        .description(
+            "Heartbeat age after which an open run counts as stale (serve's default: 300)."
+        )
+        .values("300,600,900,1800,3600")
+        .current(model.VariableOption(selected=True, text="300", value="300"))
+    )
+    return (
+        dashboard.Dashboard("chatdebug: runs")
+        .uid(UID)
+        .description("Recorded runs from the chatdebug database.")
+        .tags(["chatdebug", "runs"])
+        .time("now-24h", "now")
+        .refresh("1m")
+        .with_variable(stale)
+        .with_panel(_table("Recent runs", ids))
+        .with_panel(_table("Failing runs", ids))
+        .with_panel(by_status)
+        .with_panel(_table("Tokens by chat", ids, 12))
+        .with_panel(_table("Tokens by model", ids, 12))
+        .with_panel(_table("Longest runs", ids))
+        .with_panel(_table("Open runs past the stale threshold", ids))
+    )
