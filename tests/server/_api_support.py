@@ -3,7 +3,6 @@ against a loopback provider, and the API mounted on a Starlette app."""
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -161,28 +160,63 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
         time.sleep(0.05)
 
 
-class ThreadedServer:
-    """A real uvicorn server for ``app`` on a loopback port, in a background thread."""
+def free_port() -> int:
+    import socket
 
-    def __init__(self, app: Any) -> None:
-        import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
-        import uvicorn
 
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", 0))
-        self.port = self._socket.getsockname()[1]
+class ServeProcess:
+    """A real ``chatdebug serve`` process on a loopback port, reading ``database_url``."""
+
+    def __init__(self, database_url: str, *extra: str) -> None:
+        import os
+        import subprocess
+        import sys
+
+        import httpx
+
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-        self._thread.start()
-        assert wait_for(lambda: self._server.started, 10.0), "uvicorn did not start"
+        env = {
+            **os.environ,
+            "CHATDEBUG_API_TOKEN": READ_TOKEN,
+            "CHATDEBUG_ADMIN_TOKEN": ADMIN_TOKEN,
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "chatdebug", "serve", "--database-url", database_url,
+             "--listen", f"127.0.0.1:{self.port}", "--no-purge", "--no-finalize", *extra],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+
+        def healthy() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"chatdebug serve exited: {self.output()}")
+            try:
+                return httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        if not wait_for(healthy, 20.0):
+            self.close()
+            raise AssertionError(f"chatdebug serve did not become healthy: {self.output()}")
+
+    def output(self) -> str:
+        if self.process.poll() is None:
+            return "(still running)"
+        return self.process.stdout.read() if self.process.stdout else ""
 
     def close(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._socket.close()
+        import subprocess
+
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        if self.process.stdout:
+            self.process.stdout.close()

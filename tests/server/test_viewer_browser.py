@@ -29,8 +29,7 @@ from tests.fakes import wire
 from tests.fakes.server import FakeServer
 from tests.server._api_support import (
     READ_TOKEN,
-    ThreadedServer,
-    build_app,
+    ServeProcess,
     client_for,
     record_error_turn,
     record_tool_turn,
@@ -53,8 +52,9 @@ def store(sqlite_url: str) -> Iterator[Store]:
 
 
 @pytest.fixture
-def server(store: Store) -> Iterator[ThreadedServer]:
-    served = ThreadedServer(build_app(store))
+def server(store: Store, sqlite_url: str) -> Iterator[ServeProcess]:
+    """A real ``chatdebug serve`` on the database this test records into."""
+    served = ServeProcess(sqlite_url)
     try:
         yield served
     finally:
@@ -129,7 +129,7 @@ def _open(driver: webdriver.Chrome, scope: Any, css: str) -> str:
 
 
 def test_viewer_shows_runs_transcripts_and_waterfall(
-    browser: webdriver.Chrome, server: ThreadedServer, fake_server: FakeServer, tmp_path: Path
+    browser: webdriver.Chrome, server: ServeProcess, fake_server: FakeServer, tmp_path: Path
 ) -> None:
     chat = f"chat-{uuid.uuid4().hex[:6]}"
     tool_run = record_tool_turn(fake_server, chat)
@@ -231,7 +231,7 @@ class LongTurn:
 
 
 def test_in_progress_run_turns_completed_without_reload(
-    browser: webdriver.Chrome, server: ThreadedServer, fake_server: FakeServer, tmp_path: Path
+    browser: webdriver.Chrome, server: ServeProcess, fake_server: FakeServer, tmp_path: Path
 ) -> None:
     chat = f"live-{uuid.uuid4().hex[:6]}"
     on_list = LongTurn(fake_server, chat, "slow one")
@@ -271,7 +271,7 @@ def test_in_progress_run_turns_completed_without_reload(
 
 
 def test_captured_html_is_shown_as_text_and_runs_nothing(
-    browser: webdriver.Chrome, server: ThreadedServer, fake_server: FakeServer, tmp_path: Path
+    browser: webdriver.Chrome, server: ServeProcess, fake_server: FakeServer, tmp_path: Path
 ) -> None:
     fake_server.enqueue(wire.openai_reply(XSS_REPLY))
     with client_for(fake_server) as client, chatdebug.run(XSS_CHAT, first_message=XSS_USER) as run:
