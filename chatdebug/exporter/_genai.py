@@ -51,6 +51,25 @@ def _usage(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
     return usage if isinstance(usage, dict) else {}
 
 
+# (metric id, label values) → (metric, child): ``labels()`` validates and locks on every
+# call; the same few label sets repeat on every step.
+_CHILDREN: dict[tuple[int, tuple[str, ...]], tuple[Any, Any]] = {}
+_MAX_CHILDREN: Final = 10_000
+
+
+def _child(metric: Any, *values: str) -> Any:
+    """``metric.labels(*values)`` (label values in the metric's label order), cached."""
+    key = (id(metric), values)
+    hit = _CHILDREN.get(key)
+    if hit is not None and hit[0] is metric:
+        return hit[1]
+    child = metric.labels(*values)
+    if len(_CHILDREN) >= _MAX_CHILDREN:
+        _CHILDREN.clear()
+    _CHILDREN[key] = (metric, child)
+    return child
+
+
 def record_step_metrics(metrics: Metrics, span: ReadableSpan | SpanRecord) -> None:
     """Observe duration, token usage and time to first chunk of one ended step span.
 
@@ -74,9 +93,9 @@ def record_step_metrics(metrics: Metrics, span: ReadableSpan | SpanRecord) -> No
         error_type = "_OTHER"
 
     if start is not None and end is not None:
-        metrics.gen_ai_operation_duration.labels(
-            provider=provider, model=model, operation=operation, error_type=error_type
-        ).observe(max(0, end - start) / 1e9)
+        _child(metrics.gen_ai_operation_duration, provider, model, operation, error_type).observe(
+            max(0, end - start) / 1e9
+        )
 
     usage: Mapping[str, Any] | None = None
     for token_type, key, usage_key in _TOKEN_SOURCES:
@@ -89,9 +108,7 @@ def record_step_metrics(metrics: Metrics, span: ReadableSpan | SpanRecord) -> No
         # would skew their histograms toward "no reasoning / no cache" on every call.
         if count is None or (count == 0 and token_type not in ("input", "output")):
             continue
-        metrics.gen_ai_token_usage.labels(
-            provider=provider, model=model, operation=operation, token_type=token_type
-        ).observe(count)
+        _child(metrics.gen_ai_token_usage, provider, model, operation, token_type).observe(count)
 
     ttft = attrs.get(attr.STEP_TTFT_MS)
     seconds: float | None = None
@@ -102,6 +119,4 @@ def record_step_metrics(metrics: Metrics, span: ReadableSpan | SpanRecord) -> No
         if isinstance(fallback, int | float) and not isinstance(fallback, bool):
             seconds = float(fallback)
     if seconds is not None:
-        metrics.gen_ai_time_to_first_chunk.labels(
-            provider=provider, model=model, operation=operation
-        ).observe(seconds)
+        _child(metrics.gen_ai_time_to_first_chunk, provider, model, operation).observe(seconds)

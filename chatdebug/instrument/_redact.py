@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final, TypeAlias, overload
 from urllib.parse import quote_plus, unquote_plus, urlsplit
 
+import orjson
+
 from chatdebug.instrument._redact_patterns import (
     DEFAULT_PATTERNS,
     DEFAULT_VALUE_TRIGGERS,
@@ -103,6 +105,10 @@ def _lowered_names(names: Iterable[str], what: str) -> frozenset[str]:
     return frozenset(lowered)
 
 
+_HEADER_CACHE_SIZE = 4096
+_HEADER_CACHE_VALUE = 512  # longer values (cookies, tokens) are not worth keeping
+
+
 class Redactor:
     """Redacts secrets from headers, URLs, bodies, text and normalized payloads.
 
@@ -119,12 +125,23 @@ class Redactor:
     Instances are immutable and safe to share between threads.
     """
 
-    __slots__ = ("_extra_header_names", "_extra_keys", "_patterns", "_prefilter")
+    __slots__ = (
+        "_extra_header_names",
+        "_extra_keys",
+        "_header_cache",
+        "_patterns",
+        "_prefilter",
+    )
 
     _extra_header_names: frozenset[str]
     _extra_keys: frozenset[str]
     _patterns: tuple[re.Pattern[str], ...]
     _prefilter: _Prefilter | None
+    # Lower-cased header name → whether it is sensitive, and (name, value) pairs known to
+    # hold no secret. The same headers come back on every call (user agent, SDK headers,
+    # content type), so each is checked once. Values that held a secret are never kept.
+    # Bounded; a dict's get/set are atomic, so threads may share it.
+    _header_cache: dict[str | tuple[str, str], bool]
 
     def __init__(
         self,
@@ -141,6 +158,7 @@ class Redactor:
         )
         patterns = DEFAULT_PATTERNS + compile_extra_patterns(extra_patterns)
         object.__setattr__(self, "_patterns", patterns)
+        object.__setattr__(self, "_header_cache", {})
         object.__setattr__(
             self,
             "_prefilter",
@@ -213,10 +231,28 @@ class Redactor:
             name = _as_text(raw_name)
             entry = grouped.setdefault(name.lower(), (name, []))
             entry[1].append(_as_text(raw_value))
-        return {
-            name: REDACTED if self.is_sensitive_header(lower) else self.redact_text(", ".join(vs))
-            for lower, (name, vs) in grouped.items()
-        }
+        cache = self._header_cache
+        if len(cache) > _HEADER_CACHE_SIZE:
+            cache.clear()
+        redacted: dict[str, str] = {}
+        for lower, (name, values) in grouped.items():
+            sensitive = cache.get(lower)
+            if sensitive is None:
+                sensitive = cache[lower] = self.is_sensitive_header(lower)
+            if sensitive:
+                redacted[name] = REDACTED
+                continue
+            value = values[0] if len(values) == 1 else ", ".join(values)
+            key = (lower, value)
+            if key not in cache:
+                cleaned = self.redact_text(value)
+                if cleaned is not value:
+                    redacted[name] = cleaned
+                    continue
+                if len(value) <= _HEADER_CACHE_VALUE:
+                    cache[key] = False  # known clean: no pattern matches it
+            redacted[name] = value
+        return redacted
 
     def redact_url(self, url: str) -> str:
         """Drop userinfo and redact sensitive query values (as ``%5BREDACTED%5D``).
@@ -294,6 +330,12 @@ class Redactor:
             text = bytes(body).decode("utf-8")
         except UnicodeDecodeError:
             return NOT_JSON_DIAGNOSTIC
+        if self._clean(text):
+            try:
+                orjson.loads(text)  # one valid JSON value: nothing to change
+                return body
+            except orjson.JSONDecodeError:
+                pass  # e.g. NaN or a huge integer: the exact parser below decides
         try:
             document = parse_json(text)
             if self._clean(text):

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from . import _attributes as attr
 from ._redact import Redactor
 from .normalize import Detection, detect
@@ -87,9 +89,12 @@ def read_request(request: Any, redactor: Redactor, max_body_bytes: int) -> Reque
             body_record = b64(redactor.redact_json(content))
         if content:
             try:
-                parsed = json.loads(content)
-            except (ValueError, RecursionError):
-                parsed = None
+                parsed = orjson.loads(content)
+            except orjson.JSONDecodeError:
+                try:  # what orjson refuses (NaN, huge integers) the json module may take
+                    parsed = json.loads(content)
+                except (ValueError, RecursionError):
+                    parsed = None
     detection = detect(method, host, path, port=url.port)
     codec = detection.codec
     normalized = redactor.redact_payload(codec.normalize_request(parsed))

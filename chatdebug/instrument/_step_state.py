@@ -212,14 +212,28 @@ class StepState:
         if self._history_tip_message_id is not None:
             values[attr.STEP_HISTORY_TIP_MESSAGE_ID] = self._history_tip_message_id
         sink = self.run.sink
-        span.set_attributes(span_attributes(values, payloads=sink is None))
+        start = self._values
+        if sink is None:
+            span.set_attributes(span_attributes(values, payloads=True))
+        else:
+            # Only what the span does not have yet (an automatic step got its request
+            # attributes when it started).
+            span.set_attributes(
+                {
+                    key: value
+                    for key, value in values.items()
+                    if key not in attr.PAYLOAD_KEYS and start.get(key) != value
+                }
+            )
         if status is Status.ERROR:
             span.set_status(StatusCode.ERROR, str((error or {}).get("message", ""))[:500])
         end_ns = time.time_ns()
         span.end(end_time=end_ns)
         if sink is not None:
-            final = self._values
-            final.update(values)
+            final = {**start, **values}
+            if final.get(attr.STEP_NORMALIZED_REQUEST) is start.get(attr.STEP_NORMALIZED_REQUEST):
+                # Stored with the row when the step started: not written twice.
+                final.pop(attr.STEP_NORMALIZED_REQUEST, None)
             trace_id, span_id = span_ids(span)
             sink.record_ended(
                 SpanRecord(attr.STEP_SPAN, final, trace_id, span_id, self.start_ns, end_ns)
