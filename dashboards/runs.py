@@ -79,29 +79,32 @@ ORDER BY r.started_at DESC, r.id DESC
 LIMIT 100
 """
 
+_INPUT: Final = f"COALESCE(sum({_tokens('input_tokens')}), 0)"
+_OUTPUT: Final = f"COALESCE(sum({_tokens('output_tokens')}), 0)"
+
 TOKENS_BY_CHAT: Final = f"""
 SELECT
   s.chat_id AS "chat",
-  COALESCE(sum({_tokens("input_tokens")}), 0) AS "input tokens",
-  COALESCE(sum({_tokens("output_tokens")}), 0) AS "output tokens",
+  {_INPUT} AS "input tokens",
+  {_OUTPUT} AS "output tokens",
   count(DISTINCT s.run_id) AS "runs"
 FROM chat_debug_steps AS s
 WHERE $__timeFilter(s.started_at)
 GROUP BY s.chat_id
-ORDER BY 2 + 3 DESC, 1
+ORDER BY {_INPUT} + {_OUTPUT} DESC, s.chat_id
 LIMIT 20
 """
 
 TOKENS_BY_MODEL: Final = f"""
 SELECT
   COALESCE(s.model, '(unknown)') AS "model",
-  COALESCE(sum({_tokens("input_tokens")}), 0) AS "input tokens",
-  COALESCE(sum({_tokens("output_tokens")}), 0) AS "output tokens",
+  {_INPUT} AS "input tokens",
+  {_OUTPUT} AS "output tokens",
   count(*) AS "calls"
 FROM chat_debug_steps AS s
 WHERE $__timeFilter(s.started_at)
 GROUP BY 1
-ORDER BY 2 + 3 DESC, 1
+ORDER BY {_INPUT} + {_OUTPUT} DESC, 1
 """
 
 RUNS_BY_STATUS: Final = """
