@@ -3,12 +3,14 @@ against a loopback provider, and the API mounted on a Starlette app."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anthropic
 import openai
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -19,7 +21,7 @@ from chatdebug.server._state import ServerState
 from chatdebug.server.app import create_app
 from chatdebug.store import Store
 from tests.fakes import wire
-from tests.fakes.server import FakeServer, Reply
+from tests.fakes.server import JSON_HEADERS, FakeServer, Reply
 
 READ_TOKEN = "read-token-0123456789abcdef"
 ADMIN_TOKEN = "admin-token-fedcba9876543210"
@@ -123,6 +125,34 @@ def record_error_turn(server: FakeServer, chat_id: str, user_id: str = "u-2") ->
             )
     except openai.InternalServerError:
         pass
+    assert run.id is not None
+    return run.id
+
+
+THINKING = "The user wants a haiku. Five, seven, five syllables."
+
+
+def record_anthropic_thinking_turn(server: FakeServer, chat_id: str) -> uuid.UUID:
+    """A turn through the anthropic SDK whose reply starts with a thinking block."""
+    message = wire.anthropic_message("Autumn moonlight")
+    message["content"] = [
+        {"type": "thinking", "thinking": THINKING, "signature": "c2lnbmF0dXJl"},
+        {"type": "text", "text": "Autumn moonlight"},
+    ]
+    server.enqueue(Reply(body=json.dumps(message).encode(), headers=JSON_HEADERS))
+    claude = anthropic.Anthropic(
+        base_url=server.url,
+        api_key="sk-ant-apiTESTkey0123456789abcdef",
+        http_client=chatdebug.httpx2_client(),
+        max_retries=0,
+    )
+    with claude, chatdebug.run(chat_id, first_message="A haiku, please") as run:
+        claude.messages.create(
+            model="claude-opus-4-6",
+            max_tokens=64,
+            system="You write haiku.",
+            messages=[{"role": "user", "content": "A haiku, please"}],
+        )
     assert run.id is not None
     return run.id
 

@@ -21,8 +21,10 @@ from chatdebug.store import Run, Step, Store
 from tests.fakes.server import FakeServer
 from tests.server._api_support import (
     READ_TOKEN,
+    THINKING,
     Recorded,
     build_app,
+    record_anthropic_thinking_turn,
     record_runs,
     record_simple_turn,
 )
@@ -240,3 +242,24 @@ def test_chat_ids_with_slashes_and_markup_are_addressable(
     one = api.get(f"/api/chats/{quoted}/debug/runs/{run_id}")
     assert one.status_code == 200 and one.json()["chat_id"] == chat
     assert api.get(f"/api/chats/{quoted}/debug/export").json()["run_count"] == 1
+
+
+def test_anthropic_run_with_reasoning(
+    api: TestClient, recorded: tuple[Store, Recorded], fake_server: FakeServer
+) -> None:
+    store, ids = recorded
+    run_id = record_anthropic_thinking_turn(fake_server, ids.chat_id)
+    assert chatdebug.flush()
+    document = api.get(f"/api/chats/{ids.chat_id}/debug/runs/{run_id}").json()
+    run, steps = _stored(store, run_id)
+    assert_shape(document, RUN_FIELDS, run)
+    (step,) = document["steps"]
+    assert_shape(step, STEP_FIELDS, steps[0])
+    assert [m["role"] for m in step["normalized_request"]["messages"]] == ["system", "user"]
+    content = step["normalized_response"]["content"]
+    assert [(c["type"], c["text"]) for c in content] == [
+        ("reasoning", THINKING),
+        ("text", "Autumn moonlight"),
+    ]
+    assert (document["provider"], document["model"]) == ("anthropic", "claude-opus-4-6")
+    assert "apiTESTkey" not in json.dumps(document)

@@ -29,8 +29,10 @@ from tests.fakes import wire
 from tests.fakes.server import FakeServer
 from tests.server._api_support import (
     READ_TOKEN,
+    THINKING,
     ServeProcess,
     client_for,
+    record_anthropic_thinking_turn,
     record_error_turn,
     record_tool_turn,
 )
@@ -134,6 +136,7 @@ def test_viewer_shows_runs_transcripts_and_waterfall(
     chat = f"chat-{uuid.uuid4().hex[:6]}"
     tool_run = record_tool_turn(fake_server, chat)
     error_run = record_error_turn(fake_server, chat)
+    thinking_run = record_anthropic_thinking_turn(fake_server, chat)
     assert chatdebug.flush()
 
     _sign_in(browser, server.url)
@@ -203,6 +206,19 @@ def test_viewer_shows_runs_transcripts_and_waterfall(
     assert "The server had an error" in failed.find_element(By.CSS_SELECTOR, ".step-error").text
     assert "500" in failed.find_element(By.CSS_SELECTOR, ".step-error").text
     browser.save_screenshot(str(tmp_path / "error-run.png"))
+
+    # Reasoning is folded: present, closed, opened on demand.
+    browser.get(f"{server.url}/#/chats/{chat}/runs/{thinking_run}")
+    folded = _wait(browser).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, "#step-1 .msg.reply details.reasoning"))
+    )
+    assert folded.get_attribute("open") is None
+    assert not folded.find_element(By.CSS_SELECTOR, ".text-body").is_displayed()
+    assert f"Reasoning ({len(THINKING)} characters)" in folded.text
+    folded.find_element(By.TAG_NAME, "summary").click()
+    assert folded.find_element(By.CSS_SELECTOR, ".text-body").text == THINKING
+    reply = browser.find_element(By.CSS_SELECTOR, "#step-1 .msg.reply")
+    assert "Autumn moonlight" in reply.text
     _no_alert(browser)
 
 
