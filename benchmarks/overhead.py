@@ -7,7 +7,8 @@ settings (timeouts, redirects), differing only in what chatdebug adds:
 * ``baseline``    the library's own transport, no run;
 * ``recording``   ``chatdebug.httpx2_client()`` inside a recording ``chatdebug.run()``
   (spans go to a real SDK ``TracerProvider`` with recording forced on; by default it
-  has no exporter, ``--exporter memory`` adds an in-memory one);
+  has no exporter, ``--exporter memory`` adds an in-memory one; ``--store URL`` also
+  persists every run and step through a ``StoreSpanProcessor``, as ``configure`` does);
 * ``disabled``    the same client inside a run that is not enabled for its user;
 * ``passthrough`` the same client outside any run.
 
@@ -17,17 +18,20 @@ between a 200-chunk and a 10-chunk stream. The variants run in interleaved round
 round measures every variant once, in an order that rotates from round to round, so
 that a slow phase of the machine hits them alike. The table shows the median over rounds,
 the median of the per-round differences from the baseline, and the ratio of medians.
+The cost of an empty ``with chatdebug.run()`` block is measured against an empty
+``with contextlib.nullcontext()`` block timed the same way, in the same run.
 No assertions: this reports, it does not judge.
 
 The server is a small keep-alive HTTP/1.1 server in a thread that answers from
 precomputed bytes, writing each SSE event separately, as providers do.
 
-    .venv/bin/python benchmarks/overhead.py [--rounds N] [--exporter none|memory]
+    .venv/bin/python benchmarks/overhead.py [--rounds N] [--exporter none|memory] [--store URL]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import socket
@@ -44,7 +48,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import chatdebug
+from chatdebug.exporter import StoreSpanProcessor
 from chatdebug.instrument import InstrumentSettings, install
+from chatdebug.store import open_store
 
 VARIANTS = ("baseline", "recording", "disabled", "passthrough")
 MESSAGES: Any = [
@@ -188,7 +194,13 @@ def _stream(client: openai.OpenAI, n: int) -> tuple[float, float]:
 
 
 class Variant:
-    def __init__(self, name: str, server: LoopbackServer, provider: TracerProvider) -> None:
+    def __init__(
+        self,
+        name: str,
+        server: LoopbackServer,
+        provider: TracerProvider,
+        sink: StoreSpanProcessor | None = None,
+    ) -> None:
         self.name = name
         timeout = httpx2.Timeout(600.0, connect=5.0)
         if name == "baseline":
@@ -201,7 +213,7 @@ class Variant:
             api_key="sk-bench", base_url=server.url + "/v1", http_client=http, max_retries=0
         )
         self.settings = InstrumentSettings(
-            tracer_provider=provider, force_enabled=name != "disabled"
+            tracer_provider=provider, force_enabled=name != "disabled", sink=sink
         )
 
     def measure(self, fn: Callable[[], Any]) -> Any:
@@ -226,8 +238,15 @@ def _round(variant: Variant, results: dict[str, list[float]]) -> None:
     )
 
 
-def _run_block_cost(variant: Variant, n: int = 2000) -> float:
-    """Seconds per empty ``with chatdebug.run(...)`` block (the run alone)."""
+def _run_block_cost(variant: Variant | None, n: int = 2000) -> float:
+    """Seconds per empty ``with chatdebug.run(...)`` block (the run alone); with no
+    variant, per empty ``with contextlib.nullcontext()`` block (the loop's own cost)."""
+    if variant is None:
+        start = time.perf_counter()
+        for _ in range(n):
+            with contextlib.nullcontext():
+                pass
+        return (time.perf_counter() - start) / n
     install(variant.settings)
     start = time.perf_counter()
     for _ in range(n):
@@ -250,6 +269,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--exporter", choices=("none", "memory"), default="none")
+    parser.add_argument(
+        "--store", default=None, help="also persist runs and steps to this database URL"
+    )
     args = parser.parse_args()
 
     provider = TracerProvider()
@@ -257,8 +279,14 @@ def main() -> None:
     if args.exporter == "memory":
         exporter = InMemorySpanExporter()
         provider.add_span_processor(SimpleSpanProcessor(exporter))
+    sink = None
+    if args.store:
+        store = open_store(args.store)
+        store.migrate()
+        sink = StoreSpanProcessor(store)
+        provider.add_span_processor(sink)
     server = LoopbackServer()
-    variants = [Variant(name, server, provider) for name in VARIANTS]
+    variants = [Variant(name, server, provider, sink) for name in VARIANTS]
     results: dict[str, dict[str, list[float]]] = {
         v.name: {k: [] for k in METRICS} for v in variants
     }
@@ -277,13 +305,22 @@ def main() -> None:
             exporter.clear()
     for r in results.values():
         r["per_chunk"] = [(a - b) / 190 for a, b in zip(r["stream200"], r["stream10"], strict=True)]
-    run_cost = {v.name: _run_block_cost(v) for v in variants if v.name in ("recording", "disabled")}
+    # Interleaved like the rounds: the empty block's own cost is the baseline.
+    run_cost: dict[str, list[float]] = {"none": [], "recording": [], "disabled": []}
+    by_name = {v.name: v for v in variants}
+    for _ in range(5):
+        run_cost["none"].append(_run_block_cost(None))
+        run_cost["recording"].append(_run_block_cost(by_name["recording"]))
+        run_cost["disabled"].append(_run_block_cost(by_name["disabled"]))
     install(InstrumentSettings())
+    if sink is not None:
+        sink.shutdown()
 
     base = results["baseline"]
     print(
         f"openai SDK {openai.__version__} on httpx2 {httpx2.__version__}, loopback server; "
-        f"{args.rounds} interleaved rounds, exporter: {args.exporter}"
+        f"{args.rounds} interleaved rounds, exporter: {args.exporter}, "
+        f"store: {args.store or 'none'}"
     )
     print("medians over rounds; Δ = median of the per-round differences from the baseline")
     header = (
@@ -303,9 +340,16 @@ def main() -> None:
                 line += f"{ratio:>7.2f}"
         print(line)
     print()
+    empty = run_cost["none"]
+
+    def block(name: str) -> str:
+        delta = statistics.median(v - b for v, b in zip(run_cost[name], empty, strict=True))
+        return f"{_fmt(delta, signed=True)}"
+
     print(
-        "empty `with chatdebug.run()` block: "
-        f"recording {_fmt(run_cost['recording'])}, disabled {_fmt(run_cost['disabled'])}"
+        f"empty `with chatdebug.run()` block vs an empty `with nullcontext()` block "
+        f"({_fmt(statistics.median(empty))}): recording {block('recording')}, "
+        f"disabled {block('disabled')}"
     )
 
 
