@@ -4,8 +4,10 @@ grouped into batches, replaced after ``fork``."""
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
@@ -23,6 +25,7 @@ _MAX_IDLE: Final = 8
 # BUSY, LOCKED, IOERR, FULL, CANTOPEN, PROTOCOL.
 _UNAVAILABLE_CODES: Final = frozenset({5, 6, 10, 13, 14, 15})
 _SAVEPOINT: Final = "chatdebug_op"
+_BUSY_CODES: Final = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
 
 
 class _Batch:
@@ -109,7 +112,7 @@ class SQLiteConnections:
             if not self.memory:
                 # Readers (CLI, dashboards) never block the writer and the writer never
                 # blocks them; the setting persists in the file.
-                conn.execute("PRAGMA journal_mode = WAL").fetchall()
+                self._enable_wal(conn)
                 # Under WAL, NORMAL still survives an application crash and saves an
                 # fsync per commit; only a power loss can drop the last commits.
                 conn.execute("PRAGMA synchronous = NORMAL")
@@ -117,6 +120,38 @@ class SQLiteConnections:
             conn.close()
             raise
         return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to WAL, waiting out other processes doing the same.
+
+        Switching needs an exclusive lock, and when several connections try at once
+        SQLite answers "database is locked" at once instead of calling the busy handler
+        (each holds the shared lock the other needs to give up: waiting would deadlock).
+        So this retries with a jittered backoff, up to the busy timeout.
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        delay = 0.002
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() == "wal":
+                    return
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() == "wal":
+                    return
+            except sqlite3.OperationalError as exc:
+                code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+                if code not in _BUSY_CODES:
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise
+            else:
+                if time.monotonic() + delay > deadline:
+                    raise sqlite3.OperationalError(
+                        f"could not switch {self.location} to WAL (journal mode {mode})"
+                    )
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.1)
 
     @contextmanager
     def _borrow(self) -> Iterator[sqlite3.Connection]:
