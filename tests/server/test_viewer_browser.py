@@ -122,6 +122,17 @@ def _row(driver: webdriver.Chrome, run_id: uuid.UUID) -> Any:
     )
 
 
+def _no_script_errors(driver: webdriver.Chrome) -> None:
+    """Nothing failed in the page: no script error, no CSP or Trusted Types violation
+    (the one expected failure is the sign-in probe's 401 before a token is given)."""
+    severe = [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if entry["level"] == "SEVERE" and "401 (Unauthorized)" not in entry["message"]
+    ]
+    assert severe == []
+
+
 def _open(driver: webdriver.Chrome, scope: Any, css: str) -> str:
     """Open a lazily built <details> and return its text once built."""
     details = scope.find_element(By.CSS_SELECTOR, css)
@@ -220,6 +231,7 @@ def test_viewer_shows_runs_transcripts_and_waterfall(
     reply = browser.find_element(By.CSS_SELECTOR, "#step-1 .msg.reply")
     assert "Autumn moonlight" in reply.text
     _no_alert(browser)
+    _no_script_errors(browser)
 
 
 class LongTurn:
@@ -309,6 +321,7 @@ def test_captured_html_is_shown_as_text_and_runs_nothing(
     browser.save_screenshot(str(tmp_path / "xss-run.png"))
     _no_alert(browser)
     assert browser.execute_script("return window.__pwned") is None
+    _no_script_errors(browser)
     # Nothing captured became an element: no <img>, no extra <script>, no <b>.
     counts = browser.execute_script(
         "return [document.querySelectorAll('main img').length,"

@@ -110,7 +110,8 @@ function runHeader(run, chatId) {
   download.addEventListener("click", async () => {
     const doc = await api.exportChat(chatId);
     const blob = new Blob([JSON.stringify(doc, null, 2)], { type: "application/json" });
-    const a = h("a", { href: URL.createObjectURL(blob), download: `chatdebug-export.json` });
+    const safe = String(chatId).replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 80);
+    const a = h("a", { href: URL.createObjectURL(blob), download: `chatdebug-export-${safe}.json` });
     a.click();
     setTimeout(() => URL.revokeObjectURL(a.href), 1000);
   });
