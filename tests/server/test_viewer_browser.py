@@ -34,6 +34,7 @@ from tests.server._api_support import (
     client_for,
     record_anthropic_thinking_turn,
     record_error_turn,
+    record_simple_turn,
     record_tool_turn,
 )
 
@@ -281,6 +282,15 @@ def test_in_progress_run_turns_completed_without_reload(
             )
         )
         assert browser.find_element(By.CSS_SELECTOR, f"{selector} .pill").text == "completed"
+        # A run recorded now appears on top of the list, also without a reload.
+        newest = record_simple_turn(fake_server, chat, user_text="a new question")
+        assert chatdebug.flush()
+        _wait(browser, 20).until(
+            lambda d: (
+                d.find_element(By.CSS_SELECTOR, "#runs-body tr").get_attribute("data-run-id")
+                == str(newest)
+            )
+        )
         assert browser.execute_script("return window.__sameDocument") == "yes"  # no reload
 
         # The run page of an in-progress run follows it too.
