@@ -43,13 +43,14 @@ class Alert:
     description: str
     for_: str = "0m"
     severity: str = "warning"
-    unless: str = ""
+    guard: str = ""
+    """``and …`` / ``unless …`` appended to the comparison: when the alert applies."""
     cases: tuple[Case, ...] = field(default_factory=tuple)
 
     @property
     def expr(self) -> str:
         expr = f"{self.signal} {self.op} {self.threshold:g}"
-        return f"{expr} unless {self.unless}" if self.unless else expr
+        return f"{expr} {self.guard}" if self.guard else expr
 
     def annotations(self) -> dict[str, str]:
         return {
@@ -66,7 +67,7 @@ def _s(metric: str, labels: dict[str, str]) -> str:
 
 _PURGE_COUNT: Final = "chatdebug_purge_iteration_duration_seconds_count"
 _LAST_SUCCESS: Final = "chatdebug_purge_last_success_timestamp_seconds"
-_RETENTION: Final = "chatdebug_purge_retention_days"
+_RETENTION: Final = "chatdebug_purge_retention_seconds"
 _CALLS: Final = "gen_ai_client_operation_duration_seconds_count"
 _ERRORS_BY: Final = "provider, model"
 
@@ -108,10 +109,10 @@ ALERTS: Final = (
         "default purge intervals). Is chatdebug serve running its purge loop?",
         for_="5m",
         severity="critical",
-        unless=f"on(instance) ({_RETENTION} == 0)",
+        guard=f"unless on(instance) ({_RETENTION} == 0)",
         cases=(
             Case(
-                {_s(_LAST_SUCCESS, SERVE): "60x45", _s(_RETENTION, SERVE): "30x45"},
+                {_s(_LAST_SUCCESS, SERVE): "60x45", _s(_RETENTION, SERVE): "2592000x45"},
                 "40m",
                 (AT_SERVE,),
             ),
@@ -119,7 +120,7 @@ ALERTS: Final = (
             Case(
                 {
                     _s(_LAST_SUCCESS, SERVE): "0x9 600x10 1200x10 1800x10 2400x5",
-                    _s(_RETENTION, SERVE): "30x45",
+                    _s(_RETENTION, SERVE): "2592000x45",
                 },
                 "40m",
             ),
@@ -222,16 +223,39 @@ ALERTS: Final = (
         signal="min by (instance) (chatdebug_store_reachable)",
         op="<",
         threshold=1,
-        threshold_text="store unreachable from chatdebug serve for 2 minutes",
-        summary="chatdebug serve on {{ $labels.instance }} cannot reach the database",
-        description="chatdebug serve's last checks could not reach the store: no purge, no "
-        "stale finalization, and the read API fails.",
+        threshold_text="the exporter's store unreachable for 2 minutes",
+        summary="chatdebug on {{ $labels.instance }} cannot reach its store",
+        description="The exporter's store operations have failed for 2 minutes: recorded "
+        "events wait in its queue and are dropped once it is full.",
         for_="2m",
         severity="critical",
+        # Only processes that run an exporter (a queue with a capacity) report it.
+        guard="and on(instance) (max by (instance) (chatdebug_exporter_queue_capacity) > 0)",
         cases=(
-            Case({_s("chatdebug_store_reachable", SERVE): "1 1 0 0 0 0 0"}, "6m", (AT_SERVE,)),
-            # One failed check between good ones does not page.
-            Case({_s("chatdebug_store_reachable", SERVE): "1 0 1 1 1 1"}, "5m"),
+            Case(
+                {
+                    _s("chatdebug_store_reachable", APP): "1 1 0 0 0 0 0",
+                    _s("chatdebug_exporter_queue_capacity", APP): "10000x6",
+                },
+                "6m",
+                (AT_APP,),
+            ),
+            # One failed write between good ones does not page.
+            Case(
+                {
+                    _s("chatdebug_store_reachable", APP): "1 0 1 1 1 1",
+                    _s("chatdebug_exporter_queue_capacity", APP): "10000x5",
+                },
+                "5m",
+            ),
+            # A process without an exporter (chatdebug serve) exposes the gauge at 0.
+            Case(
+                {
+                    _s("chatdebug_store_reachable", SERVE): "0x6",
+                    _s("chatdebug_exporter_queue_capacity", SERVE): "0x6",
+                },
+                "6m",
+            ),
         ),
     ),
     Alert(

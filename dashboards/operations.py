@@ -11,11 +11,11 @@ from grafana_foundation_sdk.models import dashboard as model
 
 from ._common import PROMETHEUS, RATE, PanelIds, prom
 
-__all__ = ["RETENTION_DAYS", "UID", "build"]
+__all__ = ["RETENTION", "UID", "build"]
 
 UID: Final = "chatdebug-operations"
-RETENTION_DAYS: Final = "chatdebug_purge_retention_days"
-"""Gauge of the retention in force, exposed by ``chatdebug serve``."""
+RETENTION: Final = "chatdebug_purge_retention_seconds"
+"""Gauge of the retention in force (seconds; 0 disables the purge), from ``chatdebug serve``."""
 
 
 def _series(title: str, description: str, unit: str, ids: PanelIds) -> timeseries.Panel:
@@ -132,16 +132,19 @@ def _purge(ids: PanelIds) -> list[stat.Panel | timeseries.Panel]:
         ),
         _stat(
             "Retention in force",
-            "Days runs are kept (0: the purge is disabled).",
-            "d",
-            f"max by (instance) ({RETENTION_DAYS})",
+            "How long runs are kept since their last update, as the last purge iteration "
+            "read it (0: the purge is disabled).",
+            "s",
+            f"max by (instance) ({RETENTION})",
             ids,
         ),
         _stat(
             "Store reachable",
-            "1 when chatdebug serve reached the database at its last check, 0 otherwise.",
+            "1 when the exporter's last store operation reached the database, 0 while it "
+            "cannot (only processes that record: the application).",
             "bool",
-            "min by (instance) (chatdebug_store_reachable)",
+            "min by (instance) (chatdebug_store_reachable) and on(instance) "
+            "(max by (instance) (chatdebug_exporter_queue_capacity) > 0)",
             ids,
         ),
         _stat(
