@@ -3,11 +3,14 @@ first labelled step; both backends."""
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from contextlib import closing
 
+import psycopg
+
 from chatdebug.store import NewStep, RunUpdate, StepUpdate, Store, open_store
-from tests.store.support import make_run, make_step, raw
+from tests.store.support import is_sqlite, make_run, make_step, raw
 
 
 def test_step_provider_and_model_are_stored_and_kept(store: Store) -> None:
@@ -109,3 +112,56 @@ def test_columns_are_plain_sql(database_url: str) -> None:
         "ORDER BY provider",
     )
     assert rows == [("anthropic", "claude-opus-4-6", 1), ("openai", "gpt-4o", 2)]
+
+
+def test_upgrade_from_version_2_keeps_existing_steps(database_url: str) -> None:
+    """A database created before migration 0003 gains the columns; its rows read back
+    unlabelled and are labelled by later writes."""
+    from chatdebug.store import _postgres_sql, _sqlite_sql
+    from chatdebug.store._migrations import migrations
+
+    sqlite = is_sqlite(database_url)
+    old = [m for m in migrations("sqlite" if sqlite else "postgres") if m.version <= 2]
+    run_id, step_id = uuid.uuid4(), uuid.uuid4()
+    statements = [m.sql for m in old] + [
+        (_sqlite_sql if sqlite else _postgres_sql).CREATE_MIGRATIONS_TABLE,
+        "INSERT INTO chat_debug_schema_migrations VALUES "
+        "(1, 'init', '2025-01-01T00:00:00.000000Z'), "
+        "(2, 'settings', '2025-01-01T00:00:00.000000Z')",
+    ]
+    if sqlite:
+        conn = sqlite3.connect(database_url.removeprefix("sqlite:///"))
+        with closing(conn):
+            for statement in statements:
+                conn.executescript(statement)
+            conn.execute(
+                "INSERT INTO chat_debug_runs (id, chat_id, kind, status) "
+                "VALUES (?, 'c', 'chat_turn', 'in_progress')",
+                (str(run_id),),
+            )
+            conn.execute(
+                "INSERT INTO chat_debug_steps (id, run_id, chat_id, step_number, operation, "
+                "status) VALUES (?, ?, 'c', 1, 'generate', 'completed')",
+                (str(step_id), str(run_id)),
+            )
+            conn.commit()
+    else:
+        with psycopg.connect(database_url, autocommit=True) as pg:
+            for statement in statements:
+                pg.execute(statement.encode())
+            pg.execute(
+                "INSERT INTO chat_debug_runs (id, chat_id, kind, status) "
+                "VALUES (%s, 'c', 'chat_turn', 'in_progress')",
+                (run_id,),
+            )
+            pg.execute(
+                "INSERT INTO chat_debug_steps (id, run_id, chat_id, step_number, operation, "
+                "status) VALUES (%s, %s, 'c', 1, 'generate', 'completed')",
+                (step_id, run_id),
+            )
+    with closing(open_store(database_url)) as store:
+        (step,) = store.list_steps(run_id)
+        assert (step.provider, step.model) == (None, None)
+        store.update_step(StepUpdate(id=step_id, chat_id="c", provider="openai", model="o1"))
+        finished = store.update_run(RunUpdate(id=run_id, chat_id="c", status="completed"))
+        assert (finished.provider, finished.model) == ("openai", "o1")
