@@ -5,6 +5,7 @@ a query."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -132,3 +133,27 @@ def test_provisioning_points_at_the_dashboards() -> None:
     assert set(provisioned_uids()) == {"chatdebug-prometheus", "chatdebug-postgres"}
     uids = [load(name)["uid"] for name in build.DASHBOARDS]
     assert len(set(uids)) == 3
+
+
+def test_every_metric_queried_exists() -> None:
+    # A renamed metric would leave a panel or an alert silently empty.
+    from prometheus_client import CollectorRegistry
+
+    from chatdebug.metrics import Metrics
+    from dashboards import alerts
+
+    registry = CollectorRegistry()
+    Metrics(registry)
+    exposed = {m.name for m in registry.collect()}
+    suffixes = ("_bucket", "_count", "_sum", "_total")
+    expressions = [a.expr for a in alerts.ALERTS]
+    for name in build.DASHBOARDS:
+        for panel in panels(load(name)):
+            expressions += [t["expr"] for t in panel["targets"] if "expr" in t]
+    used = set()
+    for expr in expressions:
+        used |= set(re.findall(r"\b((?:chatdebug|gen_ai)_[a-z_]+)", expr))
+    assert used
+    for metric in used:
+        base = next((metric.removesuffix(s) for s in suffixes if metric.endswith(s)), metric)
+        assert metric in exposed or base in exposed, metric
