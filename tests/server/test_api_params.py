@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from chatdebug.store import NewRun, Store, open_store
+from chatdebug.store import NewRun, Store, StoreUnavailable, open_store
 from tests.server._api_support import READ_TOKEN, build_app
 
 AUTH = {"Authorization": f"Bearer {READ_TOKEN}"}
@@ -122,19 +122,28 @@ def test_security_headers_on_api_responses(api: TestClient) -> None:
         assert response.headers["cache-control"] == "no-store"
 
 
-def test_store_failure_is_500_without_details(store: Store) -> None:
+@pytest.mark.parametrize(
+    ("failure", "status", "message"),
+    [
+        (RuntimeError("secret internal detail"), 500, "Internal error fetching debug runs."),
+        (StoreUnavailable("db at secret-host down"), 503, "Database unavailable, try again later."),
+    ],
+)
+def test_store_failures_answer_without_details(
+    failure: Exception, status: int, message: str
+) -> None:
     class Broken:
         def __getattr__(self, name: str) -> object:
             def fail(*args: object, **kwargs: object) -> None:
-                raise RuntimeError("secret internal detail")
+                raise failure
 
             return fail
 
     app = build_app(Broken())  # type: ignore[arg-type]
     with TestClient(app, headers=AUTH, raise_server_exceptions=False) as client:
         response = client.get("/api/debug/runs")
-    assert response.status_code == 500
-    assert response.json() == {"message": "Internal error fetching debug runs."}
+    assert response.status_code == status
+    assert response.json() == {"message": message}
 
 
 @settings(
