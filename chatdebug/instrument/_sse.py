@@ -57,6 +57,29 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Consume ``chunk``; return the events it completed (possibly none)."""
+        if (
+            chunk[-1:] == b"\n"
+            and not self._buffer
+            and not self._skip_lf
+            and not self._discarding
+            and len(chunk) <= self.max_line_bytes
+            and b"\r" not in chunk
+        ):
+            # The common case (providers send whole LF-terminated events): decode once
+            # and split lines as text. A LF never sits inside a UTF-8 sequence, so this
+            # decodes exactly as line by line would.
+            self.bytes_seen += len(chunk)
+            events: list[SSEEvent] = []
+            lines = chunk.decode("utf-8", errors="replace").split("\n")
+            lines.pop()  # the empty piece after the final LF
+            for line in lines:
+                event = self._line(line)
+                if event is not None:
+                    events.append(event)
+            return events
+        return self._feed_bytes(chunk)
+
+    def _feed_bytes(self, chunk: bytes) -> list[SSEEvent]:
         self.bytes_seen += len(chunk)
         events: list[SSEEvent] = []
         start = 0
@@ -114,6 +137,9 @@ class SSEParser:
             return None
         line = self._buffer.decode("utf-8", errors="replace")
         self._buffer.clear()
+        return self._line(line)
+
+    def _line(self, line: str) -> SSEEvent | None:
         if not line:
             return self._dispatch()
         if line.startswith(":"):

@@ -10,7 +10,6 @@ message, so both give the same payload.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final
 
 from .._sse import SSEEvent
@@ -29,6 +28,7 @@ from ._base import (
     NormalizedResponse,
     TextBudget,
     bound_text,
+    loads_json,
     text_part,
 )
 
@@ -132,7 +132,7 @@ class _Block:
             # Re-encode compactly so the result equals the non-streamed ``input``; a
             # stream cut mid-argument keeps the raw partial JSON.
             try:
-                arguments = compact_json(json.loads(arguments)) or arguments
+                arguments = compact_json(loads_json(arguments)) or arguments
             except (ValueError, RecursionError):
                 pass
         return tool_call_part(
@@ -162,7 +162,7 @@ class AnthropicStreamAssembler:
         counts = self._counts
         counts["event"] += 1
         try:
-            data = json.loads(event.data)
+            data = loads_json(event.data)
         except (ValueError, RecursionError):
             data = None
         if not isinstance(data, dict):

@@ -18,9 +18,12 @@ field is skipped) and never store media bytes.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Final, Protocol
+
+import orjson
 
 from .._sse import SSEEvent
 
@@ -36,9 +39,23 @@ __all__ = [
     "bound_text",
     "http_error_payload",
     "is_retryable_status",
+    "loads_json",
     "make_usage",
     "text_part",
 ]
+
+
+def loads_json(text: str | bytes) -> Any:
+    """``json.loads``, through orjson (C) first: one stream event is parsed per call.
+
+    What orjson refuses (``NaN``, integers beyond 64 bits, very deep nesting) goes to the
+    ``json`` module, so what parses, and its errors, stay those of ``json.loads``.
+    """
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
 
 MAX_TEXT_LENGTH: Final = 10_000
 """Characters kept per text part (and per tool-call arguments / tool result)."""

@@ -11,14 +11,13 @@ tool-call parts survive the cap with whatever input fitted.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .._sse import SSEEvent
-from ._base import ELLIPSIS, MAX_STREAM_TEXT_BYTES, TextBudget, bound_text, text_part
+from ._base import ELLIPSIS, MAX_STREAM_TEXT_BYTES, TextBudget, bound_text, loads_json, text_part
 
 __all__ = ["ContentBuilder", "JsonEventStream", "Slot", "StreamStats"]
 
@@ -203,7 +202,7 @@ class JsonEventStream:
         if data == "[DONE]":
             return self.on_done()
         try:
-            decoded = json.loads(data)
+            decoded = loads_json(data)
         except ValueError:
             decoded = None
         if not isinstance(decoded, dict):
