@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Final
 
-from grafana_foundation_sdk.builders import prometheus
+from grafana_foundation_sdk.builders import common, prometheus
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog import variants as cogvariants
+from grafana_foundation_sdk.models import common as common_model
 from grafana_foundation_sdk.models import dashboard as model
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "RATE",
     "PanelIds",
     "SQLQuery",
+    "legend",
     "prom",
     "sql",
 ]
@@ -35,6 +37,16 @@ POSTGRES: Final = model.DataSourceRef(type_val="grafana-postgresql-datasource", 
 
 RATE: Final = "$__rate_interval"
 """Grafana's rate window: at least four scrape intervals, so rate() always has samples."""
+
+
+def legend() -> common.VizLegendOptions:
+    """The legend of every time series panel: a list below the graph."""
+    return (
+        common.VizLegendOptions()
+        .show_legend(True)
+        .display_mode(common_model.LegendDisplayMode.LIST)
+        .placement(common_model.LegendPlacement.BOTTOM)
+    )
 
 
 def prom(expr: str, legend: str, ref_id: str = "A") -> prometheus.Dataquery:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Final
 
-from grafana_foundation_sdk.builders import common, dashboard, timeseries
-from grafana_foundation_sdk.models import common as common_model
+from grafana_foundation_sdk.builders import dashboard, timeseries
 from grafana_foundation_sdk.models import dashboard as model
 
-from ._common import PROMETHEUS, RATE, PanelIds, prom
+from ._common import PROMETHEUS, RATE, PanelIds, legend, prom
 
 __all__ = ["UID", "build"]
 
@@ -48,12 +47,7 @@ def _series(title: str, description: str, unit: str, ids: PanelIds) -> timeserie
         .datasource(PROMETHEUS)
         .span(12)
         .height(8)
-        .legend(
-            common.VizLegendOptions()
-            .show_legend(True)
-            .display_mode(common_model.LegendDisplayMode.LIST)
-            .placement(common_model.LegendPlacement.BOTTOM)
-        )
+        .legend(legend())
     )
 
 

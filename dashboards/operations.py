@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Final
 
-from grafana_foundation_sdk.builders import dashboard, stat, timeseries
+from grafana_foundation_sdk.builders import common, dashboard, stat, timeseries
+from grafana_foundation_sdk.models import common as common_model
 from grafana_foundation_sdk.models import dashboard as model
 
-from ._common import PROMETHEUS, RATE, PanelIds, prom
+from ._common import PROMETHEUS, RATE, PanelIds, legend, prom
 
 __all__ = ["RETENTION", "UID", "build"]
 
@@ -28,6 +29,7 @@ def _series(title: str, description: str, unit: str, ids: PanelIds) -> timeserie
         .datasource(PROMETHEUS)
         .span(8)
         .height(8)
+        .legend(legend())
     )
 
 
@@ -41,6 +43,9 @@ def _stat(title: str, description: str, unit: str, expr: str, ids: PanelIds) -> 
         .datasource(PROMETHEUS)
         .span(6)
         .height(5)
+        .reduce_options(common.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .graph_mode(common_model.BigValueGraphMode.AREA)
+        .color_mode(common_model.BigValueColorMode.VALUE)
         .with_target(prom(expr, "{{instance}}"))
     )
 

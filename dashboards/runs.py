@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Final
 
 from grafana_foundation_sdk.builders import dashboard, table, timeseries
+from grafana_foundation_sdk.models import common as common_model
 from grafana_foundation_sdk.models import dashboard as model
 
-from ._common import POSTGRES, PanelIds, sql
+from ._common import POSTGRES, PanelIds, legend, sql
 
 __all__ = ["QUERIES", "STALE_VARIABLE", "UID", "build"]
 
@@ -193,6 +194,8 @@ def _table(title: str, ids: PanelIds, width: int = 24) -> table.Panel:
         .unit("short")
         .span(width)
         .height(9)
+        .show_header(True)
+        .cell_height(common_model.TableCellHeight.SM)
         .with_target(sql(QUERIES[title]))
     )
     for column, unit in (("duration", "ms"), ("silent for", "s"), ("started", "dateTimeAsIso")):
@@ -213,6 +216,7 @@ def build() -> dashboard.Dashboard:
         .unit("short")
         .span(24)
         .height(8)
+        .legend(legend())
         .with_target(sql(RUNS_BY_STATUS, fmt="time_series"))
     )
     stale = (

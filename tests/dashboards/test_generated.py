@@ -68,6 +68,7 @@ def test_every_panel_is_complete(name: str) -> None:
         assert panel["datasource"]["uid"] in uids, title
         assert panel["datasource"]["type"] == uids[panel["datasource"]["uid"]], title
         assert panel["fieldConfig"]["defaults"].get("unit"), title
+        assert isinstance(panel["options"], dict) and panel["options"], title
         assert panel["targets"], title
         for target in panel["targets"]:
             query = target.get("expr") or target.get("rawSql")
