@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from .._status import Status
 from ._errors import error_payload, is_cancellation, is_timeout
+from ._reaper import defer
 from ._redact import Redactor
 from ._request_view import TRUNCATED, RequestView, b64
 from ._response_body import ResponseBody
@@ -85,6 +87,12 @@ class AttemptCapture:
         self._body: ResponseBody | None = None
         self._stream_secrets: list[str] = []
         self._ttfb_ms: float | None = None
+        # A body read to its end whose outcome is worked out on the reaper thread (see
+        # eof); ``settle`` runs that work once, on whichever thread gets there first.
+        self._pending: Callable[[], AttemptOutcome] | None = None
+        self._settle_lock = threading.Lock()
+        self._end_ns: int | None = None
+        self._end_perf: float | None = None
 
     # -- events from the transport ---------------------------------------------------------
     def response_started(self, status: int, header_pairs: list[tuple[str, str]]) -> None:
@@ -106,18 +114,59 @@ class AttemptCapture:
                 self._body.feed(raw)
 
     def eof(self) -> None:
-        """The body was read to its end."""
+        """The body was read to its end.
+
+        When the run's records go to a sink and the response is not an HTTP error, the
+        rest (normalizing, redacting the normalized payloads, building the attempt,
+        ending the step) runs on the reaper thread rather than the caller's: such an
+        attempt never asks for a retry, so nothing the caller does next depends on it.
+        Whatever ends the step or the run first settles it (:meth:`settle`), so no end
+        is ever written without it.
+        """
         with self._lock:
             if self.done or self._body is None:
                 return
             body = self._body
             body.end()
-            if body.is_sse:
-                outcome = self._finish("completed", None)
-            else:
-                problem = self._unknown_length_problem(body)
-                outcome = self._finish("failed" if problem else "completed", problem)
+            if self._defer(lambda: self._eof_outcome(body)):
+                return
+            outcome = self._eof_outcome(body)
         self._report(outcome)
+
+    def _defer(self, finish: Callable[[], AttemptOutcome]) -> bool:
+        """Leave ``finish`` to the reaper thread when nothing waits on its outcome: a
+        response that is not an HTTP error, of a run whose records go to a sink."""
+        # lock held
+        status = self._status
+        if self.step.run.sink is None or status is None or status >= 400:
+            return False
+        self.done = True
+        self._pending = finish
+        self._end_ns = time.time_ns()
+        self._end_perf = time.perf_counter()
+        defer(self.settle)
+        return True
+
+    def settle(self) -> None:
+        """Work out and report the outcome of a body read to its end (idempotent).
+
+        A second caller waits until the first has reported, so a step that ends right
+        after always has the attempt's outcome."""
+        with self._settle_lock:
+            with self._lock:
+                finish = self._pending
+                if finish is None:
+                    return
+                self._pending = None
+                outcome = finish()
+            self._report(outcome)
+
+    def _eof_outcome(self, body: ResponseBody) -> AttemptOutcome:
+        # lock held
+        if body.is_sse:
+            return self._finish("completed", None)
+        problem = self._unknown_length_problem(body)
+        return self._finish("failed" if problem else "completed", problem)
 
     def closed(self, close_error: BaseException | None = None) -> None:
         """The caller closed the body (possibly before reading it all)."""
@@ -127,6 +176,12 @@ class AttemptCapture:
             if close_error is not None:
                 outcome = self._finish("failed", self._error_text(close_error))
             else:
+                body = self._body
+                if body is not None and body.is_sse:
+                    body.close_parser()
+                    # Closed after the provider's final event (SDKs stop reading at it).
+                    if body.terminal and self._defer(lambda: self._finish("completed", None)):
+                        return
                 outcome = self._finish_early("the response body was closed before it was read")
         self._report(outcome)
 
@@ -154,6 +209,7 @@ class AttemptCapture:
 
     def abandon(self, reason: str) -> None:
         """Finish now: the step ended or the body was garbage-collected unclosed."""
+        self.settle()  # a body read to its end is complete, not abandoned
         with self._lock:
             if self.done:
                 return
@@ -206,7 +262,7 @@ class AttemptCapture:
         during_body: bool = False,
     ) -> AttemptOutcome:
         self.done = True
-        finished_ns = time.time_ns()
+        finished_ns = self._end_ns if self._end_ns is not None else time.time_ns()
         status = self._status
         # Normalize before building the record: a secret found in the assembled stream
         # decides how the raw body may be stored.
@@ -338,7 +394,8 @@ class AttemptCapture:
                 record["response_body"] = stored
         if error_text:
             record["error"] = error_text
-        record["duration_ms"] = int((time.perf_counter() - self._t0) * 1000)
+        end_perf = self._end_perf if self._end_perf is not None else time.perf_counter()
+        record["duration_ms"] = int((end_perf - self._t0) * 1000)
         if self._ttfb_ms is not None:
             record["ttfb_ms"] = self._ttfb_ms
         body = self._body

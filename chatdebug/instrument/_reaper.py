@@ -1,12 +1,15 @@
-"""Runs clean-up work handed over by garbage-collection finalizers.
+"""Runs clean-up work handed over by garbage-collection finalizers, and the end of
+attempts whose body was read to its end (off the caller's thread).
 
 A finalizer can fire on any thread at any allocation, possibly while that thread holds
 one of our locks; doing the clean-up right there could deadlock. Finalizers therefore
-only enqueue (``SimpleQueue.put`` is reentrant) and a daemon thread does the work.
+only enqueue (``SimpleQueue.put`` is reentrant) and a daemon thread does the work. Jobs
+run one at a time, in order; the queue is drained at interpreter exit.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import queue
 import threading
@@ -38,8 +41,12 @@ def ensure_started() -> None:
     with _start_lock:
         if _thread is None or _pid != os.getpid():
             _pid = os.getpid()
+            first = _thread is None
             _thread = threading.Thread(target=_work, name="chatdebug-reaper", daemon=True)
             _thread.start()
+            if first:
+                # Registered after the exporter's exit flush, so it runs before it.
+                atexit.register(drain, 2.0)
 
 
 def defer(job: Callable[[], None]) -> None:
@@ -48,7 +55,10 @@ def defer(job: Callable[[], None]) -> None:
 
 
 def drain(timeout: float = 5.0) -> bool:
-    """Wait until the jobs queued so far have run (tests, flush). True when done."""
+    """Wait until the jobs queued so far have run (tests, flush, end of a run). True when
+    done; immediately True on the reaper thread itself, whose own job is the one running."""
+    if threading.current_thread() is _thread:
+        return True
     ensure_started()
     done = threading.Event()
     defer(done.set)

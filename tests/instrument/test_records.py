@@ -1,0 +1,126 @@
+"""Lifecycle records handed to the installed sink: complete, once, in order, and a
+successful attempt finished off the caller's thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+import chatdebug
+from chatdebug.instrument import InstrumentSettings, install
+from chatdebug.instrument import _attributes as attr
+from chatdebug.instrument._reaper import drain
+from chatdebug.instrument._records import SpanRecord
+from tests.fakes import wire
+from tests.fakes.server import FakeServer
+
+
+class RecordingSink:
+    """Keeps every record with the name of the thread that published it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.events: list[tuple[str, str, SpanRecord]] = []
+
+    def record_started(self, record: SpanRecord) -> None:
+        with self.lock:
+            self.events.append(("start", threading.current_thread().name, record))
+
+    def record_ended(self, record: SpanRecord) -> None:
+        with self.lock:
+            self.events.append(("end", threading.current_thread().name, record))
+
+    def ends(self, name: str) -> list[tuple[str, SpanRecord]]:
+        return [(t, r) for kind, t, r in self.events if kind == "end" and r.name == name]
+
+
+@pytest.fixture
+def sink() -> Iterator[RecordingSink]:
+    recording = RecordingSink()
+    provider = TracerProvider()
+    install(InstrumentSettings(tracer_provider=provider, force_enabled=True, sink=recording))
+    try:
+        yield recording
+    finally:
+        drain()
+        install(InstrumentSettings())
+        provider.shutdown()
+
+
+def _client(server: FakeServer) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=server.url + "/v1",
+        api_key="sk-proj-recordsTESTkey0123456789abcdefghij",
+        http_client=chatdebug.httpx2_client(),
+        max_retries=0,
+    )
+
+
+MESSAGES: Any = [{"role": "user", "content": "hello"}]
+
+
+def test_successful_steps_end_on_the_reaper_before_their_run(
+    sink: RecordingSink, fake_server: FakeServer
+) -> None:
+    for _ in range(20):
+        fake_server.enqueue(wire.openai_reply("plain answer"))
+        fake_server.enqueue(wire.openai_stream_reply(["streamed ", "answer"]))
+    with _client(fake_server) as client:
+        for _ in range(20):
+            # The run ends right after the calls: their steps must still end first.
+            with chatdebug.run("chat-records"):
+                client.chat.completions.create(model="m", messages=MESSAGES)
+                for _chunk in client.chat.completions.create(
+                    model="m", messages=MESSAGES, stream=True
+                ):
+                    pass
+    steps = sink.ends(attr.STEP_SPAN)
+    assert len(steps) == 40
+    assert {thread for thread, _ in steps} == {"chatdebug-reaper"}
+    for _, record in steps:
+        values = record.attributes
+        assert values[attr.STEP_STATUS] == "completed"
+        assert values[attr.STEP_NORMALIZED_RESPONSE]  # a Python object, not JSON text
+        assert isinstance(values[attr.STEP_ATTEMPTS], list)
+        assert record.end_ns is not None and record.end_ns >= record.start_ns
+    # Per run: both step ends precede the run's end, each exactly once.
+    order = [(kind, r.name, r.attributes[attr.RUN_ID]) for kind, _, r in sink.events]
+    for kind, name, run_id in order:
+        if kind == "end" and name == attr.RUN_SPAN:
+            run_end = order.index((kind, name, run_id))
+            step_ends = [
+                i for i, entry in enumerate(order) if entry == ("end", attr.STEP_SPAN, run_id)
+            ]
+            assert len(step_ends) == 2
+            assert max(step_ends) < run_end
+
+
+def test_an_explicit_step_exits_with_its_attempt_settled(
+    sink: RecordingSink, fake_server: FakeServer
+) -> None:
+    fake_server.enqueue(wire.openai_reply("inside a step"))
+    with _client(fake_server) as client, chatdebug.run("chat-records"):
+        with chatdebug.step():
+            client.chat.completions.create(model="m", messages=MESSAGES)
+        ((thread, record),) = sink.ends(attr.STEP_SPAN)
+    assert thread == threading.current_thread().name  # ended by the block's exit
+    assert record.attributes[attr.STEP_STATUS] == "completed"
+    assert record.attributes[attr.STEP_NORMALIZED_RESPONSE]
+    assert len(record.attributes[attr.STEP_ATTEMPTS]) == 1
+
+
+def test_http_errors_are_finished_on_the_callers_thread(
+    sink: RecordingSink, fake_server: FakeServer
+) -> None:
+    fake_server.enqueue(wire.openai_error_reply(400, "bad request", "invalid_request_error"))
+    with _client(fake_server) as client, chatdebug.run("chat-records"):
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(model="m", messages=MESSAGES)
+        ((thread, record),) = sink.ends(attr.STEP_SPAN)
+    assert thread == threading.current_thread().name
+    assert record.attributes[attr.STEP_STATUS] == "error"
