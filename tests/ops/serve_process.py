@@ -121,6 +121,13 @@ class ServeProcess:
         assert key in found, f"{name}{labels} not exposed"
         return found[key]
 
+    def wait_for(self, condition: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
+        """:func:`wait_for`, with this process's log in the failure message."""
+        try:
+            return wait_for(condition, timeout, what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- serve log ---\n{self.log()[-8000:]}") from None
+
     def removed(self, record_type: str) -> float:
         return self.value("chatdebug_purge_records_removed_total", record_type=record_type)
 
