@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from collections.abc import Callable
@@ -277,11 +278,16 @@ class SQLiteStore(Store):
             return conn.execute(sql.DELETE_AFTER_MESSAGE, values).rowcount
 
     def delete_old_runs(self, before: datetime, limit: int = PURGE_BATCH_SIZE) -> PurgeResult:
-        # One host, one writer at a time: BEGIN IMMEDIATE is all the exclusion needed.
+        # One host, one writer at a time: the write lock BEGIN IMMEDIATE takes is the
+        # exclusion; a second purging process waits for it, then finds what is left.
         values = {"before": format_timestamp(before), "limit": validate_limit(limit)}
         with self._db.write() as conn:
-            steps = conn.execute(sql.COUNT_PURGE_STEPS, values).fetchone()[0]
-            runs = conn.execute(sql.DELETE_PURGE_RUNS, values).rowcount
+            ids = [row[0] for row in conn.execute(sql.SELECT_PURGE_BATCH, values)]
+            if not ids:
+                return PurgeResult(runs_removed=0, steps_removed=0)
+            batch = {"ids": json.dumps(ids)}
+            steps = conn.execute(sql.COUNT_PURGE_STEPS, batch).fetchone()[0]
+            runs = conn.execute(sql.DELETE_PURGE_RUNS, batch).rowcount
         return PurgeResult(runs_removed=runs, steps_removed=steps)
 
     def finalize_stale(self, updated_before: datetime) -> FinalizeResult:

@@ -171,12 +171,15 @@ WHERE chat_id = :chat_id AND started_at < :started_before AND (
         WHERE s.run_id = chat_debug_runs.id AND s.chat_id = chat_debug_runs.chat_id
           AND (s.assistant_message_id > :message_id OR s.history_tip_message_id > :message_id)))"""
 
-# Oldest first; the same rows both times because the write lock is held in between.
-_PURGE_BATCH: Final = (
-    "SELECT id FROM chat_debug_runs WHERE updated_at < :before ORDER BY updated_at, id LIMIT :limit"
+# Oldest first, straight off the updated_at index (a tie-breaking column would sort the
+# whole backlog on every batch). The ids are read once and passed back as one JSON
+# array, so the steps counted are exactly those of the runs deleted.
+SELECT_PURGE_BATCH: Final = (
+    "SELECT id FROM chat_debug_runs WHERE updated_at < :before ORDER BY updated_at LIMIT :limit"
 )
-COUNT_PURGE_STEPS: Final = f"SELECT count(*) FROM chat_debug_steps WHERE run_id IN ({_PURGE_BATCH})"
-DELETE_PURGE_RUNS: Final = f"DELETE FROM chat_debug_runs WHERE id IN ({_PURGE_BATCH})"
+_BATCH_IDS: Final = "SELECT value FROM json_each(:ids)"
+COUNT_PURGE_STEPS: Final = f"SELECT count(*) FROM chat_debug_steps WHERE run_id IN ({_BATCH_IDS})"
+DELETE_PURGE_RUNS: Final = f"DELETE FROM chat_debug_runs WHERE id IN ({_BATCH_IDS})"
 
 _STALE_RUN: Final = f"finished_at IS NULL AND updated_at < :cutoff AND status NOT IN {_TERMINAL}"
 # Steps before runs, so "steps of a run finalized here" can still see those runs open.
