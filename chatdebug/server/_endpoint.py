@@ -69,7 +69,7 @@ def endpoint(
                 logger.warning("chatdebug API: database unavailable", exc_info=True)
                 return error_response(503, "Database unavailable, try again later.")
             except Exception:
-                logger.exception("chatdebug API: %s %s failed", request.method, request.url.path)
+                logger.exception("chatdebug API: %s %r failed", request.method, request.url.path)
                 return error_response(500, failure)
 
         return run
