@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -135,3 +136,19 @@ def test_serve_refuses_a_bad_duration(sqlite_url: str) -> None:
     result = run_serve("--database-url", sqlite_url, "--purge-interval", "soon")
     assert "soon" in _one_line_error(result)
     assert result.returncode == 2
+
+
+def test_serve_without_its_extra_says_what_to_install(sqlite_url: str) -> None:
+    # The extra's packages made unimportable, as in an installation without it.
+    script = (
+        "import sys; sys.modules['uvicorn'] = None; sys.modules['starlette'] = None\n"
+        "from chatdebug.cli import main\n"
+        f"sys.exit(main(['serve', '--database-url', {sqlite_url!r}]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "chatdebug serve needs Starlette and uvicorn: pip install 'chatdebug[serve]'"
+    )
