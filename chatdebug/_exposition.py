@@ -46,9 +46,7 @@ def application_metrics() -> Metrics:
 
 def multiprocess_dir() -> str | None:
     """The multiprocess directory when prometheus_client's multiprocess mode is on."""
-    return os.environ.get(MULTIPROC_DIR_VARIABLE) or os.environ.get(
-        MULTIPROC_DIR_VARIABLE.lower()
-    )
+    return os.environ.get(MULTIPROC_DIR_VARIABLE) or os.environ.get(MULTIPROC_DIR_VARIABLE.lower())
 
 
 def exposed_registry(registry: CollectorRegistry | None = None) -> CollectorRegistry:
