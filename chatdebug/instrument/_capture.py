@@ -39,10 +39,18 @@ SPLIT_SECRET_DIAGNOSTIC = (
 )
 
 
+_last_second: list[tuple[int, str]] = [(-1, "")]
+
+
 def rfc3339(ns: int) -> str:
     """UTC timestamp with nanoseconds, trailing zeros trimmed (Go's RFC3339Nano)."""
     seconds, frac = divmod(ns, 1_000_000_000)
-    base = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    cached = _last_second[0]  # most attempts start and end within the same second
+    if cached[0] == seconds:
+        base = cached[1]
+    else:
+        base = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _last_second[0] = (seconds, base)
     digits = f"{frac:09d}".rstrip("0")
     return f"{base}.{digits}Z" if digits else f"{base}Z"
 

@@ -406,7 +406,13 @@ class Redactor:
         input, which is never modified.
         """
         try:
-            if self._clean(json.dumps(value, ensure_ascii=False, default=str)):
+            try:
+                # orjson (C) first; the prefilter only looks for substrings, which do not
+                # depend on separators or on how control characters are escaped.
+                text = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+            except TypeError:  # huge integers, lone surrogates, very deep nesting
+                text = json.dumps(value, ensure_ascii=False, default=str)
+            if self._clean(text):
                 return value
         except (TypeError, ValueError, RecursionError):
             pass  # not plainly serialisable: the walk below decides

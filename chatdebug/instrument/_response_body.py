@@ -12,6 +12,8 @@ import json
 import time
 from typing import Any
 
+import orjson
+
 from .._safety import suppress_internal_errors
 from ._decode import DecodeError, Decoder, make_decoder
 from ._redact import Redactor
@@ -19,6 +21,8 @@ from ._sse import SSEEvent, SSEParser
 from .normalize._base import Codec, NormalizedResponse, StreamAssembler
 
 __all__ = ["MAX_NORMALIZE_BYTES", "ResponseBody"]
+
+_INVALID = object()
 
 MAX_NORMALIZE_BYTES = 8 * 1024 * 1024
 """Non-streamed bodies up to this size are kept (decoded) for normalization."""
@@ -153,20 +157,25 @@ class ResponseBody:
 
     def json_complete(self) -> bool:
         """Whether the kept bytes are exactly one JSON document."""
-        try:
-            json.loads(bytes(self.data))
-        except (ValueError, RecursionError):
-            return False
-        return True
+        return self._loads() is not _INVALID
 
     def parsed(self) -> Any:
         """The kept non-streamed body as JSON, or None."""
         if self.is_sse or self.too_large or not self.data:
             return None
+        value = self._loads()
+        return None if value is _INVALID else value
+
+    def _loads(self) -> Any:
+        data = bytes(self.data)
         try:
-            return json.loads(bytes(self.data))
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # NaN, huge integers, deep nesting: as the json module decides
+        try:
+            return json.loads(data)
         except (ValueError, RecursionError):
-            return None
+            return _INVALID
 
     def normalize(self) -> NormalizedResponse:
         """The codec's view of the body; a failing codec loses only this, never the
