@@ -95,6 +95,7 @@ class Purger:
         self.batch_size = batch_size
         self._on_store_status = on_store_status
         self._now = now
+        self._standing_by = False
 
     def tick(self) -> PurgeTick:
         """Run one purge iteration; never raises (failures are logged and counted)."""
@@ -102,7 +103,6 @@ class Purger:
         days: int | None = None
         try:
             days = self.store.get_retention_days(strict=True)
-            self.metrics.purge_retention.set(days * _DAY_SECONDS)
             if days == 0:
                 result = PurgeResult(runs_removed=0, steps_removed=0)
             else:
@@ -112,8 +112,13 @@ class Purger:
             return self._failed(exc, started, days)
         self._report(None)
         if result.skipped:
-            logger.debug("chatdebug purge: another process holds the purge lock; skipped")
+            # Said once when this replica starts standing by, then only at debug level.
+            log = logger.debug if self._standing_by else logger.info
+            log("chatdebug purge: another process holds the purge lock; this one skips its turn")
+            self._standing_by = True
             return PurgeTick(PurgeOutcome.SKIPPED, retention_days=days)
+        self._standing_by = False
+        self.metrics.purge_retention.set(days * _DAY_SECONDS)
         self._record_success(result, started)
         if result.runs_removed:
             logger.info(
