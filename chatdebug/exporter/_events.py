@@ -8,11 +8,12 @@ hand them to :func:`apply_event`, so the two paths write identical rows.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from ..store import NewRun, NewStep, RunNotFound, RunUpdate, StepUpdate, Store
+from ..store import NewRun, NewStep, RunNotFound, RunUpdate, Step, StepUpdate, Store
 from ._summary import aggregate_run_summary, first_user_text, truncate_label
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "TouchStep",
     "UpdateStep",
     "apply_event",
+    "finished_run_update",
 ]
 
 EventKind = Literal[
@@ -115,19 +117,12 @@ class TouchStep:
 Event = CreateRun | FinishRun | TouchRun | CreateStep | UpdateStep | TouchStep
 
 
-def _finish_run(store: Store, event: FinishRun) -> None:
+def finished_run_update(event: FinishRun, steps: Sequence[Step]) -> RunUpdate:
+    """The final update of a run ending with ``event``, given its steps in step order
+    (their payloads needed only when the seed has no ``first_message``)."""
     update = event.update
     seed = dict(event.seed)
-    for step_update in event.step_updates:
-        try:
-            store.update_step(step_update)
-        except RunNotFound:
-            pass  # the step's row was never written (dropped and counted already)
-    # One read of the run's steps; their large payloads only when the label must come
-    # from the first step's request.
-    needs_label = not seed.get("first_message")
-    steps = store.list_steps(update.id, payloads=needs_label)
-    if needs_label and steps:
+    if not seed.get("first_message") and steps:
         label = truncate_label(first_user_text(steps[0].normalized_request))
         if label:
             seed["first_message"] = label
@@ -138,20 +133,31 @@ def _finish_run(store: Store, event: FinishRun) -> None:
         started_at=event.started_at,
         finished_at=update.finished_at,
     )
-    store.update_run(
-        RunUpdate(
-            id=update.id,
-            chat_id=update.chat_id,
-            status=update.status,
-            provider=update.provider,
-            model=update.model,
-            summary=summary,
-            history_tip_message_id=update.history_tip_message_id,
-            trigger_message_id=update.trigger_message_id,
-            model_config_id=update.model_config_id,
-            finished_at=update.finished_at,
-        )
+    return RunUpdate(
+        id=update.id,
+        chat_id=update.chat_id,
+        status=update.status,
+        provider=update.provider,
+        model=update.model,
+        summary=summary,
+        history_tip_message_id=update.history_tip_message_id,
+        trigger_message_id=update.trigger_message_id,
+        model_config_id=update.model_config_id,
+        finished_at=update.finished_at,
     )
+
+
+def _finish_run(store: Store, event: FinishRun) -> None:
+    for step_update in event.step_updates:
+        try:
+            store.update_step(step_update)
+        except RunNotFound:
+            pass  # the step's row was never written (dropped and counted already)
+    # One read of the run's steps; their large payloads only when the label must come
+    # from the first step's request.
+    needs_label = not event.seed.get("first_message")
+    steps = store.list_steps(event.update.id, payloads=needs_label)
+    store.update_run(finished_run_update(event, steps))
 
 
 def apply_event(store: Store, event: Event) -> None:

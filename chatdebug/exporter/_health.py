@@ -66,8 +66,22 @@ class ExporterHealth:
         if self.metrics is not None and delta:
             self.metrics.exporter_queue_depth.inc(delta)
 
-    def drop(self, reason: str, count: int = 1) -> None:
-        """Count ``count`` events dropped for ``reason`` and log, rate-limited."""
+    def queue_capacity_changed(self, delta: int) -> None:
+        if self.metrics is not None and delta:
+            self.metrics.exporter_queue_capacity.inc(delta)
+
+    def oldest_event_age(self, seconds: float) -> None:
+        """Age of the oldest event not written yet (0 when there is none)."""
+        if self.metrics is not None:
+            self.metrics.exporter_oldest_event_age.set(max(0.0, seconds))
+
+    def store_reachable(self, reachable: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.store_reachable.set(1 if reachable else 0)
+
+    def drop(self, reason: str, count: int = 1, *, log: bool = True) -> None:
+        """Count ``count`` events dropped for ``reason`` and log, rate-limited
+        (``log=False``: the caller logs them itself)."""
         if count <= 0:
             return
         if self.metrics is not None:
@@ -75,6 +89,8 @@ class ExporterHealth:
         now = time.monotonic()
         with self._lock:
             self.dropped[reason] += count
+            if not log:
+                return
             self._unlogged[reason] += count
             last = self._last_log.get(reason)
             if last is not None and now - last < LOG_INTERVAL_SECONDS:
@@ -89,6 +105,17 @@ class ExporterHealth:
             pending, self._unlogged = self._unlogged, Counter()
         for reason, count in sorted(pending.items()):
             self._log_drop(reason, count)
+
+    @staticmethod
+    def log_unwritten_at_shutdown(count: int, timeout: float) -> None:
+        """The one line saying what a shutdown could not write."""
+        logger.warning(
+            "chatdebug exporter could not write %d queued debug event(s) within the "
+            "exit flush timeout of %gs; they are lost (counted in "
+            "chatdebug_exporter_events_dropped_total{reason='shutdown'})",
+            count,
+            timeout,
+        )
 
     @staticmethod
     def _log_drop(reason: str, count: int) -> None:

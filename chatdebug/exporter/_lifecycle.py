@@ -2,35 +2,63 @@
 
 Each hook is installed once per process, however many writers and processors exist;
 objects are held weakly, so registering never keeps one alive.
+
+At exit (a normal end, ``sys.exit``, or a SIGTERM that the application's server turns
+into a graceful shutdown), every live writer gets :func:`exit_flush_timeout` seconds in
+all to write what it holds; what is still queued then is counted as dropped with reason
+``shutdown`` and logged once.
 """
 
 from __future__ import annotations
 
 import atexit
+import math
 import os
 import threading
 import time
 import weakref
 from typing import Final, Protocol
 
-__all__ = ["ATEXIT_FLUSH_SECONDS", "register_exit_flush", "register_fork_safe"]
+__all__ = [
+    "DEFAULT_EXIT_FLUSH_SECONDS",
+    "exit_flush_timeout",
+    "register_exit_flush",
+    "register_fork_safe",
+    "set_exit_flush_timeout",
+]
 
-ATEXIT_FLUSH_SECONDS: Final = 5.0
-"""Total time the ``atexit`` hook waits for all writers to flush."""
+DEFAULT_EXIT_FLUSH_SECONDS: Final = 10.0
+"""Default of :func:`exit_flush_timeout`."""
 
 
 class _ForkSafe(Protocol):
     def _after_fork_in_child(self) -> None: ...
 
 
-class _Flushable(Protocol):
-    def flush(self, timeout: float) -> bool: ...
+class _Closable(Protocol):
+    def shutdown(self, timeout: float | None = None) -> bool: ...
 
 
 _fork_safe: weakref.WeakSet[_ForkSafe] = weakref.WeakSet()
-_flushables: weakref.WeakSet[_Flushable] = weakref.WeakSet()
+_closables: weakref.WeakSet[_Closable] = weakref.WeakSet()
 _lock = threading.Lock()
 _installed = False
+_exit_flush_seconds = DEFAULT_EXIT_FLUSH_SECONDS
+
+
+def exit_flush_timeout() -> float:
+    """Seconds writers get to write what they hold when the process exits or the
+    exporter shuts down (``configure(exit_flush_timeout=…)``)."""
+    return _exit_flush_seconds
+
+
+def set_exit_flush_timeout(seconds: float) -> None:
+    """Set :func:`exit_flush_timeout`; ``ValueError`` unless a finite number ≥ 0."""
+    global _exit_flush_seconds
+    value = float(seconds)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"exit_flush_timeout must be a number of seconds >= 0, got {seconds!r}")
+    _exit_flush_seconds = value
 
 
 def _reinit_in_child() -> None:
@@ -41,10 +69,10 @@ def _reinit_in_child() -> None:
         obj._after_fork_in_child()
 
 
-def _flush_at_exit() -> None:
-    deadline = time.monotonic() + ATEXIT_FLUSH_SECONDS
-    for obj in list(_flushables):
-        obj.flush(max(0.0, deadline - time.monotonic()))
+def _close_at_exit() -> None:
+    deadline = time.monotonic() + _exit_flush_seconds
+    for obj in list(_closables):
+        obj.shutdown(max(0.0, deadline - time.monotonic()))
 
 
 def _install() -> None:
@@ -52,7 +80,7 @@ def _install() -> None:
     with _lock:
         if not _installed:
             os.register_at_fork(after_in_child=_reinit_in_child)
-            atexit.register(_flush_at_exit)
+            atexit.register(_close_at_exit)
             _installed = True
 
 
@@ -62,7 +90,8 @@ def register_fork_safe(obj: _ForkSafe) -> None:
     _fork_safe.add(obj)
 
 
-def register_exit_flush(obj: _Flushable) -> None:
-    """Call ``obj.flush(timeout)`` at interpreter exit while ``obj`` lives."""
+def register_exit_flush(obj: _Closable) -> None:
+    """Call ``obj.shutdown(timeout)`` at interpreter exit while ``obj`` lives, all of
+    them within :func:`exit_flush_timeout` seconds."""
     _install()
-    _flushables.add(obj)
+    _closables.add(obj)

@@ -7,14 +7,25 @@ per event. Each event is still accounted for on its own: an event the store reje
 (``RunNotFound``, ``RunFinalized``, any other store error) is undone alone and dropped
 with its reason, and the rest of the batch goes in.
 
+A store class with a bulk path (:mod:`chatdebug.store._bulk`) gets the plain writes of
+a batch through it (see :mod:`._bulkplan`: a step created and ended in one batch is one
+insert, and nothing is read back), in parts small enough that the writer never holds
+the GIL for long; when that path cannot apply a batch cleanly, the batch is applied
+again event by event.
+
 When the store is unavailable, anywhere in a batch including its commit, nothing of the
-batch was written: the whole batch is retried with capped exponential backoff while
-everything stays queued. That is safe because every event is idempotent (see
+batch was written: the whole batch is retried with exponential backoff capped at
+:data:`BACKOFF_MAX` seconds while everything stays queued, so writing resumes within
+about a second of the store coming back (meanwhile the ``chatdebug_store_reachable``
+gauge is 0 and ``chatdebug_exporter_oldest_event_age_seconds`` grows). Retrying is safe
+because every event is idempotent (see
 :func:`~chatdebug.exporter._events.apply_event`). Drops and writes are counted once the
 batch has committed, from the attempt that committed, so a retried event is counted
 once. When the queue is full, the new event is dropped and counted. A forked child
 starts with an empty queue and its own thread (what the parent queued is the parent's
-to write); an ``atexit`` hook flushes every live writer.
+to write); an ``atexit`` hook shuts every live writer down within the exit flush
+timeout (:func:`~._lifecycle.exit_flush_timeout`), and what it could not write is
+counted (``reason="shutdown"``) and logged once, with the number of events.
 """
 
 from __future__ import annotations
@@ -31,6 +42,8 @@ from opentelemetry import context as otel_context
 
 from .._safety import log_internal_error
 from ..store import RunFinalized, RunNotFound, Store, StoreError, StoreUnavailable
+from ..store._bulk import bulk_writer
+from ._bulkplan import plan_bulk
 from ._events import (
     CreateRun,
     CreateStep,
@@ -42,14 +55,16 @@ from ._events import (
     apply_event,
 )
 from ._health import ExporterHealth
-from ._lifecycle import register_exit_flush, register_fork_safe
+from ._lifecycle import exit_flush_timeout, register_exit_flush, register_fork_safe
+from ._pacing import Pacer
 
 __all__ = ["BackgroundWriter"]
 
 logger = logging.getLogger("chatdebug.exporter")
 
 BACKOFF_INITIAL: Final = 0.1
-BACKOFF_MAX: Final = 5.0
+BACKOFF_MAX: Final = 1.0
+"""Longest wait between two attempts at a batch while the store is unavailable."""
 _DEAD_MEMORY: Final = 10_000  # how many dropped run/step ids are remembered
 
 
@@ -91,6 +106,10 @@ class _DeadMarks:
         self.steps: dict[object, str | None] = {}
 
 
+class _BulkRefused(Exception):
+    """The bulk path could not apply the batch cleanly: undo it, go event by event."""
+
+
 class BackgroundWriter:
     """Applies store events on a daemon thread. See the module docstring."""
 
@@ -110,18 +129,21 @@ class BackgroundWriter:
         if schedule_delay < 0:
             raise ValueError(f"schedule_delay must not be negative, got {schedule_delay}")
         self._store = store
+        self._bulk = bulk_writer(store)
         self._health = health
         self._max_queue_size = max_queue_size
         self._max_batch_size = min(max_batch_size, max_queue_size)
         self._schedule_delay = schedule_delay
         self._closed = False
         self._init_state()
+        health.queue_capacity_changed(max_queue_size)
+        health.store_reachable(True)
         register_fork_safe(self)
         register_exit_flush(self)
 
     def _init_state(self) -> None:
         self._cond = threading.Condition(threading.Lock())
-        self._queue: deque[Event] = deque()
+        self._queue: deque[tuple[Event, float]] = deque()  # (event, time.monotonic())
         self._enqueued = 0  # events accepted so far
         self._done = 0  # events written or dropped so far (FIFO, so a prefix)
         self._flush_waiters = 0
@@ -132,6 +154,8 @@ class BackgroundWriter:
         self._dead_steps: OrderedDict[object, str] = OrderedDict()
         self._pending_touches: set[tuple[str, object]] = set()
         self._outage_since: float | None = None
+        self._shutdown_in_hand = 0  # events of the batch in hand dropped at shutdown
+        self._failing: Event | None = None  # writer thread: what an outage is counted for
 
     def _after_fork_in_child(self) -> None:
         # The parent's locks may have been held by one of its threads at fork time and
@@ -161,7 +185,7 @@ class BackgroundWriter:
                     reason = "queue_full"
                     self._mark_dead(event, "step_dropped")
                 else:
-                    self._queue.append(event)
+                    self._queue.append((event, time.monotonic()))
                     self._enqueued += 1
                     if touch is not None:
                         self._pending_touches.add(touch)
@@ -199,9 +223,12 @@ class BackgroundWriter:
             finally:
                 self._flush_waiters -= 1
 
-    def shutdown(self, timeout: float) -> bool:
-        """Flush for up to ``timeout`` seconds, then stop the thread. Events still queued
-        then, and any put afterwards, are dropped and counted as ``shutdown``."""
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush for up to ``timeout`` seconds (default: the exit flush timeout), then
+        stop the thread. Events still queued then, and any put afterwards, are dropped
+        and counted as ``shutdown``; what this drops is logged once, with its number."""
+        if timeout is None:
+            timeout = exit_flush_timeout()
         with self._cond:
             if self._closed:
                 return self._done >= self._enqueued
@@ -216,9 +243,15 @@ class BackgroundWriter:
             thread = self._thread
         self._wake.set()
         self._health.queue_depth_changed(-left)
-        self._health.drop("shutdown", left)
+        self._health.drop("shutdown", left, log=False)
         if thread is not None and thread is not threading.current_thread():
+            # The batch in hand, if any, is given up and counted by the thread.
             thread.join(timeout=1.0)
+        self._health.queue_capacity_changed(-self._max_queue_size)
+        self._health.oldest_event_age(0.0)
+        lost = left + self._shutdown_in_hand
+        if lost:
+            self._health.log_unwritten_at_shutdown(lost, timeout)
         self._health.log_pending()
         return flushed
 
@@ -291,7 +324,8 @@ class BackgroundWriter:
                         _remember_dead(dead, key, reason)
 
     # -- writer thread ---------------------------------------------------------------
-    def _next_batch(self) -> list[Event] | None:
+    def _next_batch(self) -> tuple[list[Event], float] | None:
+        """The next batch and when its oldest event was queued; ``None``: stop."""
         with self._cond:
             while not self._queue and not self._abort:
                 self._cond.wait()
@@ -310,9 +344,14 @@ class BackgroundWriter:
             if self._abort:
                 return None
             count = min(len(self._queue), self._max_batch_size)
-            batch = [self._queue.popleft() for _ in range(count)]
+            taken = [self._queue.popleft() for _ in range(count)]
         self._health.queue_depth_changed(-count)
-        return batch
+        return [event for event, _ in taken], taken[0][1]
+
+    def _oldest_waiting(self) -> float | None:
+        """When the oldest event still queued was queued."""
+        with self._cond:
+            return self._queue[0][1] if self._queue else None
 
     def _worker(self) -> None:
         # Our own store I/O must not produce spans through an instrumented driver.
@@ -320,14 +359,19 @@ class BackgroundWriter:
             otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
         )
         while True:
-            batch = self._next_batch()
-            if batch is None:
+            taken = self._next_batch()
+            if taken is None:
                 return
+            batch, queued_at = taken
             try:
-                self._write_batch(batch)
+                self._write_batch(batch, queued_at)
             except Exception as exc:  # the thread must survive our own bugs
                 log_internal_error("exporter", exc)
             finally:
+                oldest = self._oldest_waiting()
+                self._health.oldest_event_age(
+                    0.0 if oldest is None else time.monotonic() - oldest
+                )
                 with self._cond:
                     self._done += len(batch)
                     for event in batch:
@@ -336,35 +380,29 @@ class BackgroundWriter:
                             self._pending_touches.discard(key)
                     self._cond.notify_all()
 
-    def _write_batch(self, batch: list[Event]) -> None:
+    def _write_batch(self, batch: list[Event], queued_at: float) -> None:
         """Write ``batch`` in one store transaction, retrying all of it while the store
         is unavailable; then count every event's outcome once."""
         delay = BACKOFF_INITIAL
+        bulk = self._bulk is not None
         while True:
             if self._abort:
                 self._drop_at_shutdown(batch)
                 return
             marks = _DeadMarks()
-            outcomes: list[_Outcome] = []
-            failing: Event = batch[0]  # the event an unavailable store is counted for
+            self._failing = batch[0]  # the event an unavailable store is counted for
             try:
-                with ExitStack() as stack:
-                    first: Event | None = None
-                    for event in batch:
-                        dead = self._pending_dead_reason(event, marks)
-                        if dead is not None:
-                            silent = _touch_key(event) is not None
-                            outcomes.append(_Outcome(event, reason=None if silent else dead))
-                            continue
-                        failing = event
-                        if first is None:  # a batch of dead events needs no store at all
-                            first = event
-                            stack.enter_context(self._store.batch())
-                        outcomes.append(self._apply(event, marks))
-                    if first is not None:
-                        failing = first  # from here on: the commit
+                if bulk:
+                    outcomes = self._write_bulk(batch, marks)
+                else:
+                    outcomes = self._write_each(batch, marks)
+            except _BulkRefused:
+                bulk = False  # undone: again, event by event, at once
+                continue
             except StoreUnavailable as exc:
-                self._health.write_error(failing.kind)
+                self._health.write_error((self._failing or batch[0]).kind)
+                self._health.store_reachable(False)
+                self._health.oldest_event_age(time.monotonic() - queued_at)
                 self._note_outage(exc, len(batch))
                 self._wake.wait(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
@@ -381,6 +419,59 @@ class BackgroundWriter:
             self._count(outcomes)
             self._note_recovery()
             return
+
+    def _write_bulk(self, batch: list[Event], marks: _DeadMarks) -> list[_Outcome]:
+        """The batch through the store's bulk path (see the module docstring);
+        :class:`_BulkRefused` when it does not apply cleanly (nothing is kept then)."""
+        assert self._bulk is not None
+        outcomes: list[_Outcome] = []
+        live: list[Event] = []
+        pacer = Pacer()
+        for event in batch:
+            pacer.tick()
+            dead = self._pending_dead_reason(event, marks)
+            if dead is None:
+                live.append(event)
+            else:
+                silent = _touch_key(event) is not None
+                outcomes.append(_Outcome(event, reason=None if silent else dead))
+        if not live:
+            return outcomes
+        plan = plan_bulk(live, pacer.tick)
+        if plan is None:
+            raise _BulkRefused
+        self._failing = live[0]
+        with self._store.batch():
+            started = time.perf_counter()
+            for part in plan.chunks():
+                pacer.tick()
+                if not self._bulk.write_bulk(part):
+                    raise _BulkRefused
+            share = (time.perf_counter() - started) / max(1, len(plan.bulk_events))
+            outcomes.extend(_Outcome(event, seconds=share) for event in plan.bulk_events)
+            for finish in plan.finishes:
+                outcomes.append(self._apply(finish, marks))
+        return outcomes
+
+    def _write_each(self, batch: list[Event], marks: _DeadMarks) -> list[_Outcome]:
+        """The batch event by event in one transaction, each in its savepoint."""
+        outcomes: list[_Outcome] = []
+        with ExitStack() as stack:
+            first: Event | None = None
+            for event in batch:
+                dead = self._pending_dead_reason(event, marks)
+                if dead is not None:
+                    silent = _touch_key(event) is not None
+                    outcomes.append(_Outcome(event, reason=None if silent else dead))
+                    continue
+                self._failing = event
+                if first is None:  # a batch of dead events needs no store at all
+                    first = event
+                    stack.enter_context(self._store.batch())
+                outcomes.append(self._apply(event, marks))
+            if first is not None:
+                self._failing = first  # from here on: the commit
+        return outcomes
 
     def _apply(self, event: Event, marks: _DeadMarks) -> _Outcome:
         """Apply one event inside the batch. ``StoreUnavailable`` propagates (the batch
@@ -422,7 +513,8 @@ class BackgroundWriter:
             with self._cond:
                 dead = self._dead_reason(event)
             if dead is None:
-                self._health.drop("shutdown")
+                self._health.drop("shutdown", log=False)  # shutdown() logs them once
+                self._shutdown_in_hand += 1
             elif _touch_key(event) is None:
                 self._health.drop(dead)
 
@@ -437,13 +529,15 @@ class BackgroundWriter:
         delay = BACKOFF_INITIAL
         while True:
             if self._abort:
-                self._health.drop("shutdown")
+                self._health.drop("shutdown", log=False)  # shutdown() logs them once
+                self._shutdown_in_hand += 1
                 return
             started = time.perf_counter()
             try:
                 apply_event(self._store, event)
             except StoreUnavailable as exc:
                 self._health.write_error(event.kind)
+                self._health.store_reachable(False)
                 self._note_outage(exc, 1)
                 self._wake.wait(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
@@ -481,6 +575,7 @@ class BackgroundWriter:
             )
 
     def _note_recovery(self) -> None:
+        self._health.store_reachable(True)
         if self._outage_since is not None:
             logger.info(
                 "chatdebug store reachable again after %.1fs; writing queued events",

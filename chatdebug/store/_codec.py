@@ -17,6 +17,8 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
+import orjson
+
 __all__ = [
     "dump_json",
     "format_timestamp",
@@ -74,9 +76,15 @@ def _dumps(value: Any) -> str:
 def dump_json(value: Any) -> str:
     """Compact JSON text for ``value`` that both databases accept."""
     try:
-        text = _dumps(value)
-    except (ValueError, TypeError):  # NaN/inf, or keys JSON cannot take
-        return _dumps(_clean(value))
+        # orjson (C) first: the writer encodes every payload of every step. It writes
+        # non-finite floats as null and refuses what it cannot store faithfully (lone
+        # surrogates, non-string keys, huge ints), which the stdlib path below handles.
+        text = orjson.dumps(value, default=_default).decode()
+    except (orjson.JSONEncodeError, TypeError, ValueError):
+        try:
+            text = _dumps(value)
+        except (ValueError, TypeError):  # NaN/inf, or keys JSON cannot take
+            return _dumps(_clean(value))
     # The fast path above is the common one; a second pass is needed only when the text
     # holds something the database would reject (JSON escapes NUL as \u0000; a lone
     # surrogate fails to encode).
@@ -95,6 +103,10 @@ def _malformed(kind: str, raw: str, problem: str) -> dict[str, Any]:
 
 def _decode(raw: str | bytes) -> tuple[Any, str | None]:
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    try:
+        return orjson.loads(text), None
+    except orjson.JSONDecodeError:
+        pass  # the stdlib decoder says what is wrong, in its usual words
     try:
         return json.loads(text), None
     except ValueError as exc:

@@ -27,8 +27,9 @@ from ._base import (
     StepUpdate,
     Store,
 )
+from ._bulk import BulkWrites, bulk_parameters
 from ._codec import utc
-from ._errors import RunNotFound, StoreError
+from ._errors import RunNotFound, StoreError, StoreUnavailable
 from ._migrations import migrations
 from ._params import (
     SETTING_ALLOW_USERS,
@@ -51,6 +52,10 @@ from ._rows import run_from_row, step_from_row
 __all__ = ["PostgresStore"]
 
 _STEP_NUMBER_INDEX: Final = "idx_chat_debug_steps_run_step"
+
+
+class _NotApplied(Exception):
+    """A bulk write that did not apply to every row (rolled back by the block)."""
 
 
 def _same_uuid(value: uuid.UUID) -> uuid.UUID:
@@ -256,6 +261,32 @@ class PostgresStore(Store):
         values = {"step_id": step_id, "run_id": run_id, "chat_id": chat_id, "now": self._now()}
         with self._db.connection() as conn:
             conn.execute(sql.TOUCH_STEP, values).fetchall()
+
+    def write_bulk(self, writes: BulkWrites) -> bool:
+        """The bulk write path (see :mod:`chatdebug.store._bulk`): one ``executemany``
+        per kind (pipelined by psycopg), all or nothing."""
+        values = bulk_parameters(writes, self._now())
+        try:
+            with self._db.connection() as conn, self._db.atomic(conn):
+                cur = conn.cursor()
+                for query, rows, checked in (
+                    (sql.INSERT_RUN_BULK, values.runs, True),
+                    (sql.INSERT_STEP_BULK, values.steps, True),
+                    (sql.UPDATE_STEP_BULK, values.updates, True),
+                    (sql.TOUCH_STEP_BULK, values.step_touches, False),
+                    (sql.TOUCH_RUN_BULK, values.run_touches, False),
+                    (sql.UPDATE_RUN_BULK, values.run_updates, True),
+                ):
+                    if rows:
+                        with conn.pipeline():  # nested in a batch's: leaving syncs
+                            cur.executemany(query, rows)
+                        if checked and cur.rowcount != len(rows):
+                            raise _NotApplied
+        except StoreUnavailable:
+            raise
+        except (_NotApplied, StoreError, pg_errors.IntegrityError):
+            return False  # rolled back: the caller goes one by one
+        return True
 
     def list_steps(self, run_id: uuid.UUID, *, payloads: bool = True) -> list[Step]:
         query = sql.LIST_STEPS if payloads else sql.LIST_STEPS_WITHOUT_PAYLOADS

@@ -249,3 +249,12 @@ VALUES (%(user_id)s, %(enabled)s, %(now)s)
 ON CONFLICT (user_id) DO UPDATE SET
     debug_logging_enabled = EXCLUDED.debug_logging_enabled, updated_at = EXCLUDED.updated_at
 RETURNING user_id"""
+
+# The bulk write path (see _bulk.py): the same statements, reading nothing back;
+# executemany sums the row counts, which tell whether every write applied.
+INSERT_RUN_BULK: Final = INSERT_RUN.rsplit("RETURNING", 1)[0]
+INSERT_STEP_BULK: Final = INSERT_STEP.rsplit("RETURNING", 1)[0]
+UPDATE_STEP_BULK: Final = UPDATE_STEP.rsplit("RETURNING", 1)[0]
+TOUCH_RUN_BULK: Final = TOUCH_RUN.rsplit("RETURNING", 1)[0]
+TOUCH_STEP_BULK: Final = TOUCH_STEP.rsplit("RETURNING", 1)[0]
+UPDATE_RUN_BULK: Final = UPDATE_RUN.rsplit("RETURNING", 1)[0]

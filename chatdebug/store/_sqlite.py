@@ -27,8 +27,9 @@ from ._base import (
     StepUpdate,
     Store,
 )
+from ._bulk import BulkWrites, bulk_parameters
 from ._codec import format_timestamp, parse_timestamp, utc
-from ._errors import RunNotFound, StoreError
+from ._errors import RunNotFound, StoreError, StoreUnavailable
 from ._migrations import migrations, split_sqlite_script
 from ._params import (
     SETTING_ALLOW_USERS,
@@ -55,18 +56,29 @@ _STEP_NUMBER_CONFLICT: Final = "chat_debug_steps.run_id, chat_debug_steps.step_n
 
 def _text_params(values: dict[str, Any]) -> dict[str, Any]:
     """UUIDs and datetimes in their stored text forms."""
-    out: dict[str, Any] = {}
+    out = dict(values)
     for key, value in values.items():
+        kind = type(value)
+        if kind is str or kind is int or value is None:
+            continue  # most values: nothing to look at (cheap on the bulk path)
         if isinstance(value, uuid.UUID):
-            value = str(value)
+            out[key] = str(value)
         elif isinstance(value, datetime):
-            value = format_timestamp(value)
-        out[key] = value
+            out[key] = format_timestamp(value)
     return out
 
 
 def _stored_text(value: Any) -> Any:
     return _text_params({"value": value})["value"]
+
+
+class _NotApplied(Exception):
+    """A bulk write that did not apply to every row (rolled back by the block)."""
+
+
+def _expect(cursor: sqlite3.Cursor, rows: list[dict[str, Any]]) -> None:
+    if cursor.rowcount != len(rows):
+        raise _NotApplied
 
 
 def _run(row: Any) -> Run:
@@ -255,6 +267,37 @@ class SQLiteStore(Store):
         with self._db.write() as conn:
             conn.execute(sql.TOUCH_STEP_RUN, values)
             conn.execute(sql.TOUCH_STEP, values)
+
+    def write_bulk(self, writes: BulkWrites) -> bool:
+        """The bulk write path (see :mod:`chatdebug.store._bulk`): one ``executemany``
+        per kind, all or nothing."""
+        values = bulk_parameters(writes, self._now(), _text_params)
+        try:
+            with self._db.write() as conn:
+                if values.runs:
+                    _expect(conn.executemany(sql.INSERT_RUN_BULK, values.runs), values.runs)
+                if values.steps:
+                    _expect(conn.executemany(sql.INSERT_STEP_BULK, values.steps), values.steps)
+                    conn.executemany(sql.BUMP_RUN, values.steps)
+                if values.updates:
+                    _expect(
+                        conn.executemany(sql.UPDATE_STEP_BULK, values.updates), values.updates
+                    )
+                if values.step_touches:
+                    conn.executemany(sql.TOUCH_STEP_RUN, values.step_touches)
+                    conn.executemany(sql.TOUCH_STEP, values.step_touches)
+                if values.run_touches:
+                    conn.executemany(sql.TOUCH_RUN, values.run_touches)
+                if values.run_updates:
+                    _expect(
+                        conn.executemany(sql.UPDATE_RUN_BULK, values.run_updates),
+                        values.run_updates,
+                    )
+        except StoreUnavailable:
+            raise
+        except (_NotApplied, StoreError):  # rolled back: the caller goes one by one
+            return False
+        return True
 
     def list_steps(self, run_id: uuid.UUID, *, payloads: bool = True) -> list[Step]:
         query = sql.LIST_STEPS if payloads else sql.LIST_STEPS_WITHOUT_PAYLOADS

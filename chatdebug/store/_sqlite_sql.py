@@ -204,3 +204,10 @@ INSERT INTO chat_debug_user_settings (user_id, debug_logging_enabled, updated_at
 VALUES (:user_id, :enabled, :now)
 ON CONFLICT (user_id) DO UPDATE SET
     debug_logging_enabled = excluded.debug_logging_enabled, updated_at = excluded.updated_at"""
+
+# The bulk write path (see _bulk.py): the same statements, reading nothing back; the
+# row counts tell whether every write applied.
+INSERT_RUN_BULK: Final = INSERT_RUN.rsplit("RETURNING", 1)[0]
+INSERT_STEP_BULK: Final = INSERT_STEP.rsplit("RETURNING", 1)[0]
+UPDATE_STEP_BULK: Final = UPDATE_STEP.rsplit("RETURNING", 1)[0]
+UPDATE_RUN_BULK: Final = UPDATE_RUN.rsplit("RETURNING", 1)[0]
