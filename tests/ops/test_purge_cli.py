@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pty
 import sqlite3
 import subprocess
 import sys
@@ -55,3 +56,38 @@ def test_purge_with_an_invalid_stored_retention_fails_in_one_line(sqlite_url: st
     assert result.returncode != 0
     assert len(result.stderr.strip().splitlines()) == 1
     assert "retention_days" in result.stderr
+
+
+def test_purge_all_shows_progress_on_a_terminal(sqlite_url: str) -> None:
+    clock = FakeClock(NOW)
+    with open_store(sqlite_url, clock=clock) as store:
+        store.set_retention_days(10)
+        runs_aged(store, clock, days=20, count=5, steps=1, finished=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATDEBUG_")}
+    env["PYTHONPATH"] = str(ROOT)
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "chatdebug", "purge", "--all", "--batch-size", "2",
+             "--database-url", sqlite_url],
+            stdout=follower,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )  # fmt: skip
+        os.close(follower)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            output += chunk
+        assert proc.wait(60) == 0
+    finally:
+        os.close(leader)
+    text = output.decode()
+    assert "\rpurged 2 run(s) and 2 step(s)…" in text
+    assert "\rpurged 4 run(s) and 4 step(s)…" in text
+    assert text.rstrip().endswith("purged 5 run(s) and 5 step(s) not updated in 10 day(s)")
