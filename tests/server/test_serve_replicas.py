@@ -71,3 +71,24 @@ def test_two_replicas_drain_a_backlog_together_and_their_totals_add_up(pg_url: s
     # At most one batch per successful tick, however the ticks fell between the two.
     assert sum(successes) >= math.ceil(RUNS / BATCH)
     assert all(r <= BATCH * n for r, n in zip(runs, successes, strict=True))
+
+
+@pytest.mark.slow
+def test_two_processes_on_one_sqlite_file_purge_in_turn(sqlite_url: str) -> None:
+    clock = FakeClock(NOW)
+    with open_store(sqlite_url, clock=clock) as store:
+        store.set_retention_days(30)
+        runs_aged(store, clock, days=45, count=RUNS, steps=STEPS)
+    args = ("--purge-interval", "1s", "--purge-batch-size", str(BATCH), "--no-finalize")
+    with ServeProcess(sqlite_url, *args) as first, ServeProcess(sqlite_url, *args) as second:
+        replicas = (first, second)
+        wait_for(lambda: count(sqlite_url, "chat_debug_runs") == 0, timeout=120, what="the drain")
+        baseline = [s.iterations("true") for s in replicas]
+        for serve, seen in zip(replicas, baseline, strict=True):
+            serve.wait_for(lambda s=serve, n=seen: s.iterations("true") > n, what="a later tick")
+        runs = [s.removed("chat_debug_runs") for s in replicas]
+        steps = [s.removed("chat_debug_steps") for s in replicas]
+        failures = [s.iterations("false") for s in replicas]
+    assert sum(runs) == RUNS
+    assert sum(steps) == RUNS * STEPS
+    assert failures == [0, 0]
