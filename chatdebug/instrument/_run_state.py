@@ -14,7 +14,6 @@ from opentelemetry.trace import Span, StatusCode
 from .._status import Status, may_replace
 from . import _attributes as attr
 from ._errors import error_payload, status_for_exception
-from ._reaper import drain
 from ._records import RecordSink, SpanRecord, span_attributes, span_ids
 from ._state import settings
 from ._step_state import StepState
@@ -165,10 +164,8 @@ class RunState:
             chosen = self._status
             seed = dict(self._seed)
             step_updates = list(self._step_updates.values())
-        if self.sink is not None and open_steps:
-            # Attempts read to their end are finished on the reaper thread: let those
-            # steps end there first, so the run never ends before its steps.
-            drain()
+        # A step whose last attempt is being finished on the reaper thread is waited
+        # for by its end(); one whose attempt is still queued there is settled here.
         for step in open_steps:
             step.end()
         status = chosen or Status.COMPLETED

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = ["AttemptOutcome", "OpenAttempt", "StepState"]
 
+_END_WAIT_SECONDS = 5.0
+
 
 @dataclass(slots=True)
 class AttemptOutcome:
@@ -87,6 +89,8 @@ class StepState:
         self.pending_retry = False
         self._lock = threading.Lock()
         self._ending = False
+        self._ender: int | None = None
+        self._done = threading.Event()
         self._next_attempt = 0
         self._open: dict[int, OpenAttempt] = {}
         self._records: dict[int, dict[str, Any]] = {}
@@ -153,18 +157,30 @@ class StepState:
         step's block, with the status it maps to."""
         with self._lock:
             if self.ended or self._ending:
-                return
-            self._ending = True
-            still_open = list(self._open.values())
-        for attempt in still_open:
-            attempt.abandon("the step ended before the response was finished")
-        with self._lock:
-            self.ended = True
-            outcome = self._last
-            records = [self._records[n] for n in sorted(self._records)]
-        status, error = self._final_status(outcome, exc, exc_status)
-        self._finish_span(outcome, records, status, error)
-        self.run.step_ended(self)
+                ender = self._ender
+            else:
+                ender = None
+                self._ending = True
+                self._ender = threading.get_ident()
+                still_open = list(self._open.values())
+        if ender is not None:
+            if ender != threading.get_ident():
+                # Being ended on another thread (the reaper finishing its last attempt):
+                # whoever ends the run waits, so a run never ends before its steps.
+                self._done.wait(_END_WAIT_SECONDS)
+            return
+        try:
+            for attempt in still_open:
+                attempt.abandon("the step ended before the response was finished")
+            with self._lock:
+                self.ended = True
+                outcome = self._last
+                records = [self._records[n] for n in sorted(self._records)]
+            status, error = self._final_status(outcome, exc, exc_status)
+            self._finish_span(outcome, records, status, error)
+            self.run.step_ended(self)
+        finally:
+            self._done.set()
 
     def _final_status(
         self,

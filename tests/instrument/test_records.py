@@ -64,7 +64,7 @@ def _client(server: FakeServer) -> openai.OpenAI:
 MESSAGES: Any = [{"role": "user", "content": "hello"}]
 
 
-def test_successful_steps_end_on_the_reaper_before_their_run(
+def test_successful_steps_end_off_the_callers_thread_before_their_run(
     sink: RecordingSink, fake_server: FakeServer
 ) -> None:
     for _ in range(20):
@@ -81,7 +81,10 @@ def test_successful_steps_end_on_the_reaper_before_their_run(
                     pass
     steps = sink.ends(attr.STEP_SPAN)
     assert len(steps) == 40
-    assert {thread for thread, _ in steps} == {"chatdebug-reaper"}
+    threads = [thread for thread, _ in steps]
+    # Off the caller's thread, unless the run's end came first and settled it itself.
+    assert set(threads) <= {"chatdebug-reaper", threading.current_thread().name}
+    assert "chatdebug-reaper" in threads
     for _, record in steps:
         values = record.attributes
         assert values[attr.STEP_STATUS] == "completed"
