@@ -23,7 +23,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from ..environment_variables import CHATDEBUG_ENABLED
+from ..environment_variables import CHATDEBUG_ENABLED, truthy
 from ..metrics import Metrics
 from ..ops import Purger, StaleFinalizer, Ticker
 from ..store import PURGE_BATCH_SIZE
@@ -152,7 +152,7 @@ def _serve(args: argparse.Namespace) -> int:
             metrics=metrics,
             api_token=api_token,
             admin_token=admin_token,
-            forced_enabled=os.environ.get(CHATDEBUG_ENABLED, "").lower() in ("1", "true", "yes"),
+            forced_enabled=truthy(os.environ.get(CHATDEBUG_ENABLED)),
         )
 
         def on_store_status(reason: str | None) -> None:
