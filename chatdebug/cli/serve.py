@@ -198,7 +198,10 @@ def _run_http(app: Any, sock: socket.socket) -> None:
         def capture_signals(self) -> Iterator[None]:
             yield
 
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+    # Open connections (a viewer following a run) get 5 s to finish before the exit.
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
+    )
     server = _Server(config)
 
     def stop(signum: int, frame: FrameType | None) -> None:
