@@ -16,6 +16,8 @@ payloads too, for :class:`~chatdebug.exporter.StoreSpanExporter` and friends.
 from __future__ import annotations
 
 import json
+import random
+import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,7 +26,7 @@ from opentelemetry.trace import Span
 
 from ._attributes import PAYLOAD_KEYS
 
-__all__ = ["RecordSink", "SpanRecord", "dumps", "span_attributes", "span_ids"]
+__all__ = ["RecordSink", "SpanRecord", "dumps", "new_id", "span_attributes", "span_ids"]
 
 
 @dataclass(slots=True)
@@ -60,6 +62,16 @@ class RecordSink(Protocol):
     def record_ended(self, record: SpanRecord) -> None:
         """A run or step ended with the final ``record.attributes``."""
         ...
+
+
+def new_id() -> uuid.UUID:
+    """A random (version 4) UUID for a run or step.
+
+    Drawn from the process's PRNG (reseeded in forked children) rather than
+    ``os.urandom``: a system call per step that also hands the GIL to other threads in
+    the middle of the caller's request. Ids must be unique, not secret.
+    """
+    return uuid.UUID(int=random.getrandbits(128), version=4)
 
 
 def dumps(value: Any) -> str:

@@ -226,23 +226,24 @@ class Redactor:
         """
         if headers is None:
             return None
-        grouped: dict[str, tuple[str, list[str]]] = {}
+        grouped: dict[str, tuple[str, str]] = {}
         for raw_name, raw_value in _header_pairs(headers):
-            name = _as_text(raw_name)
-            entry = grouped.setdefault(name.lower(), (name, []))
-            entry[1].append(_as_text(raw_value))
+            name = raw_name if type(raw_name) is str else _as_text(raw_name)
+            value = raw_value if type(raw_value) is str else _as_text(raw_value)
+            lower = name.lower()
+            entry = grouped.get(lower)
+            grouped[lower] = (name, value) if entry is None else (entry[0], f"{entry[1]}, {value}")
         cache = self._header_cache
         if len(cache) > _HEADER_CACHE_SIZE:
             cache.clear()
         redacted: dict[str, str] = {}
-        for lower, (name, values) in grouped.items():
+        for lower, (name, value) in grouped.items():
             sensitive = cache.get(lower)
             if sensitive is None:
                 sensitive = cache[lower] = self.is_sensitive_header(lower)
             if sensitive:
                 redacted[name] = REDACTED
                 continue
-            value = values[0] if len(values) == 1 else ", ".join(values)
             key = (lower, value)
             if key not in cache:
                 cleaned = self.redact_text(value)

@@ -19,7 +19,7 @@ from . import _attributes as attr
 from ._context import run_var, step_var
 from ._decorate import ScopeFactory
 from ._notice import warn_not_recorded
-from ._records import SpanRecord, span_ids
+from ._records import SpanRecord, new_id, span_ids
 from ._run_state import RunState
 from ._state import INSTRUMENTATION_NAME, is_enabled, settings, tracer
 from ._step import StepHandle
@@ -103,7 +103,7 @@ def _start(params: _RunParams) -> tuple[RunHandle, Any]:
         if not is_enabled(params.user_id):
             warn_not_recorded(params.chat_id, params.user_id)
             return handle, None
-        run_id = uuid.uuid4()
+        run_id = new_id()
         values: dict[str, Any] = {
             attr.RUN_ID: str(run_id),
             attr.CHAT_ID: params.chat_id,

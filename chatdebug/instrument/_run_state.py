@@ -14,7 +14,7 @@ from opentelemetry.trace import Span, StatusCode
 from .._status import Status, may_replace
 from . import _attributes as attr
 from ._errors import error_payload, status_for_exception
-from ._records import RecordSink, SpanRecord, span_attributes, span_ids
+from ._records import RecordSink, SpanRecord, new_id, span_attributes, span_ids
 from ._state import settings
 from ._step_state import StepState
 
@@ -69,7 +69,7 @@ class RunState:
                 return None
             self._step_counter += 1
             number = self._step_counter
-        step_id = uuid.uuid4()
+        step_id = new_id()
         values: dict[str, Any] = {
             attr.RUN_ID: str(self.id),
             attr.CHAT_ID: self.chat_id,
