@@ -20,7 +20,7 @@ chat) gets no plan; the writer then applies it event by event.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar, cast
 
@@ -40,11 +40,6 @@ from ._events import (
 
 __all__ = ["BulkPlan", "merge_step", "plan_bulk"]
 
-CHUNK_EVENTS = 32
-"""Writes handed to the store per call: encoding them is a few hundred microseconds of
-Python, after which the writer may pause (see :mod:`._pacing`)."""
-
-
 @dataclass(slots=True)
 class BulkPlan:
     """``writes`` carry ``bulk_events``; ``finishes`` follow one by one."""
@@ -52,23 +47,6 @@ class BulkPlan:
     writes: BulkWrites = field(default_factory=BulkWrites)
     bulk_events: list[Event] = field(default_factory=list)
     finishes: list[FinishRun] = field(default_factory=list)
-
-    def chunks(self, size: int = CHUNK_EVENTS) -> Iterator[BulkWrites]:
-        """The writes in parts of at most ``size``, in the plan's order."""
-        w = self.writes
-        for name in (
-            "new_runs",
-            "new_steps",
-            "step_updates",
-            "step_touches",
-            "run_touches",
-            "run_updates",
-        ):
-            items: list[object] = getattr(w, name)
-            for start in range(0, len(items), size):
-                part = BulkWrites()
-                setattr(part, name, items[start : start + size])
-                yield part
 
 
 def merge_step(created: NewStep, update: StepUpdate) -> NewStep:

@@ -42,7 +42,7 @@ from opentelemetry import context as otel_context
 
 from .._safety import log_internal_error
 from ..store import RunFinalized, RunNotFound, Store, StoreError, StoreUnavailable
-from ..store._bulk import bulk_writer
+from ..store._bulk import BulkWrites, bulk_writer
 from ._bulkplan import plan_bulk
 from ._events import (
     CreateRun,
@@ -53,6 +53,7 @@ from ._events import (
     TouchStep,
     UpdateStep,
     apply_event,
+    finished_run_update,
 )
 from ._health import ExporterHealth
 from ._lifecycle import exit_flush_timeout, register_exit_flush, register_fork_safe
@@ -443,13 +444,27 @@ class BackgroundWriter:
         self._failing = live[0]
         with self._store.batch():
             started = time.perf_counter()
-            for part in plan.chunks():
-                pacer.tick()
-                if not self._bulk.write_bulk(part):
-                    raise _BulkRefused
-            share = (time.perf_counter() - started) / max(1, len(plan.bulk_events))
-            outcomes.extend(_Outcome(event, seconds=share) for event in plan.bulk_events)
+            if plan.writes and not self._bulk.write_bulk(plan.writes, pacer.tick):
+                raise _BulkRefused
+            # Ends of runs created in earlier batches: their steps in one read, their
+            # updates in one more bulk write; the rare end that also sets message ids
+            # on steps or needs the first step's request goes the ordinary way.
+            simple: list[FinishRun] = []
+            ordinary: list[FinishRun] = []
             for finish in plan.finishes:
+                plain = not finish.step_updates and finish.seed.get("first_message")
+                (simple if plain else ordinary).append(finish)
+            if simple:
+                steps = self._bulk.steps_of_runs([f.run_id for f in simple])
+                finals = BulkWrites(
+                    run_updates=[finished_run_update(f, steps.get(f.run_id, [])) for f in simple]
+                )
+                if not self._bulk.write_bulk(finals, pacer.tick):
+                    raise _BulkRefused
+            done = [*plan.bulk_events, *simple]
+            share = (time.perf_counter() - started) / max(1, len(done))
+            outcomes.extend(_Outcome(event, seconds=share) for event in done)
+            for finish in ordinary:
                 outcomes.append(self._apply(finish, marks))
         return outcomes
 

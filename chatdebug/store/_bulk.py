@@ -15,12 +15,12 @@ classify each case.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from ._base import NewRun, NewStep, RunUpdate, StepUpdate
+from ._base import NewRun, NewStep, RunUpdate, Step, StepUpdate
 from ._params import new_run_params, new_step_params, run_update_params, step_update_params
 
 __all__ = ["BulkWriter", "BulkWrites", "bulk_parameters", "bulk_writer"]
@@ -54,12 +54,19 @@ class BulkWrites:
 class BulkWriter(Protocol):
     """A store class with the bulk path."""
 
-    def write_bulk(self, writes: BulkWrites) -> bool:
+    def write_bulk(self, writes: BulkWrites, pace: Callable[[], None] | None = None) -> bool:
         """Apply ``writes`` inside the current :meth:`~chatdebug.store.Store.batch`
         (a transaction of its own outside one). ``True`` when every run and step was
         created new and every update found its row; otherwise nothing of ``writes`` is
         left written and the result is ``False``. ``StoreUnavailable`` propagates as
-        from any operation."""
+        from any operation. ``pace`` is called between the rows while their
+        parameters are built (the caller may pause there to let other threads run)."""
+        ...
+
+
+    def steps_of_runs(self, run_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Step]]:
+        """The steps of each run (as ``list_steps(run_id, payloads=False)``), in one
+        query; runs without steps are absent."""
         ...
 
 
@@ -88,22 +95,26 @@ def bulk_parameters(
     writes: BulkWrites,
     now: datetime,
     convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    pace: Callable[[], None] | None = None,
 ) -> BulkParameters:
     """The parameters of every statement, built as the single operations build them
-    (``convert`` maps them to a backend's stored forms)."""
-    runs = [new_run_params(p, now) for p in writes.new_runs]
-    steps = [new_step_params(p, now) for p in writes.new_steps]
-    updates = [step_update_params(p, now) for p in writes.step_updates]
-    step_touches = [
-        {"step_id": s, "run_id": r, "chat_id": c, "now": now} for s, r, c in writes.step_touches
-    ]
-    run_touches = [{"run_id": r, "chat_id": c, "now": now} for r, c in writes.run_touches]
-    run_updates = [run_update_params(p, now) for p in writes.run_updates]
-    if convert is not None:
-        runs = [convert(v) for v in runs]
-        steps = [convert(v) for v in steps]
-        updates = [convert(v) for v in updates]
-        step_touches = [convert(v) for v in step_touches]
-        run_touches = [convert(v) for v in run_touches]
-        run_updates = [convert(v) for v in run_updates]
-    return BulkParameters(runs, steps, updates, step_touches, run_touches, run_updates)
+    (``convert`` maps them to a backend's stored forms; ``pace`` is called per row)."""
+
+    def build(values: dict[str, Any]) -> dict[str, Any]:
+        if pace is not None:
+            pace()
+        return values if convert is None else convert(values)
+
+    return BulkParameters(
+        runs=[build(new_run_params(p, now)) for p in writes.new_runs],
+        steps=[build(new_step_params(p, now)) for p in writes.new_steps],
+        updates=[build(step_update_params(p, now)) for p in writes.step_updates],
+        step_touches=[
+            build({"step_id": s, "run_id": r, "chat_id": c, "now": now})
+            for s, r, c in writes.step_touches
+        ],
+        run_touches=[
+            build({"run_id": r, "chat_id": c, "now": now}) for r, c in writes.run_touches
+        ],
+        run_updates=[build(run_update_params(p, now)) for p in writes.run_updates],
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -262,31 +262,45 @@ class PostgresStore(Store):
         with self._db.connection() as conn:
             conn.execute(sql.TOUCH_STEP, values).fetchall()
 
-    def write_bulk(self, writes: BulkWrites) -> bool:
+    def write_bulk(self, writes: BulkWrites, pace: Callable[[], None] | None = None) -> bool:
         """The bulk write path (see :mod:`chatdebug.store._bulk`): one ``executemany``
-        per kind (pipelined by psycopg), all or nothing."""
-        values = bulk_parameters(writes, self._now())
+        per kind, all of them pipelined in one round trip; all or nothing."""
+        values = bulk_parameters(writes, self._now(), None, pace)
+        statements = [
+            (sql.INSERT_RUN_BULK, values.runs, True),
+            (sql.INSERT_STEP_BULK, values.steps, True),
+            (sql.UPDATE_STEP_BULK, values.updates, True),
+            (sql.TOUCH_STEP_BULK, values.step_touches, False),
+            (sql.TOUCH_RUN_BULK, values.run_touches, False),
+            (sql.UPDATE_RUN_BULK, values.run_updates, True),
+        ]
         try:
             with self._db.connection() as conn, self._db.atomic(conn):
-                cur = conn.cursor()
-                for query, rows, checked in (
-                    (sql.INSERT_RUN_BULK, values.runs, True),
-                    (sql.INSERT_STEP_BULK, values.steps, True),
-                    (sql.UPDATE_STEP_BULK, values.updates, True),
-                    (sql.TOUCH_STEP_BULK, values.step_touches, False),
-                    (sql.TOUCH_RUN_BULK, values.run_touches, False),
-                    (sql.UPDATE_RUN_BULK, values.run_updates, True),
-                ):
-                    if rows:
-                        with conn.pipeline():  # nested in a batch's: leaving syncs
-                            cur.executemany(query, rows)
-                        if checked and cur.rowcount != len(rows):
-                            raise _NotApplied
+                sent = []
+                with conn.pipeline():  # nested in a batch's: leaving it syncs
+                    for query, rows, checked in statements:
+                        if rows:
+                            cursor = conn.cursor()
+                            cursor.executemany(query, rows)
+                            if checked:
+                                sent.append((cursor, len(rows)))
+                if any(cursor.rowcount != count for cursor, count in sent):
+                    raise _NotApplied
         except StoreUnavailable:
             raise
-        except (_NotApplied, StoreError, pg_errors.IntegrityError):
+        except (_NotApplied, StoreError):
             return False  # rolled back: the caller goes one by one
         return True
+
+    def steps_of_runs(self, run_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Step]]:
+        """Bulk path: the steps of several runs without payloads, in one query."""
+        with self._db.connection() as conn:
+            rows = conn.execute(sql.LIST_STEPS_OF_RUNS, {"run_ids": list(run_ids)}).fetchall()
+        found: dict[uuid.UUID, list[Step]] = {}
+        for row in rows:
+            step = _step(row)
+            found.setdefault(step.run_id, []).append(step)
+        return found
 
     def list_steps(self, run_id: uuid.UUID, *, payloads: bool = True) -> list[Step]:
         query = sql.LIST_STEPS if payloads else sql.LIST_STEPS_WITHOUT_PAYLOADS

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Final, NoReturn
@@ -30,6 +31,16 @@ Connection = psycopg.Connection[TupleRow]
 _UNAVAILABLE_CLASSES: Final = frozenset({"08", "40", "53", "57"})
 
 _POOL_ERRORS: Final = (PoolClosed, PoolTimeout, psycopg.Error)
+
+# SQLSTATE classes meaning the server went away (connection exception, operator
+# intervention such as a shutdown): the pool's connections are suspect from then on.
+_LOST_CLASSES: Final = frozenset({"08", "57"})
+PROBE_INTERVAL_SECONDS: Final = 0.5
+"""While the server is unreachable, how often an operation may try a connection of its
+own; the others in between fail at once."""
+PROBE_CONNECT_TIMEOUT: Final = 2  # seconds, libpq's minimum
+BATCH_CONNECTION_WAIT: Final = 2.0
+"""Longest wait of a batch for a pooled connection."""
 
 
 _SAVEPOINT: Final = b"SAVEPOINT chatdebug_op"
@@ -163,6 +174,10 @@ class PostgresConnections:
                 f"no connection within {timeout:g}s"
             )
         self._pool: ConnectionPool[Connection] | None = pool
+        # Outage handling: see _recover().
+        self._lost: str | None = None  # why the server was last found unreachable
+        self._probe_lock = threading.Lock()
+        self._last_probe = 0.0
         register_fork_safe(self)
 
     def _new_pool(self) -> ConnectionPool[Connection]:
@@ -183,11 +198,62 @@ class PostgresConnections:
         # parent's sessions: keep them untouched, open a new pool when first needed.
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._probe_lock = threading.Lock()
         if self._pool is not None:
             abandon(self._pool)
             self._pool = None
 
+    def _note_lost(self, reason: str) -> None:
+        """The server was found unreachable: recover through :meth:`_recover`."""
+        self._lost = reason
+
+    def _recover(self) -> None:
+        """Before using the pool after an outage was seen: try one connection of our own
+        (at most every :data:`PROBE_INTERVAL_SECONDS`, other callers failing at once
+        meanwhile); once it works, start over with a new pool.
+
+        The pool's own reconnection backs off exponentially (to minutes) and a borrower
+        waits for its whole ``timeout``; this way writes resume within about a second
+        of the server coming back, and nobody waits on a pool that cannot connect."""
+        reason = self._lost
+        if reason is None:
+            return
+        problem: str | None = reason
+        if self._probe_lock.acquire(blocking=False):
+            try:
+                if self._lost is None:
+                    return  # another thread recovered meanwhile
+                now = time.monotonic()
+                if now - self._last_probe >= PROBE_INTERVAL_SECONDS:
+                    self._last_probe = now
+                    kwargs = {**self._kwargs, "connect_timeout": PROBE_CONNECT_TIMEOUT}
+                    problem = _probe(self._target, kwargs)
+                    if problem is None:
+                        self._replace_pool()
+                        self._lost = None
+                        return
+                    problem = self._scrub(problem)
+                    self._lost = problem
+            finally:
+                self._probe_lock.release()
+        raise StoreUnavailable(
+            f"chatdebug: PostgreSQL at {self.location} is unavailable: {problem}"
+        )
+
+    def _replace_pool(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            old, self._pool = self._pool, self._new_pool()
+            self._pool.open(wait=False)
+        if old is not None:
+            # Its workers may be sleeping in a reconnect backoff: close it aside.
+            threading.Thread(
+                target=old.close, kwargs={"timeout": 1.0}, name="chatdebug-pool-close", daemon=True
+            ).start()
+
     def _current_pool(self) -> ConnectionPool[Connection]:
+        self._recover()
         pool = self._pool
         if pool is not None:
             return pool
@@ -237,6 +303,7 @@ class PostgresConnections:
         if isinstance(exc, PoolClosed):
             raise StoreError("chatdebug: the store is closed") from None
         if isinstance(exc, PoolTimeout):
+            self._note_lost(f"no connection within {self._timeout:g}s")
             raise StoreUnavailable(
                 f"chatdebug: no PostgreSQL connection to {self.location} within {self._timeout:g}s"
             ) from exc
@@ -279,6 +346,8 @@ class PostgresConnections:
             raise
 
     def _note_failure(self, batch: _Batch, error: BaseException) -> None:
+        if batch.conn.broken:
+            self._note_lost(f"lost the connection: {error}")
         if batch.failed is not None:
             return
         if isinstance(error, StoreUnavailable):
@@ -322,7 +391,9 @@ class PostgresConnections:
             return
         pool = self._current_pool()
         try:
-            conn = pool.getconn()
+            # Not the pool's whole timeout: a pool that cannot connect must be noticed
+            # (and recovered from, see _recover) within seconds, not after its backoff.
+            conn = pool.getconn(timeout=min(self._timeout, BATCH_CONNECTION_WAIT))
         except _POOL_ERRORS as exc:
             self._raise_pool_error(exc)
         batch = _Batch(conn)
@@ -377,6 +448,10 @@ class PostgresConnections:
             and (not sqlstate or sqlstate[:2] in _UNAVAILABLE_CLASSES)
         )
         if lost:
+            if isinstance(exc, psycopg.InterfaceError) or sqlstate[:2] in _LOST_CLASSES or (
+                not sqlstate
+            ):
+                self._note_lost(message)
             return StoreUnavailable(
                 f"chatdebug: PostgreSQL at {self.location} is unavailable: {message}"
             )

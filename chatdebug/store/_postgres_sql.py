@@ -258,3 +258,9 @@ UPDATE_STEP_BULK: Final = UPDATE_STEP.rsplit("RETURNING", 1)[0]
 TOUCH_RUN_BULK: Final = TOUCH_RUN.rsplit("RETURNING", 1)[0]
 TOUCH_STEP_BULK: Final = TOUCH_STEP.rsplit("RETURNING", 1)[0]
 UPDATE_RUN_BULK: Final = UPDATE_RUN.rsplit("RETURNING", 1)[0]
+# The steps of several runs at once, without their two large payloads.
+LIST_STEPS_OF_RUNS: Final = (
+    f"SELECT {STEP_COLUMNS_WITHOUT_PAYLOADS} FROM chat_debug_steps "
+    "WHERE run_id = ANY(%(run_ids)s::uuid[]) "
+    "ORDER BY run_id, step_number, started_at"
+)

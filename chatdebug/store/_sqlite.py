@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -268,10 +268,10 @@ class SQLiteStore(Store):
             conn.execute(sql.TOUCH_STEP_RUN, values)
             conn.execute(sql.TOUCH_STEP, values)
 
-    def write_bulk(self, writes: BulkWrites) -> bool:
+    def write_bulk(self, writes: BulkWrites, pace: Callable[[], None] | None = None) -> bool:
         """The bulk write path (see :mod:`chatdebug.store._bulk`): one ``executemany``
         per kind, all or nothing."""
-        values = bulk_parameters(writes, self._now(), _text_params)
+        values = bulk_parameters(writes, self._now(), _text_params, pace)
         try:
             with self._db.write() as conn:
                 if values.runs:
@@ -298,6 +298,17 @@ class SQLiteStore(Store):
         except (_NotApplied, StoreError):  # rolled back: the caller goes one by one
             return False
         return True
+
+    def steps_of_runs(self, run_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Step]]:
+        """Bulk path: the steps of several runs without payloads, in one query."""
+        values = {"run_ids": json.dumps([str(run_id) for run_id in run_ids])}
+        with self._db.read() as conn:
+            rows = conn.execute(sql.LIST_STEPS_OF_RUNS, values).fetchall()
+        found: dict[uuid.UUID, list[Step]] = {}
+        for row in rows:
+            step = _step(row)
+            found.setdefault(step.run_id, []).append(step)
+        return found
 
     def list_steps(self, run_id: uuid.UUID, *, payloads: bool = True) -> list[Step]:
         query = sql.LIST_STEPS if payloads else sql.LIST_STEPS_WITHOUT_PAYLOADS

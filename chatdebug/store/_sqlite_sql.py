@@ -211,3 +211,9 @@ INSERT_RUN_BULK: Final = INSERT_RUN.rsplit("RETURNING", 1)[0]
 INSERT_STEP_BULK: Final = INSERT_STEP.rsplit("RETURNING", 1)[0]
 UPDATE_STEP_BULK: Final = UPDATE_STEP.rsplit("RETURNING", 1)[0]
 UPDATE_RUN_BULK: Final = UPDATE_RUN.rsplit("RETURNING", 1)[0]
+# The steps of several runs at once, without their two large payloads.
+LIST_STEPS_OF_RUNS: Final = (
+    f"SELECT {STEP_COLUMNS_WITHOUT_PAYLOADS} FROM chat_debug_steps "
+    "WHERE run_id IN (SELECT value FROM json_each(:run_ids)) "
+    "ORDER BY run_id, step_number, started_at"
+)
