@@ -14,8 +14,8 @@ from typing import Any, Final
 
 __all__ = ["ALERTS", "Alert", "Case", "rules_document", "tests_document"]
 
-APP: Final = {"instance": "app:9464", "job": "chat-app"}
-SERVE: Final = {"instance": "serve:8000", "job": "chatdebug-serve"}
+APP: Final = {"instance": "chat-app:9465", "job": "chat-app"}
+SERVE: Final = {"instance": "chatdebug-serve:9464", "job": "chatdebug-serve"}
 CALL: Final = {"provider": "openai", "model": "gpt-4o", "operation": "chat", **APP}
 # Label sets of the alerts that aggregate by instance.
 AT_APP: Final = {"instance": APP["instance"]}
