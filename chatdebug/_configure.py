@@ -16,11 +16,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from ._exposition import application_metrics
 from .environment_variables import (
     CHATDEBUG_DATABASE_URL,
+    CHATDEBUG_EXIT_FLUSH_TIMEOUT,
     CHATDEBUG_QUEUE_SIZE,
     CHATDEBUG_STALE_THRESHOLD_SECONDS,
     DEFAULT_DATABASE_URL,
 )
 from .exporter import StoreSpanProcessor
+from .exporter._lifecycle import DEFAULT_EXIT_FLUSH_SECONDS, set_exit_flush_timeout
 from .instrument import InstrumentSettings, Redactor, install, instrument_httpx
 from .instrument._reaper import drain
 from .metrics import Metrics
@@ -42,6 +44,7 @@ _KNOWN_OPTIONS = frozenset(
         "max_body_bytes",
         "enablement_cache_seconds",
         "instrument_httpx",
+        "exit_flush_timeout",
     }
 )
 
@@ -101,12 +104,20 @@ def configure(
     ``redact_keys`` / ``redact_headers`` / ``redact_patterns`` (extra redaction rules),
     ``max_body_bytes`` (attempt body cap, default 50,000), ``enablement_cache_seconds``,
     ``instrument_httpx`` (``True`` also calls :func:`chatdebug.instrument_httpx`: every
-    httpx/httpx2 client of the process records, SDK default clients included).
+    httpx/httpx2 client of the process records, SDK default clients included),
+    ``exit_flush_timeout`` (seconds the exporter gets at interpreter exit, on
+    :func:`shutdown` and at a reconfiguration to write what it still holds, default 10,
+    env ``CHATDEBUG_EXIT_FLUSH_TIMEOUT``; what it could not write is counted with
+    ``reason="shutdown"`` and logged once with the number of events).
     """
     global _current, _current_key
     unknown = set(options) - _KNOWN_OPTIONS
     if unknown:
         raise TypeError(f"unknown configure() options: {', '.join(sorted(unknown))}")
+    exit_flush = options.get("exit_flush_timeout")
+    if exit_flush is None:
+        exit_flush = _env_float(CHATDEBUG_EXIT_FLUSH_TIMEOUT, DEFAULT_EXIT_FLUSH_SECONDS)
+    set_exit_flush_timeout(exit_flush)  # a bad value raises before anything changes
     if options.get("instrument_httpx"):
         instrument_httpx()
     url = database_url or os.environ.get(CHATDEBUG_DATABASE_URL) or DEFAULT_DATABASE_URL

@@ -25,6 +25,11 @@ Default: 300."""
 CHATDEBUG_QUEUE_SIZE: Final = "CHATDEBUG_QUEUE_SIZE"
 """Capacity of the exporter's write queue (events). Default: 10000."""
 
+CHATDEBUG_EXIT_FLUSH_TIMEOUT: Final = "CHATDEBUG_EXIT_FLUSH_TIMEOUT"
+"""Seconds the exporter gets, when the process exits or :func:`chatdebug.shutdown` runs,
+to write what it still holds; what it could not write by then is counted
+(``reason="shutdown"``) and logged once. Default: 10."""
+
 DEFAULT_DATABASE_URL: Final = "sqlite:///chatdebug.db"
 
 

@@ -7,6 +7,13 @@ At exit (a normal end, ``sys.exit``, or a SIGTERM that the application's server 
 into a graceful shutdown), every live writer gets :func:`exit_flush_timeout` seconds in
 all to write what it holds; what is still queued then is counted as dropped with reason
 ``shutdown`` and logged once.
+
+SIGTERM's default action ends a process without running ``atexit`` hooks, and servers
+such as uvicorn re-raise the SIGTERM that started their graceful shutdown once it is
+done. So, when the first writer is created on the main thread and SIGTERM still has its
+default action, a handler is installed that does the same exit flush and then lets the
+default action happen (the process still ends "killed by SIGTERM"). A handler the
+application or its server installs replaces ours, as it should.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import atexit
 import math
 import os
+import signal
 import threading
 import time
 import weakref
@@ -75,12 +83,29 @@ def _close_at_exit() -> None:
         obj.shutdown(max(0.0, deadline - time.monotonic()))
 
 
+def _close_on_sigterm(signum: int, frame: object) -> None:
+    _close_at_exit()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _install_sigterm_flush() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may install handlers
+    try:
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _close_on_sigterm)
+    except (ValueError, OSError):
+        pass  # an interpreter without signals (embedded): atexit only
+
+
 def _install() -> None:
     global _installed
     with _lock:
         if not _installed:
             os.register_at_fork(after_in_child=_reinit_in_child)
             atexit.register(_close_at_exit)
+            _install_sigterm_flush()
             _installed = True
 
 

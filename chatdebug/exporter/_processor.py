@@ -28,7 +28,6 @@ from ._writer import BackgroundWriter
 __all__ = ["StoreSpanProcessor"]
 
 _COMPONENT: Final = "exporter"
-SHUTDOWN_TIMEOUT_SECONDS: Final = 10.0
 _MIN_HEARTBEAT: Final = timedelta(milliseconds=1)
 
 
@@ -190,13 +189,15 @@ class StoreSpanProcessor(SpanProcessor):
         return False
 
     def shutdown(self) -> None:
-        """Stop heartbeats, flush for up to 10 seconds and stop the writer. Idempotent."""
+        """Stop heartbeats, flush for up to the exit flush timeout (10 seconds unless
+        ``configure(exit_flush_timeout=…)`` says otherwise) and stop the writer; what
+        could not be written is counted and logged once. Idempotent."""
         with suppress_internal_errors(_COMPONENT):
             self._stop.set()
             if self._shut_down:
                 return
             self._shut_down = True
-            self._writer.shutdown(SHUTDOWN_TIMEOUT_SECONDS)
+            self._writer.shutdown()
 
     # -- heartbeat ---------------------------------------------------------------------
     def _ensure_heartbeat(self) -> None:

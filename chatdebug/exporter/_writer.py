@@ -156,6 +156,7 @@ class BackgroundWriter:
         self._pending_touches: set[tuple[str, object]] = set()
         self._outage_since: float | None = None
         self._shutdown_in_hand = 0  # events of the batch in hand dropped at shutdown
+        self._in_hand: list[Event] | None = None  # the batch the thread is writing
         self._failing: Event | None = None  # writer thread: what an outage is counted for
 
     def _after_fork_in_child(self) -> None:
@@ -246,8 +247,15 @@ class BackgroundWriter:
         self._health.queue_depth_changed(-left)
         self._health.drop("shutdown", left, log=False)
         if thread is not None and thread is not threading.current_thread():
-            # The batch in hand, if any, is given up and counted by the thread.
+            # The batch in hand, if any, is given up and counted by the thread...
             thread.join(timeout=1.0)
+            with self._cond:
+                stuck, self._in_hand = self._in_hand, None
+            if stuck is not None and thread.is_alive():
+                # ...unless the thread is still stuck in the store (a lock wait, a
+                # network timeout): then it is lost as far as anyone can tell.
+                self._health.drop("shutdown", len(stuck), log=False)
+                self._shutdown_in_hand += len(stuck)
         self._health.queue_capacity_changed(-self._max_queue_size)
         self._health.oldest_event_age(0.0)
         lost = left + self._shutdown_in_hand
@@ -364,6 +372,8 @@ class BackgroundWriter:
             if taken is None:
                 return
             batch, queued_at = taken
+            with self._cond:
+                self._in_hand = batch
             try:
                 self._write_batch(batch, queued_at)
             except Exception as exc:  # the thread must survive our own bugs
@@ -374,6 +384,7 @@ class BackgroundWriter:
                     0.0 if oldest is None else time.monotonic() - oldest
                 )
                 with self._cond:
+                    self._in_hand = None
                     self._done += len(batch)
                     for event in batch:
                         key = _touch_key(event)
@@ -523,7 +534,11 @@ class BackgroundWriter:
 
     def _drop_at_shutdown(self, batch: list[Event]) -> None:
         """Shut down while a batch could not be written: drop all of it, counting each
-        event once (events of dead rows under their own reason, as always)."""
+        event once (events of dead rows under their own reason, as always); nothing
+        when :meth:`shutdown` has already counted the batch as lost."""
+        with self._cond:
+            if self._in_hand is None:
+                return
         for event in batch:
             with self._cond:
                 dead = self._dead_reason(event)
