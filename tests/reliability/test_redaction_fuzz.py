@@ -18,8 +18,10 @@ import gzip
 import json
 import os
 import random
+import re
 import sqlite3
 import urllib.parse
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +54,7 @@ from ._secrets import (
 )
 
 EXCHANGES_PER_EXAMPLE = 4
-EXAMPLES = 2_500
+EXAMPLES = 2_200  # with the every-byte test's 1,314: over 10,000 exchanges
 WINDOW = 12
 
 
@@ -214,6 +216,20 @@ def _leaks(found: list[str], haystack: str) -> list[str]:
     return leaks
 
 
+def _where(leak: str) -> str:
+    """A rough class of a leak, from its context, for the figure: in an attempt's URL
+    path (or the run's endpoint label made from it), right after a JSON escape sequence
+    (text the redactor saw still escaped), or elsewhere."""
+    context = leak.partition(" in …")[2]
+    if '"path":' in context or "endpoint_label" in context:
+        return "url_path"
+    secret = leak.partition(" in …")[0].strip("'")
+    before = context.partition(secret[:WINDOW])[0]
+    if re.search(r"\\\\(?:[ntr/]|u[0-9a-fA-F]{4})[A-Za-z0-9 ._-]{0,120}$", before):
+        return "after_json_escape"
+    return "other"
+
+
 def _strings(value: Any, out: list[str]) -> None:
     """Every string in a decoded JSON value; attempt bodies decoded from base64."""
     if isinstance(value, str):
@@ -368,7 +384,10 @@ def test_no_secret_in_any_stored_column_or_span_attribute(
     for run_id, found in recorded:
         assert steps.get(run_id) == EXCHANGES_PER_EXAMPLE, f"run {run_id} was not stored whole"
         leaks += _leaks(found, _haystack(stored[run_id]))
-    figure(record_property, "redaction_fuzz", runs=len(recorded), **counts, leaks=len(leaks))
+    where = Counter(_where(leak) for leak in leaks)
+    distinct = len({secret for _, found in recorded for secret in found})
+    figure(record_property, "redaction_fuzz", runs=len(recorded), **counts,
+           distinct_secrets=distinct, leaks=len(leaks), leaks_by_place=dict(where))  # fmt: skip
     assert leaks == [], f"{len(leaks)} secrets in stored columns, e.g.:\n" + "\n".join(leaks[:12])
     assert counts["exchanges"] >= EXAMPLES * EXCHANGES_PER_EXAMPLE
 
