@@ -439,7 +439,11 @@ class BackgroundWriter:
         outcomes: list[_Outcome] = []
         live: list[Event] = []
         pacer = Pacer()
-        for event in batch:
+        with self._cond:
+            # Rows are marked dead only when their creation is dropped, so with no mark
+            # now no event of this batch (all queued earlier) belongs to a dead row.
+            any_dead = bool(self._dead_runs or self._dead_steps)
+        for event in batch if any_dead else ():
             pacer.tick()
             dead = self._pending_dead_reason(event, marks)
             if dead is None:
@@ -447,6 +451,8 @@ class BackgroundWriter:
             else:
                 silent = _touch_key(event) is not None
                 outcomes.append(_Outcome(event, reason=None if silent else dead))
+        if not any_dead:
+            live = batch
         if not live:
             return outcomes
         plan = plan_bulk(live, pacer.tick)

@@ -79,12 +79,16 @@ def dump_json(value: Any) -> str:
         # orjson (C) first: the writer encodes every payload of every step. It writes
         # non-finite floats as null and refuses what it cannot store faithfully (lone
         # surrogates, non-string keys, huge ints), which the stdlib path below handles.
-        text = orjson.dumps(value, default=_default).decode()
+        # Its output is valid UTF-8: only a NUL needs a second look.
+        raw = orjson.dumps(value, default=_default)
     except (orjson.JSONEncodeError, TypeError, ValueError):
-        try:
-            text = _dumps(value)
-        except (ValueError, TypeError):  # NaN/inf, or keys JSON cannot take
-            return _dumps(_clean(value))
+        pass
+    else:
+        return raw.decode() if b"\\u0000" not in raw else _dumps(_clean(value))
+    try:
+        text = _dumps(value)
+    except (ValueError, TypeError):  # NaN/inf, or keys JSON cannot take
+        return _dumps(_clean(value))
     # The fast path above is the common one; a second pass is needed only when the text
     # holds something the database would reject (JSON escapes NUL as \u0000; a lone
     # surrogate fails to encode).

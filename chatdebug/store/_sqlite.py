@@ -54,8 +54,11 @@ __all__ = ["SQLiteStore"]
 _STEP_NUMBER_CONFLICT: Final = "chat_debug_steps.run_id, chat_debug_steps.step_number"
 
 
-def _text_params(values: dict[str, Any]) -> dict[str, Any]:
-    """UUIDs and datetimes in their stored text forms."""
+def _text_params(
+    values: dict[str, Any], stamps: dict[datetime, str] | None = None
+) -> dict[str, Any]:
+    """UUIDs and datetimes in their stored text forms (``stamps``: formatted ones to
+    reuse)."""
     out = dict(values)
     for key, value in values.items():
         kind = type(value)
@@ -64,7 +67,13 @@ def _text_params(values: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, uuid.UUID):
             out[key] = str(value)
         elif isinstance(value, datetime):
-            out[key] = format_timestamp(value)
+            if stamps is None:
+                out[key] = format_timestamp(value)
+            else:
+                text = stamps.get(value)
+                if text is None:
+                    text = stamps[value] = format_timestamp(value)
+                out[key] = text
     return out
 
 
@@ -271,14 +280,21 @@ class SQLiteStore(Store):
     def write_bulk(self, writes: BulkWrites, pace: Callable[[], None] | None = None) -> bool:
         """The bulk write path (see :mod:`chatdebug.store._bulk`): one ``executemany``
         per kind, all or nothing."""
-        values = bulk_parameters(writes, self._now(), _text_params, pace)
+        stamps: dict[datetime, str] = {}  # most rows share a few timestamps
+
+        def text(values: dict[str, Any]) -> dict[str, Any]:
+            return _text_params(values, stamps)
+
+        values = bulk_parameters(writes, self._now(), text, pace)
         try:
             with self._db.write() as conn:
                 if values.runs:
                     _expect(conn.executemany(sql.INSERT_RUN_BULK, values.runs), values.runs)
                 if values.steps:
                     _expect(conn.executemany(sql.INSERT_STEP_BULK, values.steps), values.steps)
-                    conn.executemany(sql.BUMP_RUN, values.steps)
+                    # Every step bumps its run to the same "now": once per run is enough.
+                    bumps = {v["run_id"]: v for v in values.steps}
+                    conn.executemany(sql.BUMP_RUN, list(bumps.values()))
                 if values.updates:
                     _expect(
                         conn.executemany(sql.UPDATE_STEP_BULK, values.updates), values.updates

@@ -139,7 +139,7 @@ def test_sigterm_through_a_graceful_server_shutdown_writes_what_is_queued(
             assert httpx.get(f"http://127.0.0.1:{port}/{n}", timeout=30).text == "ok"
         child.send_signal(signal.SIGTERM)
         time.sleep(0.5)  # shutting down; its writer waits on the lock
-    out, err = child.communicate(timeout=60)
+    _, err = child.communicate(timeout=60)
     # uvicorn re-raises the SIGTERM after its graceful shutdown (older versions return).
     assert child.returncode in (0, -signal.SIGTERM), err
     assert "could not write" not in err
