@@ -125,6 +125,8 @@ class ResponseBody:
                 room = self._max_body + 1 - len(self.data)
                 self.data += data[:room]
                 self.over_cap = len(self.data) > self._max_body
+                if self.over_cap:
+                    self.data = bytearray(self.data)  # drop the growth slack: held to the end
             for event in self._parser.feed(data):
                 if self._feed_event(event) and self.ttft_ms is None:
                     self.ttft_ms = round((time.perf_counter() - self._t0) * 1000, 3)

@@ -32,6 +32,9 @@ from ._base import (
     text_part,
 )
 
+_COMPACT_AT: Final = 64
+"""Deltas kept as separate strings before they are joined into one."""
+
 __all__ = ["AnthropicStreamAssembler", "stream_error_payload"]
 
 MAX_STREAM_BLOCKS: Final = 1_000
@@ -96,6 +99,9 @@ class _Block:
         kept = budget.take(text)
         if kept:
             self.chunks.append(kept)
+            if len(self.chunks) >= _COMPACT_AT:
+                # Small deltas cost ~50 bytes of object header each: keep one string.
+                self.chunks[:] = ["".join(self.chunks)]
         if len(kept) < len(text):
             self.cut = True
         return True

@@ -19,6 +19,9 @@ from typing import Any, Final
 from .._sse import SSEEvent
 from ._base import ELLIPSIS, MAX_STREAM_TEXT_BYTES, TextBudget, bound_text, loads_json, text_part
 
+_COMPACT_AT: Final = 64
+"""Deltas kept as separate strings before they are joined into one."""
+
 __all__ = ["ContentBuilder", "JsonEventStream", "Slot", "StreamStats"]
 
 TEXT_KINDS: Final = frozenset({"text", "reasoning", "refusal"})
@@ -66,7 +69,12 @@ class ContentBuilder:
         if len(kept) < len(text):
             slot.dropped = True
         if kept:
-            slot.chunks.append(kept)
+            chunks = slot.chunks
+            chunks.append(kept)
+            if len(chunks) >= _COMPACT_AT:
+                # Thousands of small deltas cost ~50 bytes of object header each: keep
+                # them as one string (the text itself is bounded by the budget).
+                chunks[:] = ["".join(chunks)]
 
     def fill(self, key: Hashable, kind: str, order: tuple[int, ...], text: Any) -> bool:
         """Set a slot's whole text from a ``.done`` event or a final item, unless deltas
