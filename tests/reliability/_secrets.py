@@ -147,8 +147,11 @@ class Forger:
             leaf = rnd.randrange(10)
             if leaf < 5:
                 return self.text()
-            if leaf == 5:  # e.g. tool-call arguments
-                return json.dumps(self.json_value(depth + 2, names=names))
+            if leaf == 5:  # a JSON document in a string, e.g. tool-call arguments
+                inner = self.json_value(depth + 2, names=names)
+                # An object or array: the redactor reads a string as JSON when it holds
+                # one; a JSON string literal in a string is text, not JSON, to it.
+                return json.dumps(inner if isinstance(inner, dict | list) else [inner])
             if leaf == 6 and depth == 0 and rnd.randrange(30) == 0:
                 # Deeper than the redactor walks: it must fail closed, not give up.
                 value: Any = self.text(secrets=1)

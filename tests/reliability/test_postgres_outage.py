@@ -36,7 +36,9 @@ def test_postgres_cut_for_30_seconds_loses_nothing(
     runs_before, steps_before = completed_counts(pg_url, "outage")
     restored_at = time.time()
     proxy.start()
-
+    resumed_at = wait_until(
+        lambda: completed_counts(pg_url, "outage") != (runs_before, steps_before), timeout=60
+    )
     outcome = RunsOutcome(app.wait_for("runs_done", timeout=180)["runs"])
     written_at = wait_until(
         lambda: completed_counts(pg_url, "outage") == (RUNS, RUNS * STEPS), timeout=60
@@ -51,6 +53,7 @@ def test_postgres_cut_for_30_seconds_loses_nothing(
         written_at_end=f"{runs_after}/{steps_after}",
         caller_exceptions=len(outcome.errors),
         slowest_call_during_outage_ms=outcome.slowest_call(cut_at, restored_at) * 1000,
+        seconds_to_first_write_after_recovery=since(restored_at, resumed_at),
         seconds_to_write_all_after_recovery=since(restored_at, written_at),
         seconds_to_write_all_after_last_run=since(max(restored_at, outcome.last_end), written_at),
         oldest_queued_event_age_s=during["max_oldest_age"],
