@@ -355,6 +355,7 @@ def _stored(db_path: Path) -> tuple[dict[str, list[Any]], dict[str, int]]:
         conn.close()
 
 
+@pytest.mark.slow
 def test_no_secret_in_any_stored_column_or_span_attribute(
     fuzz: FuzzSetup, record_property: Callable[[str, object], None]
 ) -> None:

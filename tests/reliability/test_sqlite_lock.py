@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from ._driver import RunsOutcome, assert_all_written, completed_counts, figure, since, wait_until
 from .conftest import SQLiteLock, StartApp
 
@@ -14,6 +16,7 @@ RUNS = 300
 STEPS = 3
 
 
+@pytest.mark.slow
 def test_sqlite_locked_for_10_seconds_loses_nothing_and_never_blocks_the_caller(
     tmp_path: Path, start_app: StartApp, record_property: Callable[[str, object], None]
 ) -> None:
