@@ -33,31 +33,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
-from contextlib import ExitStack
-from dataclasses import dataclass
+from collections import deque
 from typing import Final
 
 from opentelemetry import context as otel_context
 
 from .._safety import log_internal_error
 from ..store import RunFinalized, RunNotFound, Store, StoreError, StoreUnavailable
-from ..store._bulk import BulkWrites, bulk_writer
-from ._bulkplan import plan_bulk
+from ._batch import BatchApplier, BulkRefused
+from ._dead import DeadRows, PendingMarks, touch_key
 from ._events import (
-    CreateRun,
-    CreateStep,
     Event,
-    FinishRun,
-    TouchRun,
-    TouchStep,
-    UpdateStep,
     apply_event,
-    finished_run_update,
 )
 from ._health import ExporterHealth
 from ._lifecycle import exit_flush_timeout, register_exit_flush, register_fork_safe
-from ._pacing import Pacer
 
 __all__ = ["BackgroundWriter"]
 
@@ -66,49 +56,6 @@ logger = logging.getLogger("chatdebug.exporter")
 BACKOFF_INITIAL: Final = 0.1
 BACKOFF_MAX: Final = 1.0
 """Longest wait between two attempts at a batch while the store is unavailable."""
-_DEAD_MEMORY: Final = 10_000  # how many dropped run/step ids are remembered
-
-
-def _touch_key(event: Event) -> tuple[str, object] | None:
-    if isinstance(event, TouchStep):
-        return ("step", event.step_id)
-    if isinstance(event, TouchRun):
-        return ("run", event.run_id)
-    return None
-
-
-def _remember_dead(dead: OrderedDict[object, str], key: object, reason: str) -> None:
-    dead[key] = reason
-    while len(dead) > _DEAD_MEMORY:
-        dead.popitem(last=False)
-
-
-@dataclass(slots=True)
-class _Outcome:
-    """What became of one event in a batch: written (``seconds``), dropped (``reason``,
-    with the store's ``error`` when it rejected the write) or skipped silently (a
-    heartbeat of a row that was never recorded)."""
-
-    event: Event
-    seconds: float | None = None
-    reason: str | None = None
-    error: Exception | None = None
-
-
-class _DeadMarks:
-    """Dead-run and dead-step marks set and cleared while one attempt at a batch runs,
-    on top of the writer's own. They take effect only once the batch has committed; a
-    retried batch starts again from none. ``None`` means cleared."""
-
-    __slots__ = ("runs", "steps")
-
-    def __init__(self) -> None:
-        self.runs: dict[object, str | None] = {}
-        self.steps: dict[object, str | None] = {}
-
-
-class _BulkRefused(Exception):
-    """The bulk path could not apply the batch cleanly: undo it, go event by event."""
 
 
 class BackgroundWriter:
@@ -130,7 +77,6 @@ class BackgroundWriter:
         if schedule_delay < 0:
             raise ValueError(f"schedule_delay must not be negative, got {schedule_delay}")
         self._store = store
-        self._bulk = bulk_writer(store)
         self._health = health
         self._max_queue_size = max_queue_size
         self._max_batch_size = min(max_batch_size, max_queue_size)
@@ -151,13 +97,12 @@ class BackgroundWriter:
         self._abort = False
         self._wake = threading.Event()  # cuts a backoff sleep short at shutdown
         self._thread: threading.Thread | None = None
-        self._dead_runs: OrderedDict[object, str] = OrderedDict()
-        self._dead_steps: OrderedDict[object, str] = OrderedDict()
+        self._dead = DeadRows(self._cond)
+        self._applier = BatchApplier(self._store, self._dead, self._health)
         self._pending_touches: set[tuple[str, object]] = set()
         self._outage_since: float | None = None
         self._shutdown_in_hand = 0  # events of the batch in hand dropped at shutdown
         self._in_hand: list[Event] | None = None  # the batch the thread is writing
-        self._failing: Event | None = None  # writer thread: what an outage is counted for
 
     def _after_fork_in_child(self) -> None:
         # The parent's locks may have been held by one of its threads at fork time and
@@ -171,12 +116,12 @@ class BackgroundWriter:
     def put(self, event: Event) -> bool:
         """Queue ``event`` without blocking; ``False`` when it was dropped (and counted)."""
         reason: str | None = None
-        touch = _touch_key(event)
+        touch = touch_key(event)
         with self._cond:
             if self._closed:
                 reason = "shutdown"
             else:
-                dead = self._dead_reason(event)
+                dead = self._dead.reason(event)
                 if dead is not None:
                     if touch is not None:
                         return False  # the run or step itself was already counted
@@ -185,7 +130,7 @@ class BackgroundWriter:
                     return True  # a heartbeat of the same row is already waiting
                 elif len(self._queue) >= self._max_queue_size:
                     reason = "queue_full"
-                    self._mark_dead(event, "step_dropped")
+                    self._dead.mark(event, "step_dropped")
                 else:
                     self._queue.append((event, time.monotonic()))
                     self._enqueued += 1
@@ -272,66 +217,6 @@ class BackgroundWriter:
             )
             self._thread.start()
 
-    def _dead_reason(self, event: Event) -> str | None:
-        if event.run_id in self._dead_runs:
-            if isinstance(event, FinishRun):
-                del self._dead_runs[event.run_id]
-            return "run_dropped"
-        if isinstance(event, CreateStep | UpdateStep | TouchStep):
-            reason = self._dead_steps.get(event.step_id)
-            if reason is not None and isinstance(event, UpdateStep):
-                del self._dead_steps[event.step_id]
-            return reason
-        return None
-
-    def _mark_dead(self, event: Event, step_reason: str) -> None:
-        if isinstance(event, CreateRun):
-            _remember_dead(self._dead_runs, event.run_id, "run_dropped")
-        elif isinstance(event, CreateStep):
-            _remember_dead(self._dead_steps, event.step_id, step_reason)
-
-    # -- dead marks of a batch being written (writer thread only) ----------------------
-    def _pending_dead_reason(self, event: Event, marks: _DeadMarks) -> str | None:
-        """:meth:`_dead_reason` as it would be with ``marks`` applied; clearing a mark
-        (a dead run's end, a dead step's update) goes into ``marks`` too."""
-        run_id = event.run_id
-        if run_id in marks.runs:
-            run_dead = marks.runs[run_id] is not None
-        else:
-            with self._cond:
-                run_dead = run_id in self._dead_runs
-        if run_dead:
-            if isinstance(event, FinishRun):
-                marks.runs[run_id] = None
-            return "run_dropped"
-        if isinstance(event, CreateStep | UpdateStep | TouchStep):
-            step_id = event.step_id
-            if step_id in marks.steps:
-                reason = marks.steps[step_id]
-            else:
-                with self._cond:
-                    reason = self._dead_steps.get(step_id)
-            if reason is not None and isinstance(event, UpdateStep):
-                marks.steps[step_id] = None
-            return reason
-        return None
-
-    @staticmethod
-    def _mark_pending_dead(marks: _DeadMarks, event: Event, step_reason: str) -> None:
-        if isinstance(event, CreateRun):
-            marks.runs[event.run_id] = "run_dropped"
-        elif isinstance(event, CreateStep):
-            marks.steps[event.step_id] = step_reason
-
-    def _publish_dead(self, marks: _DeadMarks) -> None:
-        with self._cond:
-            for dead, pending in ((self._dead_runs, marks.runs), (self._dead_steps, marks.steps)):
-                for key, reason in pending.items():
-                    if reason is None:
-                        dead.pop(key, None)
-                    else:
-                        _remember_dead(dead, key, reason)
-
     # -- writer thread ---------------------------------------------------------------
     def _next_batch(self) -> tuple[list[Event], float] | None:
         """The next batch and when its oldest event was queued; ``None``: stop."""
@@ -387,7 +272,7 @@ class BackgroundWriter:
                     self._in_hand = None
                     self._done += len(batch)
                     for event in batch:
-                        key = _touch_key(event)
+                        key = touch_key(event)
                         if key is not None:
                             self._pending_touches.discard(key)
                     self._cond.notify_all()
@@ -396,23 +281,24 @@ class BackgroundWriter:
         """Write ``batch`` in one store transaction, retrying all of it while the store
         is unavailable; then count every event's outcome once."""
         delay = BACKOFF_INITIAL
-        bulk = self._bulk is not None
+        bulk = self._applier.has_bulk
         while True:
             if self._abort:
                 self._drop_at_shutdown(batch)
                 return
-            marks = _DeadMarks()
-            self._failing = batch[0]  # the event an unavailable store is counted for
+            marks = PendingMarks()
+            applier = self._applier
+            applier.failing = batch[0]
             try:
                 if bulk:
-                    outcomes = self._write_bulk(batch, marks)
+                    outcomes = applier.write_bulk(batch, marks)
                 else:
-                    outcomes = self._write_each(batch, marks)
-            except _BulkRefused:
+                    outcomes = applier.write_each(batch, marks)
+            except BulkRefused:
                 bulk = False  # undone: again, event by event, at once
                 continue
             except StoreUnavailable as exc:
-                self._health.write_error((self._failing or batch[0]).kind)
+                self._health.write_error(applier.failing.kind)
                 self._health.store_reachable(False)
                 self._health.oldest_event_age(time.monotonic() - queued_at)
                 self._note_outage(exc, len(batch))
@@ -427,116 +313,10 @@ class BackgroundWriter:
                 for event in batch:
                     self._process(event)
                 return
-            self._publish_dead(marks)
-            self._count(outcomes)
+            self._dead.publish(marks)
+            applier.count(outcomes)
             self._note_recovery()
             return
-
-    def _write_bulk(self, batch: list[Event], marks: _DeadMarks) -> list[_Outcome]:
-        """The batch through the store's bulk path (see the module docstring);
-        :class:`_BulkRefused` when it does not apply cleanly (nothing is kept then)."""
-        assert self._bulk is not None
-        outcomes: list[_Outcome] = []
-        live: list[Event] = []
-        pacer = Pacer()
-        with self._cond:
-            # Rows are marked dead only when their creation is dropped, so with no mark
-            # now no event of this batch (all queued earlier) belongs to a dead row.
-            any_dead = bool(self._dead_runs or self._dead_steps)
-        for event in batch if any_dead else ():
-            pacer.tick()
-            dead = self._pending_dead_reason(event, marks)
-            if dead is None:
-                live.append(event)
-            else:
-                silent = _touch_key(event) is not None
-                outcomes.append(_Outcome(event, reason=None if silent else dead))
-        if not any_dead:
-            live = batch
-        if not live:
-            return outcomes
-        plan = plan_bulk(live, pacer.tick)
-        if plan is None:
-            raise _BulkRefused
-        self._failing = live[0]
-        with self._store.batch():
-            started = time.perf_counter()
-            if plan.writes and not self._bulk.write_bulk(plan.writes, pacer.tick):
-                raise _BulkRefused
-            # Ends of runs created in earlier batches: their steps in one read, their
-            # updates in one more bulk write; the rare end that also sets message ids
-            # on steps or needs the first step's request goes the ordinary way.
-            simple: list[FinishRun] = []
-            ordinary: list[FinishRun] = []
-            for finish in plan.finishes:
-                plain = not finish.step_updates and finish.seed.get("first_message")
-                (simple if plain else ordinary).append(finish)
-            if simple:
-                steps = self._bulk.steps_of_runs([f.run_id for f in simple])
-                finals = BulkWrites(
-                    run_updates=[finished_run_update(f, steps.get(f.run_id, [])) for f in simple]
-                )
-                if not self._bulk.write_bulk(finals, pacer.tick):
-                    raise _BulkRefused
-            done = [*plan.bulk_events, *simple]
-            share = (time.perf_counter() - started) / max(1, len(done))
-            outcomes.extend(_Outcome(event, seconds=share) for event in done)
-            for finish in ordinary:
-                outcomes.append(self._apply(finish, marks))
-        return outcomes
-
-    def _write_each(self, batch: list[Event], marks: _DeadMarks) -> list[_Outcome]:
-        """The batch event by event in one transaction, each in its savepoint."""
-        outcomes: list[_Outcome] = []
-        with ExitStack() as stack:
-            first: Event | None = None
-            for event in batch:
-                dead = self._pending_dead_reason(event, marks)
-                if dead is not None:
-                    silent = _touch_key(event) is not None
-                    outcomes.append(_Outcome(event, reason=None if silent else dead))
-                    continue
-                self._failing = event
-                if first is None:  # a batch of dead events needs no store at all
-                    first = event
-                    stack.enter_context(self._store.batch())
-                outcomes.append(self._apply(event, marks))
-            if first is not None:
-                self._failing = first  # from here on: the commit
-        return outcomes
-
-    def _apply(self, event: Event, marks: _DeadMarks) -> _Outcome:
-        """Apply one event inside the batch. ``StoreUnavailable`` propagates (the batch
-        is lost); any other failure was undone by the store and becomes a drop."""
-        started = time.perf_counter()
-        try:
-            apply_event(self._store, event)
-        except StoreUnavailable:
-            raise
-        except (RunFinalized, RunNotFound) as exc:
-            reason = "run_finalized" if isinstance(exc, RunFinalized) else "run_not_found"
-            self._mark_pending_dead(marks, event, reason)
-            return _Outcome(event, reason=reason)
-        except Exception as exc:
-            self._mark_pending_dead(marks, event, "step_dropped")
-            return _Outcome(event, reason="store_error", error=exc)
-        return _Outcome(event, seconds=time.perf_counter() - started)
-
-    def _count(self, outcomes: list[_Outcome]) -> None:
-        for outcome in outcomes:
-            kind = outcome.event.kind
-            if outcome.seconds is not None:
-                self._health.written(kind, outcome.seconds)
-                continue
-            if outcome.error is not None:
-                # Not worth retrying: a rejected write, or a store that broke its contract
-                # by raising something other than a StoreError (counted as our error too).
-                if not isinstance(outcome.error, StoreError):
-                    log_internal_error("exporter", outcome.error)
-                self._health.write_error(kind)
-                self._health.write_failed(kind, outcome.error)
-            if outcome.reason is not None:
-                self._health.drop(outcome.reason)
 
     def _drop_at_shutdown(self, batch: list[Event]) -> None:
         """Shut down while a batch could not be written: drop all of it, counting each
@@ -547,19 +327,19 @@ class BackgroundWriter:
                 return
         for event in batch:
             with self._cond:
-                dead = self._dead_reason(event)
+                dead = self._dead.reason(event)
             if dead is None:
                 self._health.drop("shutdown", log=False)  # shutdown() logs them once
                 self._shutdown_in_hand += 1
-            elif _touch_key(event) is None:
+            elif touch_key(event) is None:
                 self._health.drop(dead)
 
     def _process(self, event: Event) -> None:
         """Write one event in its own transaction (when a batch cannot be used)."""
         with self._cond:
-            dead = self._dead_reason(event)
+            dead = self._dead.reason(event)
         if dead is not None:
-            if _touch_key(event) is None:
+            if touch_key(event) is None:
                 self._health.drop(dead)
             return
         delay = BACKOFF_INITIAL
@@ -596,7 +376,7 @@ class BackgroundWriter:
 
     def _drop_failed(self, event: Event, reason: str) -> None:
         with self._cond:
-            self._mark_dead(event, "step_dropped" if reason == "store_error" else reason)
+            self._dead.mark(event, "step_dropped" if reason == "store_error" else reason)
         self._health.drop(reason)
 
     def _note_outage(self, exc: StoreError, in_hand: int) -> None:
