@@ -18,6 +18,9 @@ stdin, answering with JSON lines on stdout:
   runs a uvicorn server whose requests each record a run, until SIGTERM shuts it down
   gracefully (see :meth:`App.serve`).
 
+After chatdebug's exit flush, an ``{"event": "exited"}`` line gives the same counters as
+``metrics`` (not when a signal's default action ends the process: no exit hook runs).
+
 Options come as one JSON argument: ``url``, ``provider``, ``configure`` (extra
 ``configure()`` keyword arguments) and ``faults`` (see :class:`FaultyStore`).
 Run as ``python -m tests.reliability._app '<json>'`` from the repository root.
