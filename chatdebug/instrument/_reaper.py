@@ -35,11 +35,15 @@ def _work() -> None:
 def ensure_started() -> None:
     """Start the worker (in this process) if needed. Called from ordinary code paths,
     never from a finalizer, where starting a thread is not safe."""
-    global _thread, _pid
+    global _thread, _pid, _queue
     if _thread is not None and _pid == os.getpid():
         return
     with _start_lock:
         if _thread is None or _pid != os.getpid():
+            if _thread is not None:
+                # A forked child: the jobs queued in the parent are the parent's (its
+                # steps and runs), never to be finished a second time here.
+                _queue = queue.SimpleQueue()
             _pid = os.getpid()
             first = _thread is None
             _thread = threading.Thread(target=_work, name="chatdebug-reaper", daemon=True)
