@@ -84,7 +84,11 @@ def _close_at_exit() -> None:
 
 
 def _close_on_sigterm(signum: int, frame: object) -> None:
-    _close_at_exit()
+    # On a thread of its own: the handler interrupts the main thread wherever it is,
+    # possibly inside a writer's lock, which the flush needs; the wait is bounded.
+    closer = threading.Thread(target=_close_at_exit, name="chatdebug-exit-flush", daemon=True)
+    closer.start()
+    closer.join(_exit_flush_seconds + 2.0)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
 

@@ -52,6 +52,7 @@ from ._rows import run_from_row, step_from_row
 __all__ = ["PostgresStore"]
 
 _STEP_NUMBER_INDEX: Final = "idx_chat_debug_steps_run_step"
+_PIPELINE_PART: Final = 32  # rows per executemany call of the bulk path
 
 
 class _NotApplied(Exception):
@@ -279,11 +280,16 @@ class PostgresStore(Store):
                 sent = []
                 with conn.pipeline():  # nested in a batch's: leaving it syncs
                     for query, rows, checked in statements:
-                        if rows:
+                        # psycopg prepares each row in Python: in parts, with a
+                        # chance to pause between them.
+                        for start in range(0, len(rows), _PIPELINE_PART):
+                            part = rows[start : start + _PIPELINE_PART]
                             cursor = conn.cursor()
-                            cursor.executemany(query, rows)
+                            cursor.executemany(query, part)
                             if checked:
-                                sent.append((cursor, len(rows)))
+                                sent.append((cursor, len(part)))
+                            if pace is not None:
+                                pace()
                 if any(cursor.rowcount != count for cursor, count in sent):
                     raise _NotApplied
         except StoreUnavailable:
