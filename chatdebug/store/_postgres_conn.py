@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from ._errors import StoreConfigError, StoreError, StoreUnavailable
 from ._fork import abandon, register_fork_safe
+from ._postgres_batch import Batch
 from ._url import parse_database_url, scrub
 
 __all__ = ["Connection", "PostgresConnections"]
@@ -46,45 +47,6 @@ BATCH_CONNECTION_WAIT: Final = 2.0
 _SAVEPOINT: Final = b"SAVEPOINT chatdebug_op"
 _RELEASE: Final = b"RELEASE SAVEPOINT chatdebug_op"
 _ROLLBACK_TO: Final = b"ROLLBACK TO SAVEPOINT chatdebug_op"
-
-
-class _Batch:
-    """The state of one thread's open batch.
-
-    Its connection is in pipeline mode: commands are sent without waiting for their
-    results, which arrive when a statement's rows are fetched. Every operation
-    therefore costs one round trip, its savepoint included. ``failed`` is the error
-    that made the batch unusable (its transaction is then rolled back at the end).
-    """
-
-    __slots__ = ("_pipeline_cm", "conn", "failed", "pid", "pipeline", "savepoint")
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.failed: StoreUnavailable | None = None
-        self.pid = os.getpid()
-        self.savepoint = False  # whether the savepoint of an operation is open
-        self._pipeline_cm: AbstractContextManager[psycopg.Pipeline] | None = None
-        self.pipeline: psycopg.Pipeline | None = None
-
-    def enter_pipeline(self) -> None:
-        self._pipeline_cm = self.conn.pipeline()
-        self.pipeline = self._pipeline_cm.__enter__()
-
-    def exit_pipeline(self, exc: BaseException | None = None) -> None:
-        """Leave pipeline mode, collecting every result (raising the first error,
-        unless ``exc`` is already on its way)."""
-        cm, self._pipeline_cm, self.pipeline = self._pipeline_cm, None, None
-        if cm is not None:
-            if exc is None:
-                cm.__exit__(None, None, None)
-            else:
-                cm.__exit__(type(exc), exc, exc.__traceback__)
-
-    def sync(self) -> None:
-        """Wait for every command sent so far; raises the first error among them."""
-        if self.pipeline is not None:
-            self.pipeline.sync()
 
 
 def _configure(conn: Connection) -> None:
@@ -269,8 +231,8 @@ class PostgresConnections:
     def _scrub(self, text: str) -> str:
         return scrub(text, self._password)
 
-    def _current_batch(self) -> _Batch | None:
-        batch: _Batch | None = getattr(self._local, "batch", None)
+    def _current_batch(self) -> Batch | None:
+        batch: Batch | None = getattr(self._local, "batch", None)
         return batch
 
     @contextmanager
@@ -310,7 +272,7 @@ class PostgresConnections:
         raise self._translate(exc) from exc
 
     @contextmanager
-    def _in_batch(self, batch: _Batch, pipeline: bool) -> Iterator[Connection]:
+    def _in_batch(self, batch: Batch, pipeline: bool) -> Iterator[Connection]:
         """One operation inside ``batch``, in a savepoint that is rolled back to when
         it raises. A :class:`StoreUnavailable`, or an error that leaves the batch's
         transaction unusable, makes the batch fail: its remaining operations and its
@@ -345,7 +307,7 @@ class PostgresConnections:
             self._note_failure(batch, exc)
             raise
 
-    def _note_failure(self, batch: _Batch, error: BaseException) -> None:
+    def _note_failure(self, batch: Batch, error: BaseException) -> None:
         if batch.conn.broken:
             self._note_lost(f"lost the connection: {error}")
         if batch.failed is not None:
@@ -357,7 +319,7 @@ class PostgresConnections:
                 f"chatdebug: lost the connection to PostgreSQL at {self.location}: {error}"
             )
 
-    def _undo(self, batch: _Batch) -> None:
+    def _undo(self, batch: Batch) -> None:
         """Roll the batch back to the start of the failed operation. Commands after an
         error were skipped by the server: wait for them first."""
         conn = batch.conn
@@ -396,7 +358,7 @@ class PostgresConnections:
             conn = pool.getconn(timeout=min(self._timeout, BATCH_CONNECTION_WAIT))
         except _POOL_ERRORS as exc:
             self._raise_pool_error(exc)
-        batch = _Batch(conn)
+        batch = Batch(conn)
         try:
             transaction = conn.transaction()
             try:
