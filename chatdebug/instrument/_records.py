@@ -16,6 +16,7 @@ payloads too, for :class:`~chatdebug.exporter.StoreSpanExporter` and friends.
 from __future__ import annotations
 
 import json
+import os
 import random
 import uuid
 from dataclasses import dataclass
@@ -64,14 +65,22 @@ class RecordSink(Protocol):
         ...
 
 
+# A generator of our own, seeded from os.urandom: the module-level one is the
+# application's, and code that calls ``random.seed(...)`` (test frameworks such as
+# Hypothesis do, per example) would otherwise make every run id repeat.
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
+
+
 def new_id() -> uuid.UUID:
     """A random (version 4) UUID for a run or step.
 
-    Drawn from the process's PRNG (reseeded in forked children) rather than
-    ``os.urandom``: a system call per step that also hands the GIL to other threads in
-    the middle of the caller's request. Ids must be unique, not secret.
+    Drawn from a private PRNG seeded from ``os.urandom`` (and reseeded in forked
+    children) rather than ``os.urandom`` per id: a system call per step that also hands
+    the GIL to other threads in the middle of the caller's request. Ids must be unique,
+    not secret.
     """
-    return uuid.UUID(int=random.getrandbits(128), version=4)
+    return uuid.UUID(int=_ids.getrandbits(128), version=4)
 
 
 def dumps(value: Any) -> str:
