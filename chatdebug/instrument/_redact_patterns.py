@@ -122,6 +122,20 @@ QUERY_PARAM_EXACT = frozenset(
 
 _KEY_CHARS = r"A-Za-z0-9_\-"
 
+
+def _starts_after(chars: str) -> str:
+    """A start boundary: not right after one of ``chars``, unless they end a JSON escape.
+
+    Raw bodies (SSE events, text/plain uploads) hold JSON text, where a tab before a key
+    is the two characters ``\\t`` and a non-ASCII letter is ``\\u00e5``: the letter or hex
+    digit that ends the escape must not hide the key behind it. Each alternative is a
+    fixed-width lookbehind, so the patterns stay linear-time.
+    """
+    return rf"(?:(?<![{chars}])|(?<=\\[bfnrt])|(?<=\\u[0-9A-Fa-f]{{4}}))"
+
+
+_KEY_START = _starts_after(_KEY_CHARS)
+
 DEFAULT_PATTERNS: tuple[re.Pattern[str], ...] = (
     # PEM private keys, the whole block. The body may contain anything but the
     # five-dash run that starts the next marker, so a BEGIN without a matching END
@@ -136,22 +150,22 @@ DEFAULT_PATTERNS: tuple[re.Pattern[str], ...] = (
     # short tail or a digit-free one of under 32 characters is ordinary hyphenated
     # text ("sk-learn"), not a key.
     re.compile(
-        rf"(?<![{_KEY_CHARS}])sk-(?:(?=[{_KEY_CHARS}]*[0-9])[{_KEY_CHARS}]{{20,}}+"
+        rf"{_KEY_START}sk-(?:(?=[{_KEY_CHARS}]*[0-9])[{_KEY_CHARS}]{{20,}}+"
         rf"|[{_KEY_CHARS}]{{32,}}+)"
     ),
     # Google API keys.
-    re.compile(rf"(?<![{_KEY_CHARS}])AIza[{_KEY_CHARS}]{{35}}"),
+    re.compile(rf"{_KEY_START}AIza[{_KEY_CHARS}]{{35}}"),
     # AWS access key ids (long-term AKIA, temporary ASIA).
-    re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
+    re.compile(_starts_after("A-Za-z0-9") + r"(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
     # JWTs: base64url header starting with '{"', payload, optional signature.
     re.compile(
-        rf"(?<![{_KEY_CHARS}])eyJ[{_KEY_CHARS}]{{5,}}+\.[{_KEY_CHARS}]{{5,}}+"
+        rf"{_KEY_START}eyJ[{_KEY_CHARS}]{{5,}}+\.[{_KEY_CHARS}]{{5,}}+"
         rf"\.[{_KEY_CHARS}]*+"
     ),
     # "Bearer <token>": only the token is replaced so the scheme stays readable. Prose
     # such as "Bearer authentication" is left alone by requiring a digit or length.
     re.compile(
-        r"(?<![A-Za-z0-9_\-])bearer\s++(?P<secret>"
+        _KEY_START + r"bearer\s++(?P<secret>"
         r"(?:(?=[A-Za-z0-9._~+/\-]*[0-9])[A-Za-z0-9._~+/\-]{12,}+"
         r"|[A-Za-z0-9._~+/\-]{24,}+)=*+)",
         re.IGNORECASE | re.ASCII,
@@ -203,39 +217,48 @@ def compile_extra_patterns(
     return tuple(compiled)
 
 
-def _secret_group_replacer(replacement: str) -> Callable[[re.Match[str]], str]:
-    def replace(match: re.Match[str]) -> str:
-        start, end = match.span("secret")
-        if start < 0:
-            return replacement
-        offset = match.start()
-        whole = match.group(0)
-        return whole[: start - offset] + replacement + whole[end - offset :]
-
-    return replace
-
-
 def redact_values(
     text: str, patterns: Sequence[re.Pattern[str]], replacement: str = REDACTED
 ) -> str:
     """Replace every match of ``patterns`` in ``text`` with ``replacement``.
 
-    A pattern with a named group ``secret`` has only that group replaced. The very
+    A pattern with a named group ``secret`` has only that group replaced. Every pattern
+    is matched against the original text, matches may overlap and overlapping ones are
+    merged, so one match consuming the context of another (a ``Bearer`` token swallowing the prefix
+    that a user pattern anchors on) never leaves the other's secret behind. The very
     same ``text`` object is returned when nothing matched.
     """
-    result = text
     defaults_possible = _defaults_possible(text)
+    spans: list[tuple[int, int]] = []
     for pattern in patterns:
         if not defaults_possible and pattern in _DEFAULT_SET:
             continue
-        if "secret" in pattern.groupindex:
-            new, count = pattern.subn(_secret_group_replacer(replacement), result)
-        else:
-            # A constant template without backslashes is taken literally by re.sub.
-            new, count = pattern.subn(replacement.replace("\\", "\\\\"), result)
-        if count:
-            result = new
-    return result
+        secret_group = "secret" in pattern.groupindex
+        # Searching again from just after each match's start (not its end) also finds a
+        # match that begins inside the previous one ("bearer a1b2…//BEARER c3d4…": the
+        # first token swallows the second's scheme). Every pattern starts at a literal or
+        # behind a lookbehind, so each restart fails at once and the scan stays linear.
+        match = pattern.search(text)
+        while match is not None:
+            if secret_group and match.start("secret") >= 0:
+                spans.append(match.span("secret"))
+            else:
+                spans.append(match.span())
+            match = pattern.search(text, match.start() + 1)
+    if not spans:
+        return text
+    spans.sort()
+    out: list[str] = []
+    position = 0
+    merged_start, merged_end = spans[0]
+    for start, end in spans[1:]:
+        if start < merged_end:  # overlapping: one redaction covers both
+            merged_end = max(merged_end, end)
+            continue
+        out += (text[position:merged_start], replacement)
+        position, (merged_start, merged_end) = merged_end, (start, end)
+    out += (text[position:merged_start], replacement, text[merged_end:])
+    return "".join(out)
 
 
 # -- JSON codec ------------------------------------------------------------------------

@@ -101,7 +101,9 @@ def read_request(request: Any, redactor: Redactor, max_body_bytes: int) -> Reque
     return RequestView(
         method=method,
         url=redactor.redact_url(str(url)),
-        path=path,
+        # The route decides the format above; what is stored gets the value patterns, as
+        # the URL does (a key or an account id in a path segment is still a secret).
+        path=redactor.redact_text(path),
         host=host,
         headers=redactor.redact_headers(pairs),
         body_record=body_record,

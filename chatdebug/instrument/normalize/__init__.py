@@ -81,7 +81,11 @@ def _split_host(host: str, port: int | None) -> tuple[str, int | None]:
 
 def _format(method: str, path: str) -> tuple[Codec, str]:
     """The codec for a path and the provider owning its format (for unknown hosts)."""
-    path = path.split("?", 1)[0].split("#", 1)[0].rstrip("/").lower()
+    # Formats are matched on the lower-cased route; a generic payload keeps the route as
+    # sent, so the value patterns that redact it (case-sensitive key prefixes) still see
+    # a key that sits in a path segment.
+    route = path.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+    path = route.lower()
     post = method.upper() == "POST"
     if post and path.endswith("/chat/completions"):
         return _CHAT, "openai"
@@ -95,10 +99,10 @@ def _format(method: str, path: str) -> tuple[Codec, str]:
     ):
         return _ANTHROPIC, "anthropic"
     if path.endswith("/embeddings"):
-        return GenericCodec(method, path, "embeddings"), "unknown"
+        return GenericCodec(method, route, "embeddings"), "unknown"
     if post and path.endswith("/completions"):
-        return GenericCodec(method, path, "text_completion"), "unknown"
-    return GenericCodec(method, path), "unknown"
+        return GenericCodec(method, route, "text_completion"), "unknown"
+    return GenericCodec(method, route), "unknown"
 
 
 def _provider(host: str, port: int | None, codec: Codec, fallback: str) -> str:
