@@ -8,6 +8,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from ..server._shapes import rfc3339, run_document, run_summary_document, step_document
 from ..store import Run, Step
 
 __all__ = ["render_run", "render_runs", "run_json", "run_summary_json", "step_json"]
@@ -16,74 +17,38 @@ _PREVIEW = 160
 
 
 def _ts(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
-def _put(target: dict[str, Any], key: str, value: Any) -> None:
-    if value is not None:
-        target[key] = value
+    return rfc3339(value) if value is not None else None
 
 
 def run_summary_json(run: Run) -> dict[str, Any]:
-    """``ChatDebugRunSummary``: a list entry (null fields omitted)."""
-    out: dict[str, Any] = {
-        "id": str(run.id),
-        "chat_id": run.chat_id,
-        "kind": run.kind,
-        "status": run.status,
-    }
-    _put(out, "provider", run.provider)
-    _put(out, "model", run.model)
-    out["summary"] = run.summary or {}
-    out["started_at"] = _ts(run.started_at)
-    out["updated_at"] = _ts(run.updated_at)
-    _put(out, "finished_at", _ts(run.finished_at))
-    return out
+    """``ChatDebugRunSummary``: a list entry, as the read API serves it."""
+    return run_summary_document(run)
 
 
 def step_json(step: Step) -> dict[str, Any]:
-    """``ChatDebugStep`` (bodies inside attempts stay base64, as stored)."""
-    out: dict[str, Any] = {
-        "id": str(step.id),
-        "run_id": str(step.run_id),
-        "chat_id": step.chat_id,
-        "step_number": step.step_number,
-        "operation": step.operation,
-        "status": step.status,
-    }
-    _put(out, "history_tip_message_id", step.history_tip_message_id)
-    _put(out, "assistant_message_id", step.assistant_message_id)
-    out["normalized_request"] = step.normalized_request or {}
-    _put(out, "normalized_response", step.normalized_response)
-    _put(out, "usage", step.usage)
-    out["attempts"] = step.attempts or []
-    _put(out, "error", step.error)
-    out["metadata"] = step.metadata or {}
-    out["started_at"] = _ts(step.started_at)
-    out["updated_at"] = _ts(step.updated_at)
-    _put(out, "finished_at", _ts(step.finished_at))
-    _put(out, "trace_id", step.trace_id)
-    _put(out, "span_id", step.span_id)
+    """``ChatDebugStep`` as the read API serves it, plus the ids of its span."""
+    out = step_document(step)
+    _with_span(out, step.trace_id, step.span_id)
     return out
 
 
 def run_json(run: Run, steps: list[Step]) -> dict[str, Any]:
-    """``ChatDebugRun`` with its ordered ``steps``."""
-    out: dict[str, Any] = {"id": str(run.id), "chat_id": run.chat_id}
-    for key in (
-        "user_id",
-        "root_chat_id",
-        "parent_chat_id",
-        "model_config_id",
-        "trigger_message_id",
-        "history_tip_message_id",
-    ):
-        _put(out, key, getattr(run, key))
-    out.update(run_summary_json(run))  # the list fields, in the same order
-    _put(out, "trace_id", run.trace_id)
-    _put(out, "span_id", run.span_id)
+    """``ChatDebugRun`` with its ordered ``steps`` as the read API serves it, plus the
+    run's ``user_id`` and the ids of its span (a terminal user has no other way to
+    see them)."""
+    out = run_document(run, [])
+    if run.user_id is not None:
+        out["user_id"] = run.user_id
+    _with_span(out, run.trace_id, run.span_id)
     out["steps"] = [step_json(s) for s in steps]
     return out
+
+
+def _with_span(out: dict[str, Any], trace_id: str | None, span_id: str | None) -> None:
+    if trace_id is not None:
+        out["trace_id"] = trace_id
+    if span_id is not None:
+        out["span_id"] = span_id
 
 
 # -- text ------------------------------------------------------------------------------
