@@ -18,17 +18,13 @@ Guarantees:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Final, TypeAlias, overload
-from urllib.parse import quote_plus, unquote_plus, urlsplit
+from typing import Final, TypeAlias, overload
 
-import orjson
-
+from chatdebug.instrument._redact_json import JSONRedaction
 from chatdebug.instrument._redact_patterns import (
     DEFAULT_PATTERNS,
-    DEFAULT_VALUE_TRIGGERS,
     EXTRA_VALUES_DIAGNOSTIC,
     JSON_KEY_EXACT,
     JSON_KEY_FRAGMENTS,
@@ -39,15 +35,11 @@ from chatdebug.instrument._redact_patterns import (
     SAFE_RATE_LIMIT_HEADERS,
     SENSITIVE_HEADER_FRAGMENTS,
     SENSITIVE_HEADER_NAMES,
-    JSONNumber,
-    UnusableJSON,
     compile_extra_patterns,
-    dumps_json,
-    dumps_json_bytes,
-    parse_json,
     redact_values,
-    skip_json_whitespace,
 )
+from chatdebug.instrument._redact_prefilter import Prefilter
+from chatdebug.instrument._redact_url import REDACTED_URL, redact_url
 
 __all__ = [
     "DEFAULT_REDACTOR",
@@ -60,19 +52,12 @@ __all__ = [
     "Redactor",
 ]
 
-REDACTED_URL: Final = "[REDACTED_URL]"
 
 HeadersInput: TypeAlias = (
     Mapping[str, str] | Mapping[bytes, bytes] | Iterable[tuple[str | bytes, str | bytes]]
 )
 
-_ENCODED_REDACTED = "%5BREDACTED%5D"
-# Real payloads nest a few dozen levels at most; past this a subtree is replaced instead
-# of walked, which keeps well clear of the interpreter's recursion limit.
-_MAX_DEPTH = 256
 _URL_IN_TEXT = re.compile(r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]*+://[^\s\"'<>]++")
-_PARAM_SEPARATORS = re.compile(r"([&;])")
-_URL_IGNORED_PREFIX = "".join(chr(c) for c in range(0x21))
 _NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
 _JSON_TYPES = frozenset({"application/json", "text/json"})
 
@@ -109,7 +94,7 @@ _HEADER_CACHE_SIZE = 4096
 _HEADER_CACHE_VALUE = 512  # longer values (cookies, tokens) are not worth keeping
 
 
-class Redactor:
+class Redactor(JSONRedaction):
     """Redacts secrets from headers, URLs, bodies, text and normalized payloads.
 
     **Parameters:**
@@ -136,7 +121,7 @@ class Redactor:
     _extra_header_names: frozenset[str]
     _extra_keys: frozenset[str]
     _patterns: tuple[re.Pattern[str], ...]
-    _prefilter: _Prefilter | None
+    _prefilter: Prefilter | None
     # Lower-cased header name → whether it is sensitive, and (name, value) pairs known to
     # hold no secret. The same headers come back on every call (user agent, SDK headers,
     # content type), so each is checked once. Values that held a secret are never kept.
@@ -162,7 +147,7 @@ class Redactor:
         object.__setattr__(
             self,
             "_prefilter",
-            _Prefilter(self._extra_keys) if len(patterns) == len(DEFAULT_PATTERNS) else None,
+            Prefilter(self._extra_keys) if len(patterns) == len(DEFAULT_PATTERNS) else None,
         )
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -262,48 +247,7 @@ class Redactor:
         value patterns apply to the whole URL. Parts that need no change keep their exact
         spelling; a URL that does not parse becomes ``[REDACTED_URL]``.
         """
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018 - raises ValueError for a malformed port
-        except ValueError:
-            return REDACTED_URL
-        # urlsplit ignores leading controls/spaces and drops tabs and newlines anywhere;
-        # follow it so the raw offsets below line up with what it parsed.
-        text = url.lstrip(_URL_IGNORED_PREFIX).replace("\t", "").replace("\r", "")
-        text = text.replace("\n", "")
-        if "@" in parts.netloc:
-            start = len(parts.scheme) + 1 if parts.scheme else 0
-            end = start + 2 + len(parts.netloc)
-            if text[start:end].lower() != "//" + parts.netloc.lower():
-                return REDACTED_URL
-            text = text[: start + 2] + parts.netloc.rpartition("@")[2] + text[end:]
-        base, hash_mark, fragment = text.partition("#")
-        head, question_mark, query = base.partition("?")
-        result = (
-            redact_values(head, self._patterns, _ENCODED_REDACTED)
-            + question_mark
-            + self._redact_params(query)
-            + hash_mark
-            + self._redact_params(fragment)
-        )
-        return url if result == url else result
-
-    def _redact_params(self, params: str) -> str:
-        if not params:
-            return params
-        # ';' is split on too: some servers accept it as a separator, so a credential
-        # hidden behind one must not survive.
-        pieces = _PARAM_SEPARATORS.split(params)
-        for index in range(0, len(pieces), 2):
-            raw_name, equals, raw_value = pieces[index].partition("=")
-            if equals and self.is_sensitive_param(unquote_plus(raw_name)):
-                pieces[index] = raw_name + "=" + _ENCODED_REDACTED
-                continue
-            name, value = unquote_plus(raw_name), unquote_plus(raw_value)
-            new_name, new_value = self.redact_text(name), self.redact_text(value)
-            if new_name is not name or new_value is not value:
-                pieces[index] = quote_plus(new_name) + equals + quote_plus(new_value)
-        return "".join(pieces)
+        return redact_url(url, self._patterns, self.is_sensitive_param)
 
     def sanitize_error_text(self, text: str) -> str:
         """Redact URLs embedded in an error message, then apply the value patterns."""
@@ -312,60 +256,6 @@ class Redactor:
         return text if result == text else result
 
     # -- bodies ----------------------------------------------------------------------
-
-    def redact_json(self, body: bytes, *, values: bool = True) -> bytes:
-        """Redact a JSON document by key, failing closed on anything else.
-
-        Sensitive keys have their whole value replaced with ``"[REDACTED]"``. With
-        ``values`` (the default) every string is also checked against the value patterns
-        and strings holding a JSON object or array (tool-call arguments) are redacted
-        as JSON too; ``values=False`` applies the reference's key rules only. Empty input
-        and input needing no change are returned as is. Input that is not one JSON value
-        becomes :data:`NOT_JSON_DIAGNOSTIC` or :data:`EXTRA_VALUES_DIAGNOSTIC` (invalid
-        UTF-8 counts as not JSON); nesting too deep to parse gives
-        :data:`NESTING_DIAGNOSTIC`.
-        """
-        if not body:
-            return body
-        try:
-            text = bytes(body).decode("utf-8")
-        except UnicodeDecodeError:
-            return NOT_JSON_DIAGNOSTIC
-        if self._clean(text):
-            try:
-                orjson.loads(text)  # one valid JSON value: nothing to change
-                return body
-            except orjson.JSONDecodeError:
-                pass  # e.g. NaN or a huge integer: the exact parser below decides
-        try:
-            document = parse_json(text)
-            if self._clean(text):
-                return body
-            redacted, changed = self._walk(document, 0, values)
-        except UnusableJSON as exc:
-            return exc.diagnostic
-        except RecursionError:
-            return NESTING_DIAGNOSTIC
-        return dumps_json_bytes(redacted) if changed else body
-
-    def redact_ndjson(self, body: bytes, *, values: bool = True) -> bytes:
-        """Redact newline-delimited JSON line by line (see :meth:`redact_json`).
-
-        A malformed line becomes the diagnostic object without affecting other lines;
-        blank lines and a final line without a newline are kept.
-        """
-        if not body:
-            return body
-        lines = bytes(body).split(b"\n")
-        changed = False
-        for index, line in enumerate(lines):
-            trimmed = line.strip()
-            if trimmed:
-                redacted = self.redact_json(trimmed, values=values)
-                if redacted is not trimmed:
-                    lines[index] = redacted
-                    changed = True
-        return b"\n".join(lines) if changed else body
 
     def redact_body(self, body: bytes, content_type: str | None) -> bytes:
         """Redact a captured body according to its ``Content-Type``.
@@ -395,143 +285,6 @@ class Redactor:
     def redact_text(self, text: str) -> str:
         """Apply the value patterns; returns ``text`` itself if none match."""
         return redact_values(text, self._patterns)
-
-    # -- normalized payloads ---------------------------------------------------------
-
-    def redact_payload(self, value: Any) -> Any:
-        """Return a redacted copy of a normalized payload (dicts, lists, strings).
-
-        Sensitive keys (JSON-key rules) get ``"[REDACTED]"``; every string passes the
-        value patterns; strings holding a JSON object or array are redacted as JSON and
-        re-serialized compactly if anything changed. Unchanged parts are shared with the
-        input, which is never modified.
-        """
-        try:
-            try:
-                # orjson (C) first; the prefilter only looks for substrings, which do not
-                # depend on separators or on how control characters are escaped.
-                text = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-            except TypeError:  # huge integers, lone surrogates, very deep nesting
-                text = json.dumps(value, ensure_ascii=False, default=str)
-            if self._clean(text):
-                return value
-        except (TypeError, ValueError, RecursionError):
-            pass  # not plainly serialisable: the walk below decides
-        try:
-            return self._walk(value, 0, True)[0]
-        except RecursionError:
-            return REDACTED
-
-    def _clean(self, text: str) -> bool:
-        """Whether ``text`` (JSON) certainly needs no redaction, so the slow walk over
-        every node can be skipped. True only when none of the sensitive key names, key
-        fragments, value-pattern prefixes or escape sequences occurs anywhere in it and
-        it is too shallow to reach the depth limit."""
-        if self._prefilter is None:
-            return False
-        if text.count("{") + text.count("[") > _MAX_DEPTH:
-            return False
-        return not self._prefilter.search(text.lower())
-
-    def _walk(self, value: Any, depth: int, deep: bool) -> tuple[Any, bool]:
-        if depth > _MAX_DEPTH:
-            return REDACTED, True
-        if isinstance(value, dict):
-            items: dict[Any, Any] = {}
-            changed = False
-            for key, child in value.items():
-                new_key = self.redact_text(key) if deep and isinstance(key, str) else key
-                changed = changed or new_key is not key
-                if isinstance(key, str) and self.is_sensitive_key(key):
-                    changed = changed or not (isinstance(child, str) and child == REDACTED)
-                    items[new_key] = REDACTED
-                    continue
-                new_child, child_changed = self._walk(child, depth + 1, deep)
-                items[new_key] = new_child
-                changed = changed or child_changed
-            return (items, True) if changed else (value, False)
-        if isinstance(value, list | tuple):
-            walked = [self._walk(child, depth + 1, deep) for child in value]
-            if not any(child_changed for _, child_changed in walked):
-                return value, False
-            new_items = [child for child, _ in walked]
-            return (tuple(new_items) if isinstance(value, tuple) else new_items), True
-        if not deep or isinstance(value, JSONNumber):
-            return value, False
-        if isinstance(value, str):
-            new_text = self._redact_string(value, depth)
-            return new_text, new_text is not value
-        if isinstance(value, bytes):
-            new_bytes = self.redact_bytes(value)
-            return new_bytes, new_bytes is not value
-        return value, False
-
-    def _redact_string(self, text: str, depth: int) -> str:
-        start = skip_json_whitespace(text, 0)
-        if text[start : start + 1] in ("{", "["):
-            try:
-                parsed = parse_json(text)
-            except UnusableJSON as exc:
-                if exc.diagnostic is NESTING_DIAGNOSTIC:
-                    return REDACTED
-            else:
-                new_value, changed = self._walk(parsed, depth + 1, True)
-                return dumps_json(new_value) if changed else text
-        return self.redact_text(text)
-
-
-class _Prefilter:
-    """Finds, in lower-cased JSON text, everything the walk could change: a sensitive key
-    (exact, as a whole word, or by fragment), a prefix of a default value pattern, or a
-    ``\\u`` escape that could spell either. Plain substring searches: a regex
-    alternation with look-arounds costs a hundred times more on a typical body. Only
-    valid without extra value patterns, whose matches cannot be predicted."""
-
-    __slots__ = ("_anywhere", "_groups")
-
-    def __init__(self, extra_keys: frozenset[str]) -> None:
-        # Every default key name ends in "token" or "key". A key is matched exactly, so in
-        # JSON text it is followed by a quote (escaped inside a JSON string): searching
-        # for the ending plus quote rules out a whole group, also in LLM bodies full of
-        # "max_tokens" and "prompt_tokens".
-        groups: dict[str, list[str]] = {}
-        for word in sorted(JSON_KEY_EXACT | extra_keys):
-            ending = next((e for e in ("token", "key") if word.endswith(e)), word)
-            groups.setdefault(ending, []).append(word)
-        self._groups = tuple(
-            ((ending + '"', ending + '\\"'), tuple(words)) for ending, words in groups.items()
-        )
-        # "\\u": an escape that could spell a key; "\\\\": JSON nested twice in a string,
-        # whose keys the quote test above would not see.
-        self._anywhere = (*JSON_KEY_FRAGMENTS, *DEFAULT_VALUE_TRIGGERS, "\\u", "\\\\")
-
-    def search(self, lowered: str) -> bool:
-        for fragment in self._anywhere:
-            if fragment in lowered:
-                return True
-        for (quoted, escaped), words in self._groups:
-            if (quoted in lowered or escaped in lowered) and any(
-                _whole_word(lowered, word) for word in words
-            ):
-                return True
-        return False
-
-
-def _whole_word(lowered: str, word: str) -> bool:
-    """Whether ``word`` occurs in ``lowered`` not inside a longer identifier."""
-    start = lowered.find(word)
-    while start != -1:
-        end = start + len(word)
-        if (start == 0 or not _is_word_char(lowered[start - 1])) and (
-            end == len(lowered) or not _is_word_char(lowered[end])
-        ):
-            return True
-        start = lowered.find(word, start + 1)
-    return False
-
-
-def _is_word_char(char: str) -> bool:
-    return char.isalnum() or char == "_"
 
 
 DEFAULT_REDACTOR: Final = Redactor()
