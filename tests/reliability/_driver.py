@@ -200,6 +200,18 @@ def stored_rows(url: str, prefix: str) -> tuple[dict[str, str], dict[str, dict[i
         conn.close()
 
 
+def status_counts(url: str, prefix: str) -> dict[str, dict[str, int]]:
+    """How many runs and steps of the chats ``prefix-*`` are in each status."""
+    runs, steps = stored_rows(url, prefix)
+    counts: dict[str, dict[str, int]] = {"runs": {}, "steps": {}}
+    for status in runs.values():
+        counts["runs"][status] = counts["runs"].get(status, 0) + 1
+    for numbers in steps.values():
+        for status in numbers.values():
+            counts["steps"][status] = counts["steps"].get(status, 0) + 1
+    return counts
+
+
 def completed_counts(url: str, prefix: str) -> tuple[int, int]:
     """Completed runs and completed steps of the chats ``prefix-*``."""
     pattern = prefix + "-%"

@@ -9,7 +9,15 @@ import pytest
 
 from tests.fakes.tcp_proxy import TCPProxy
 
-from ._driver import RunsOutcome, assert_all_written, completed_counts, figure, since, wait_until
+from ._driver import (
+    RunsOutcome,
+    assert_all_written,
+    completed_counts,
+    figure,
+    since,
+    status_counts,
+    wait_until,
+)
 from .conftest import StartApp
 
 OUTAGE_SECONDS = 30.0
@@ -63,7 +71,10 @@ def test_postgres_cut_for_30_seconds_loses_nothing(
     assert outcome.errors == []
     assert len(outcome.run_ids) == RUNS and outcome.calls == RUNS * STEPS
     assert runs_before < RUNS  # the outage really held writes back
-    assert written_at is not None, "not everything was written within 60 s of recovery"
+    assert written_at is not None, (
+        "not everything was written within 60 s of recovery",
+        status_counts(pg_url, "outage"),
+    )
     assert_all_written(outcome, STEPS, pg_url, "outage")
     flushed = app.request("flushed", cmd="flush", timeout=10)
     report = app.request("metrics", cmd="metrics")

@@ -7,7 +7,15 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from ._driver import RunsOutcome, assert_all_written, completed_counts, figure, since, wait_until
+from ._driver import (
+    RunsOutcome,
+    assert_all_written,
+    completed_counts,
+    figure,
+    since,
+    status_counts,
+    wait_until,
+)
 from ._pgcluster import PrivateCluster
 from .conftest import StartApp
 
@@ -58,7 +66,11 @@ def test_postgres_restart_mid_run_loses_nothing(
 
     assert outcome.errors == []
     assert len(outcome.run_ids) == RUNS and outcome.calls == RUNS * STEPS
-    assert written_at is not None, "not everything was written within 60 s of the restart"
+    assert written_at is not None, (
+        "not everything was written within 60 s of the restart",
+        status_counts(cluster.url, "restart"),
+        app.log()[-1500:],
+    )
     assert_all_written(outcome, STEPS, cluster.url, "restart")
     flushed = app.request("flushed", cmd="flush", timeout=10)
     report = app.request("metrics", cmd="metrics")
