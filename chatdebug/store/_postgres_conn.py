@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any, Final, NoReturn
+from typing import Any, Final
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -20,26 +19,15 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from ._errors import StoreConfigError, StoreError, StoreUnavailable
 from ._fork import abandon, register_fork_safe
 from ._postgres_batch import Batch
+from ._postgres_outage import OutageHandling, first_line, probe
 from ._url import parse_database_url, scrub
 
 __all__ = ["Connection", "PostgresConnections"]
 
 Connection = psycopg.Connection[TupleRow]
 
-# SQLSTATE classes meaning "the server or the connection is not usable right now" (or a
-# transaction lost a race), worth retrying: connection exception, transaction rollback,
-# insufficient resources, operator intervention (shutdown, cancel).
-_UNAVAILABLE_CLASSES: Final = frozenset({"08", "40", "53", "57"})
-
 _POOL_ERRORS: Final = (PoolClosed, PoolTimeout, psycopg.Error)
 
-# SQLSTATE classes meaning the server went away (connection exception, operator
-# intervention such as a shutdown): the pool's connections are suspect from then on.
-_LOST_CLASSES: Final = frozenset({"08", "57"})
-PROBE_INTERVAL_SECONDS: Final = 0.5
-"""While the server is unreachable, how often an operation may try a connection of its
-own; the others in between fail at once."""
-PROBE_CONNECT_TIMEOUT: Final = 2  # seconds, libpq's minimum
 BATCH_CONNECTION_WAIT: Final = 2.0
 """Longest wait of a batch for a pooled connection."""
 
@@ -54,29 +42,14 @@ def _configure(conn: Connection) -> None:
     conn.adapters.register_loader("jsonb", TextLoader)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0].strip() if text else type(exc).__name__
-
-
 def _parse_conninfo(target: str) -> tuple[str | None, dict[str, Any]]:
     try:
         return None, conninfo_to_dict(target)
     except psycopg.Error as exc:
-        return _first_line(exc), {}
+        return first_line(exc), {}
 
 
-def _probe(target: str, kwargs: dict[str, Any]) -> str | None:
-    """Why no connection can be made, or ``None``. One direct connection fails fast and
-    says why, where a pool would only time out."""
-    try:
-        psycopg.connect(target, **kwargs).close()
-    except psycopg.Error as exc:
-        return _first_line(exc)
-    return None
-
-
-class PostgresConnections:
+class PostgresConnections(OutageHandling):
     """A pool of autocommit connections to one database.
 
     Each connection is checked before it is lent, so connections a restarted server
@@ -110,7 +83,7 @@ class PostgresConnections:
             kwargs["connect_timeout"] = max(2, round(connect_timeout))  # libpq's minimum
         if "application_name" not in given:
             kwargs["application_name"] = "chatdebug"
-        problem = _probe(parsed.target, kwargs)
+        problem = probe(parsed.target, kwargs)
         if problem is not None:
             raise StoreUnavailable(
                 f"chatdebug: cannot connect to PostgreSQL at {self.location}: "
@@ -165,55 +138,6 @@ class PostgresConnections:
             abandon(self._pool)
             self._pool = None
 
-    def _note_lost(self, reason: str) -> None:
-        """The server was found unreachable: recover through :meth:`_recover`."""
-        self._lost = reason
-
-    def _recover(self) -> None:
-        """Before using the pool after an outage was seen: try one connection of our own
-        (at most every :data:`PROBE_INTERVAL_SECONDS`, other callers failing at once
-        meanwhile); once it works, start over with a new pool.
-
-        The pool's own reconnection backs off exponentially (to minutes) and a borrower
-        waits for its whole ``timeout``; this way writes resume within about a second
-        of the server coming back, and nobody waits on a pool that cannot connect."""
-        reason = self._lost
-        if reason is None:
-            return
-        problem: str | None = reason
-        if self._probe_lock.acquire(blocking=False):
-            try:
-                if self._lost is None:
-                    return  # another thread recovered meanwhile
-                now = time.monotonic()
-                if now - self._last_probe >= PROBE_INTERVAL_SECONDS:
-                    self._last_probe = now
-                    kwargs = {**self._kwargs, "connect_timeout": PROBE_CONNECT_TIMEOUT}
-                    problem = _probe(self._target, kwargs)
-                    if problem is None:
-                        self._replace_pool()
-                        self._lost = None
-                        return
-                    problem = self._scrub(problem)
-                    self._lost = problem
-            finally:
-                self._probe_lock.release()
-        raise StoreUnavailable(
-            f"chatdebug: PostgreSQL at {self.location} is unavailable: {problem}"
-        )
-
-    def _replace_pool(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            old, self._pool = self._pool, self._new_pool()
-            self._pool.open(wait=False)
-        if old is not None:
-            # Its workers may be sleeping in a reconnect backoff: close it aside.
-            threading.Thread(
-                target=old.close, kwargs={"timeout": 1.0}, name="chatdebug-pool-close", daemon=True
-            ).start()
-
     def _current_pool(self) -> ConnectionPool[Connection]:
         self._recover()
         pool = self._pool
@@ -259,17 +183,6 @@ class PostgresConnections:
         """A transaction around several statements of one operation; inside a batch,
         the batch's transaction already is one."""
         return nullcontext() if self._current_batch() is not None else conn.transaction()
-
-    def _raise_pool_error(self, exc: PoolClosed | PoolTimeout | psycopg.Error) -> NoReturn:
-        """Raise the store error for a failure to get or use a pooled connection."""
-        if isinstance(exc, PoolClosed):
-            raise StoreError("chatdebug: the store is closed") from None
-        if isinstance(exc, PoolTimeout):
-            self._note_lost(f"no connection within {self._timeout:g}s")
-            raise StoreUnavailable(
-                f"chatdebug: no PostgreSQL connection to {self.location} within {self._timeout:g}s"
-            ) from exc
-        raise self._translate(exc) from exc
 
     @contextmanager
     def _in_batch(self, batch: Batch, pipeline: bool) -> Iterator[Connection]:
@@ -335,7 +248,7 @@ class PostgresConnections:
         except psycopg.Error as exc:
             batch.failed = StoreUnavailable(
                 f"chatdebug: could not undo an operation on PostgreSQL at {self.location}: "
-                f"{self._scrub(_first_line(exc))}"
+                f"{self._scrub(first_line(exc))}"
             )
             return
         if conn.info.transaction_status != TransactionStatus.INTRANS:
@@ -401,23 +314,6 @@ class PostgresConnections:
         finally:
             if os.getpid() == batch.pid:
                 pool.putconn(conn)  # a broken connection is discarded by the pool
-
-    def _translate(self, exc: psycopg.Error) -> StoreError:
-        message = self._scrub(_first_line(exc))
-        sqlstate = exc.sqlstate or ""
-        lost = isinstance(exc, psycopg.InterfaceError) or (
-            isinstance(exc, psycopg.OperationalError)
-            and (not sqlstate or sqlstate[:2] in _UNAVAILABLE_CLASSES)
-        )
-        if lost:
-            if isinstance(exc, psycopg.InterfaceError) or sqlstate[:2] in _LOST_CLASSES or (
-                not sqlstate
-            ):
-                self._note_lost(message)
-            return StoreUnavailable(
-                f"chatdebug: PostgreSQL at {self.location} is unavailable: {message}"
-            )
-        return StoreError(f"chatdebug: PostgreSQL error: {message}")
 
     def close(self) -> None:
         """Close the pool and its connections. Idempotent."""
