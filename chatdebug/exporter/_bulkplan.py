@@ -40,6 +40,7 @@ from ._events import (
 
 __all__ = ["BulkPlan", "merge_step", "plan_bulk"]
 
+
 @dataclass(slots=True)
 class BulkPlan:
     """``writes`` carry ``bulk_events``; ``finishes`` follow one by one."""
@@ -66,12 +67,16 @@ def merge_step(created: NewStep, update: StepUpdate) -> NewStep:
         id=created.id,
         history_tip_message_id=_keep(update.history_tip_message_id, created.history_tip_message_id),
         assistant_message_id=_keep(update.assistant_message_id, created.assistant_message_id),
-        normalized_request=_keep(update.normalized_request, created.normalized_request),
-        normalized_response=_keep(update.normalized_response, created.normalized_response),
-        usage=_keep(update.usage, created.usage),
-        attempts=_keep(update.attempts, created.attempts),
+        normalized_request=created.normalized_request
+        if update.normalized_request is None
+        else update.normalized_request,
+        normalized_response=created.normalized_response
+        if update.normalized_response is None
+        else update.normalized_response,
+        usage=created.usage if update.usage is None else update.usage,
+        attempts=created.attempts if update.attempts is None else update.attempts,
         error=None if error is CLEAR else error,
-        metadata=_keep(update.metadata, created.metadata),
+        metadata=created.metadata if update.metadata is None else update.metadata,
         started_at=created.started_at,
         finished_at=_keep(created.finished_at, update.finished_at),
         trace_id=created.trace_id,

@@ -24,7 +24,7 @@ from .._safety import log_internal_error
 from .._status import Status
 from ..instrument import _attributes as attr
 from ..instrument._records import SpanRecord
-from ..store import CLEAR, NewRun, NewStep, RunUpdate, StepUpdate
+from ..store import CLEAR, EncodedJSON, NewRun, NewStep, RunUpdate, StepUpdate, encode_json
 from ..store._base import Clear
 from ._events import CreateRun, CreateStep, FinishRun, UpdateStep
 from ._summary import truncate_label
@@ -133,10 +133,27 @@ def _json(attrs: Mapping[str, Any], key: str, shape: type[dict[Any, Any]] | type
     return decoded
 
 
-def _error(attrs: Mapping[str, Any]) -> dict[str, Any] | Clear | None:
+def _payload(
+    attrs: Mapping[str, Any], key: str, shape: type[dict[Any, Any]] | type[list[Any]]
+) -> Any:
+    """A stored JSON column of a step: a record's payload is encoded right here.
+
+    Encoded, the payload is one string while it waits in the writer's queue, and the
+    dicts and lists it was made of are freed now (see
+    :class:`~chatdebug.store.EncodedJSON`). A span's payload arrives as JSON text and
+    is decoded to check its shape.
+    """
+    value = attrs.get(key)
+    if isinstance(value, shape):
+        return encode_json(value)
+    decoded: dict[str, Any] | list[Any] | None = _json(attrs, key, shape)
+    return decoded
+
+
+def _error(attrs: Mapping[str, Any]) -> dict[str, Any] | EncodedJSON | Clear | None:
     if attrs.get(attr.STEP_ERROR) == "null":
         return CLEAR
-    error: dict[str, Any] | None = _json(attrs, attr.STEP_ERROR, dict)
+    error: dict[str, Any] | EncodedJSON | None = _payload(attrs, attr.STEP_ERROR, dict)
     return error
 
 
@@ -291,7 +308,7 @@ def step_started(span: Source) -> CreateStep | None:
             operation=operation,
             step_number=_int(attrs, attr.STEP_NUMBER),
             history_tip_message_id=_int(attrs, attr.STEP_HISTORY_TIP_MESSAGE_ID),
-            normalized_request=_json(attrs, attr.STEP_NORMALIZED_REQUEST, dict),
+            normalized_request=_payload(attrs, attr.STEP_NORMALIZED_REQUEST, dict),
             started_at=span_time(_times(span)[0]),
             trace_id=trace_id,
             span_id=span_id,
@@ -313,12 +330,12 @@ def step_ended(span: Source) -> UpdateStep | None:
         status=_status(span, attr.STEP_STATUS),
         history_tip_message_id=_int(attrs, attr.STEP_HISTORY_TIP_MESSAGE_ID),
         assistant_message_id=_int(attrs, attr.STEP_ASSISTANT_MESSAGE_ID),
-        normalized_request=_json(attrs, attr.STEP_NORMALIZED_REQUEST, dict),
-        normalized_response=_json(attrs, attr.STEP_NORMALIZED_RESPONSE, dict),
-        usage=_json(attrs, attr.STEP_USAGE, dict),
-        attempts=_json(attrs, attr.STEP_ATTEMPTS, list),
+        normalized_request=_payload(attrs, attr.STEP_NORMALIZED_REQUEST, dict),
+        normalized_response=_payload(attrs, attr.STEP_NORMALIZED_RESPONSE, dict),
+        usage=_payload(attrs, attr.STEP_USAGE, dict),
+        attempts=_payload(attrs, attr.STEP_ATTEMPTS, list),
         error=_error(attrs),
-        metadata=_json(attrs, attr.STEP_METADATA, dict),
+        metadata=_payload(attrs, attr.STEP_METADATA, dict),
         provider=_str(attrs, attr.GEN_AI_PROVIDER_NAME),
         model=_step_model(attrs),
         finished_at=span_time(_times(span)[1]),

@@ -22,6 +22,7 @@ from ._base import (
     StepUpdate,
     Store,
 )
+from ._codec import EncodedJSON, encode_json
 from ._errors import RunFinalized, RunNotFound, StoreConfigError, StoreError, StoreUnavailable
 from ._open import open_store
 from ._postgres import PostgresStore
@@ -34,6 +35,7 @@ __all__ = [
     "DEFAULT_RETENTION_DAYS",
     "MAX_RETENTION_DAYS",
     "PURGE_BATCH_SIZE",
+    "EncodedJSON",
     "FinalizeResult",
     "NewRun",
     "NewStep",
@@ -53,6 +55,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "database_location",
+    "encode_json",
     "mask_password",
     "open_store",
 ]

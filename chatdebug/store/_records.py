@@ -10,9 +10,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
+from ._codec import EncodedJSON
+
 __all__ = [
     "CLEAR",
     "Clear",
+    "EncodedJSON",
     "FinalizeResult",
     "NewRun",
     "NewStep",
@@ -148,6 +151,7 @@ class NewStep:
     ``step_number=None`` asks the store for the next free number (max + 1). A number that
     is already taken is retried as max + 1 (at least requested + 1), up to 10 times.
     Creating a step whose ``id`` already exists returns the stored row (idempotent).
+    A JSON payload may be given already encoded (:class:`EncodedJSON`).
     """
 
     run_id: uuid.UUID
@@ -158,12 +162,12 @@ class NewStep:
     id: uuid.UUID = field(default_factory=uuid.uuid4)
     history_tip_message_id: int | None = None
     assistant_message_id: int | None = None
-    normalized_request: dict[str, Any] | None = None
-    normalized_response: dict[str, Any] | None = None
-    usage: dict[str, Any] | None = None
-    attempts: list[dict[str, Any]] | None = None
-    error: dict[str, Any] | None = None
-    metadata: dict[str, Any] | None = None
+    normalized_request: dict[str, Any] | EncodedJSON | None = None
+    normalized_response: dict[str, Any] | EncodedJSON | None = None
+    usage: dict[str, Any] | EncodedJSON | None = None
+    attempts: list[dict[str, Any]] | EncodedJSON | None = None
+    error: dict[str, Any] | EncodedJSON | None = None
+    metadata: dict[str, Any] | EncodedJSON | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     trace_id: str | None = None
@@ -187,12 +191,12 @@ class StepUpdate:
     status: str | None = None
     history_tip_message_id: int | None = None
     assistant_message_id: int | None = None
-    normalized_request: dict[str, Any] | None = None
-    normalized_response: dict[str, Any] | None = None
-    usage: dict[str, Any] | None = None
-    attempts: list[dict[str, Any]] | None = None
-    error: dict[str, Any] | Clear | None = None
-    metadata: dict[str, Any] | None = None
+    normalized_request: dict[str, Any] | EncodedJSON | None = None
+    normalized_response: dict[str, Any] | EncodedJSON | None = None
+    usage: dict[str, Any] | EncodedJSON | None = None
+    attempts: list[dict[str, Any]] | EncodedJSON | None = None
+    error: dict[str, Any] | EncodedJSON | Clear | None = None
+    metadata: dict[str, Any] | EncodedJSON | None = None
     finished_at: datetime | None = None
     provider: str | None = None
     model: str | None = None

@@ -19,7 +19,8 @@ from chatdebug.exporter._convert import (
     step_started,
 )
 from chatdebug.instrument import _attributes as attr
-from chatdebug.store import CLEAR
+from chatdebug.instrument._records import SpanRecord
+from chatdebug.store import CLEAR, EncodedJSON
 
 from .conftest import finished_step_attributes, run_attributes, step_attributes, user_request
 
@@ -221,3 +222,34 @@ def test_placeholder_run_from_step(recorded: Recorded) -> None:
     run = placeholder_run(create).params
     assert (run.id, run.chat_id, run.kind) == (run_id, "c-9", "unknown")
     assert run.started_at == create.params.started_at
+
+
+def test_record_payloads_are_queued_encoded() -> None:
+    """A record's payload trees become one JSON string each, decoding to the same
+    values a span with the same attributes gives."""
+    run_id, step_id = uuid.uuid4(), uuid.uuid4()
+    values = step_attributes(
+        run_id, step_id, 1, {attr.STEP_NORMALIZED_REQUEST: json.loads(user_request("hi"))}
+    )
+    finished = {
+        key: json.loads(value) if key in attr.PAYLOAD_KEYS else value
+        for key, value in finished_step_attributes().items()
+    }
+    finished[attr.STEP_ERROR] = {"type": "x", "message": "m"}
+    started = SpanRecord(attr.STEP_SPAN, values, 1, 2, 1_000)
+    ended = SpanRecord(attr.STEP_SPAN, {**values, **finished}, 1, 2, 1_000, 2_000)
+
+    create, update = step_started(started), step_ended(ended)
+    assert create is not None and update is not None
+    assert type(create.params.normalized_request) is EncodedJSON
+    assert json.loads(create.params.normalized_request) == json.loads(user_request("hi"))
+    params = update.params
+    for key, column in (
+        (attr.STEP_NORMALIZED_RESPONSE, params.normalized_response),
+        (attr.STEP_USAGE, params.usage),
+        (attr.STEP_ATTEMPTS, params.attempts),
+        (attr.STEP_METADATA, params.metadata),
+        (attr.STEP_ERROR, params.error),
+    ):
+        assert type(column) is EncodedJSON, key
+        assert json.loads(column) == finished[key], key

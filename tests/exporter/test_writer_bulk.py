@@ -26,7 +26,7 @@ from chatdebug.exporter._events import (
 )
 from chatdebug.exporter._health import ExporterHealth
 from chatdebug.exporter._writer import BackgroundWriter
-from chatdebug.store import CLEAR, NewRun, NewStep, RunUpdate, StepUpdate, Store
+from chatdebug.store import CLEAR, NewRun, NewStep, RunUpdate, StepUpdate, Store, encode_json
 from chatdebug.store._bulk import bulk_writer
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -60,9 +60,13 @@ def _write(store: object, batches: list[list[Event]]) -> ExporterHealth:
     return health
 
 
-def _scenario(chat: str) -> tuple[list[list[Event]], uuid.UUID, uuid.UUID]:
-    """Runs and steps exercising every rule the bulk path must keep."""
+def _scenario(
+    chat: str, *, encoded: bool = False
+) -> tuple[list[list[Event]], uuid.UUID, uuid.UUID]:
+    """Runs and steps exercising every rule the bulk path must keep; with ``encoded``,
+    the step payloads are given as JSON already encoded, as the exporter queues them."""
     run, late = uuid.uuid4(), uuid.uuid4()
+    pack: Any = encode_json if encoded else (lambda value: value)
     s1, s2, s3, s4 = (uuid.uuid4() for _ in range(4))
 
     def new_step(step_id: uuid.UUID, run_id: uuid.UUID, number: int, **kw: Any) -> CreateStep:
@@ -74,9 +78,9 @@ def _scenario(chat: str) -> tuple[list[list[Event]], uuid.UUID, uuid.UUID]:
                 step_number=number,
                 id=step_id,
                 started_at=T0,
-                normalized_request={
-                    "messages": [{"role": "user", "parts": [{"type": "text", "text": "Hi  you"}]}]
-                },
+                normalized_request=pack(
+                    {"messages": [{"role": "user", "parts": [{"type": "text", "text": "Hi  you"}]}]}
+                ),
                 provider="openai",
                 **kw,
             )
@@ -92,7 +96,7 @@ def _scenario(chat: str) -> tuple[list[list[Event]], uuid.UUID, uuid.UUID]:
 
     first = [
         CreateRun(NewRun(chat_id=chat, id=run, started_at=T0)),
-        new_step(s1, run, 1, error={"message": "retrying"}, metadata={"a": 1}),
+        new_step(s1, run, 1, error=pack({"message": "retrying"}), metadata=pack({"a": 1})),
         # Ended in the same batch: the error cleared, usage and attempts set, the
         # metadata kept (None keeps), the status completed, finished_at given.
         UpdateStep(
@@ -101,8 +105,8 @@ def _scenario(chat: str) -> tuple[list[list[Event]], uuid.UUID, uuid.UUID]:
                 chat_id=chat,
                 status="completed",
                 error=CLEAR,
-                usage={"input_tokens": 3, "output_tokens": 4},
-                attempts=[{"status": "completed", "method": "POST", "path": "/v1/x"}],
+                usage=pack({"input_tokens": 3, "output_tokens": 4}),
+                attempts=pack([{"status": "completed", "method": "POST", "path": "/v1/x"}]),
                 finished_at=T0 + timedelta(seconds=2),
                 model="gpt-x",
             ),
@@ -121,10 +125,10 @@ def _scenario(chat: str) -> tuple[list[list[Event]], uuid.UUID, uuid.UUID]:
         new_step(s3, late, 1),
     ]
     second = [
-        UpdateStep(StepUpdate(id=s2, chat_id=chat, status="error", error={"m": "x"}), run),
+        UpdateStep(StepUpdate(id=s2, chat_id=chat, status="error", error=pack({"m": "x"})), run),
         # The label comes from the first step's request; a message id set after the end.
         finish(run, {}, step_updates=(StepUpdate(id=s1, chat_id=chat, assistant_message_id=7),)),
-        new_step(s4, late, 2, status="completed", usage={"input_tokens": 1}),
+        new_step(s4, late, 2, status="completed", usage=pack({"input_tokens": 1})),
         finish(late, {"first_message": "given"}),
     ]
     return [first, second], run, late
@@ -173,6 +177,20 @@ def test_bulk_and_one_by_one_leave_the_same_rows(store: Store) -> None:
     assert first["status"] == "completed" and first["error"] is None
     assert first["finished_at"] == T0 + timedelta(seconds=2)
     assert first["metadata"] == {"a": 1} and first["assistant_message_id"] == 7
+
+
+@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "one-by-one"])
+def test_payloads_given_encoded_leave_the_same_rows_as_objects(store: Store, bulk: bool) -> None:
+    target: object = store if bulk else Forwarding(store)
+    encoded_batches, encoded_run, encoded_late = _scenario("encoded", encoded=True)
+    plain_batches, plain_run, plain_late = _scenario("objects")
+    assert _write(target, encoded_batches).dropped == {}
+    assert _write(target, plain_batches).dropped == {}
+    for encoded_id, plain_id in ((encoded_run, plain_run), (encoded_late, plain_late)):
+        assert _rows(store, encoded_id) == _rows(store, plain_id)
+    _, steps = _rows(store, encoded_run)
+    assert steps[0]["usage"] == {"input_tokens": 3, "output_tokens": 4}
+    assert steps[0]["attempts"] == [{"status": "completed", "method": "POST", "path": "/v1/x"}]
 
 
 def test_a_batch_the_bulk_path_refuses_is_applied_event_by_event(store: Store) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 
-from chatdebug.store import Store
+from chatdebug.store import EncodedJSON, Store, encode_json
 from tests.store.support import is_sqlite, make_run, make_step, raw
 
 
@@ -36,6 +36,23 @@ def test_unstorable_characters_are_replaced(store: Store) -> None:
         "lone": "x\ufffdy",
         "k\ufffd": ["\ufffd"],
     }
+
+
+def test_payloads_encoded_ahead_are_stored_like_objects(store: Store) -> None:
+    odd = {"text": "a\x00b", "lone": "x\ud800y", "when": uuid.UUID(int=7), "n": float("nan")}
+    encoded = encode_json(odd)
+    assert type(encoded) is EncodedJSON and encode_json(encoded) is encoded
+    run = make_run(store)
+    as_object = make_step(store, run, normalized_request=odd, attempts=[odd])
+    ahead = make_step(store, run, normalized_request=encoded, attempts=encode_json([odd]))
+    assert ahead.normalized_request == as_object.normalized_request
+    assert ahead.normalized_request == {
+        "text": "a\ufffdb",
+        "lone": "x\ufffdy",
+        "when": str(uuid.UUID(int=7)),
+        "n": None,
+    }
+    assert ahead.attempts == as_object.attempts
 
 
 def test_values_json_does_not_know_are_converted(store: Store) -> None:
