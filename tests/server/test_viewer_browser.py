@@ -159,6 +159,16 @@ def test_viewer_shows_runs_transcripts_and_waterfall(
     assert "row-error" in (error_row.get_attribute("class") or "")
     browser.save_screenshot(str(tmp_path / "runs-list.png"))
 
+    # "Started before" an hour ago: none of these runs; the page says so.
+    browser.find_element(By.ID, "filter-until").send_keys("1h")
+    browser.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click()
+    _wait(browser).until(lambda d: "until=1h" in d.current_url)
+    _wait(browser).until(lambda d: d.find_element(By.ID, "runs-empty").is_displayed())
+    assert not browser.find_elements(By.CSS_SELECTOR, ".run-row")
+    browser.back()
+    _wait(browser).until(lambda d: "until=" not in d.current_url)
+    _row(browser, tool_run)
+
     # The API's filters from the page: only the failed run is left.
     Select(browser.find_element(By.ID, "filter-status")).select_by_value("error")
     browser.find_element(By.ID, "filter-user_id").send_keys("u-2")

@@ -12,7 +12,7 @@ const STATUSES = ["", "in_progress", "completed", "error", "interrupted"];
 const KINDS = ["chat_turn", "title_generation", "quickgen", "compaction"];
 const SINCE = [["", "any time"], ["15m", "last 15 min"], ["1h", "last hour"],
   ["24h", "last 24 h"], ["7d", "last 7 days"], ["30d", "last 30 days"]];
-const FILTERS = ["status", "kind", "user_id", "model", "since"];
+const FILTERS = ["status", "kind", "user_id", "model", "since", "until"];
 
 function runRoute(run) {
   return `/chats/${encodeURIComponent(run.chat_id)}/runs/${encodeURIComponent(run.id)}`;
@@ -68,6 +68,8 @@ function filterForm(values, onApply) {
     h("label", {}, "User ", text("user_id", "any")),
     h("label", {}, "Model ", text("model", "any")),
     h("label", {}, "Started ", select("since", SINCE)),
+    h("label", { title: "an age such as 1h or 7d, or an RFC 3339 time" },
+      "Started before ", text("until", "e.g. 1h")),
     h("button", { type: "submit", text: "Apply" }),
   );
   form.addEventListener("submit", (event) => {
