@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from array import array
+from typing import Any, Final
 
 import orjson
 
@@ -26,6 +27,10 @@ _INVALID = object()
 
 MAX_NORMALIZE_BYTES = 8 * 1024 * 1024
 """Non-streamed bodies up to this size are kept (decoded) for normalization."""
+
+_MAX_UNPARSED: Final = 2048
+"""Chunks a stream may keep unparsed (16 bytes of bookkeeping each); a stream of more,
+smaller chunks is parsed whenever that many wait."""
 
 
 class ResponseBody:
@@ -68,7 +73,11 @@ class ResponseBody:
         self.data = bytearray()
         self.over_cap = False
         self.too_large = False
-        self.ttft_ms: float | None = None
+        self._ttft_ms: float | None = None
+        # Chunks kept but not parsed yet: where each ends in ``data``, when it arrived.
+        self._unparsed_ends = array("q")
+        self._unparsed_times = array("d")
+        self._parsed_to = 0
 
     @property
     def media_type(self) -> str:
@@ -77,7 +86,15 @@ class ResponseBody:
     @property
     def terminal(self) -> bool:
         """The provider's final stream event was seen."""
+        self._catch_up()
         return self.assembler is not None and self.assembler.terminal
+
+    @property
+    def ttft_ms(self) -> float | None:
+        """Milliseconds from the request to the arrival of the chunk that completed the
+        first content event of a stream (None before one, or for other bodies)."""
+        self._catch_up()
+        return self._ttft_ms
 
     # -- bytes in ----------------------------------------------------------------------
     def feed(self, raw: bytes) -> None:
@@ -88,15 +105,16 @@ class ResponseBody:
             self._take(data)
 
     def end(self) -> None:
-        """End of the body: flush the decoder and the SSE parser."""
+        """End of the body: flush the decoder (the SSE parser is closed when the result
+        is needed, see :meth:`close_parser`)."""
         tail = self._flush_decoder()
         if tail:
             self._take(tail)
-        self.close_parser()
 
     def close_parser(self) -> None:
-        """Dispatch what the SSE parser still holds (idempotent)."""
+        """Parse what is kept and dispatch what the SSE parser still holds (idempotent)."""
         if self._parser is not None:
+            self._catch_up()
             for event in self._parser.close():
                 self._feed_event(event)
 
@@ -123,13 +141,20 @@ class ResponseBody:
         if self._parser is not None:
             if not self.over_cap:
                 room = self._max_body + 1 - len(self.data)
+                if len(data) < room:
+                    # Still all kept: parse later, from the kept bytes.
+                    self.data += data
+                    self._unparsed_ends.append(len(self.data))
+                    self._unparsed_times.append(time.perf_counter())
+                    if len(self._unparsed_ends) >= _MAX_UNPARSED:
+                        self._catch_up()
+                    return
+                # This chunk outgrows the cap: parse what waits, then go on as it comes.
+                self._catch_up()
                 self.data += data[:room]
-                self.over_cap = len(self.data) > self._max_body
-                if self.over_cap:
-                    self.data = bytearray(self.data)  # drop the growth slack: held to the end
-            for event in self._parser.feed(data):
-                if self._feed_event(event) and self.ttft_ms is None:
-                    self.ttft_ms = round((time.perf_counter() - self._t0) * 1000, 3)
+                self.over_cap = True
+                self.data = bytearray(self.data)  # drop the growth slack: held to the end
+            self._parse(data, time.perf_counter())
             return
         if self.too_large:
             return
@@ -138,6 +163,24 @@ class ResponseBody:
             self.data.clear()
             return
         self.data += data
+
+    def _parse(self, data: bytes, arrived: float) -> None:
+        assert self._parser is not None
+        for event in self._parser.feed(data):
+            if self._feed_event(event) and self._ttft_ms is None:
+                self._ttft_ms = round((arrived - self._t0) * 1000, 3)
+
+    def _catch_up(self) -> None:
+        """Parse the kept chunks that wait, each with its own arrival time."""
+        if not self._unparsed_ends:
+            return
+        start = self._parsed_to
+        for end, arrived in zip(self._unparsed_ends, self._unparsed_times, strict=True):
+            self._parse(bytes(self.data[start:end]), arrived)
+            start = end
+        self._parsed_to = start
+        self._unparsed_ends = array("q")
+        self._unparsed_times = array("d")
 
     def _feed_event(self, event: SSEEvent) -> bool:
         """Feed the codec's assembler; one that fails is counted and then left alone
@@ -183,6 +226,7 @@ class ResponseBody:
         """The codec's view of the body; a failing codec loses only this, never the
         attempt."""
         result = None
+        self.close_parser()
         if not self._assembler_failed:
             with suppress_internal_errors("normalize"):
                 if self.assembler is not None:
