@@ -17,6 +17,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 
+from .._pacing import Pacer
 from .._safety import log_internal_error
 from ..store import RunFinalized, RunNotFound, Store, StoreError, StoreUnavailable
 from ..store._bulk import BulkWrites, bulk_writer
@@ -24,7 +25,6 @@ from ._bulkplan import plan_bulk
 from ._dead import DeadRows, PendingMarks, touch_key
 from ._events import Event, FinishRun, apply_event, finished_run_update
 from ._health import ExporterHealth
-from ._pacing import Pacer
 
 __all__ = ["BatchApplier", "BulkRefused", "Outcome"]
 

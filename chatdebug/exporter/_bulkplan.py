@@ -95,7 +95,7 @@ def _keep(new: _T | None, old: _T | None) -> _T | None:
 
 def plan_bulk(events: Sequence[Event], pace: Callable[[], None] | None = None) -> BulkPlan | None:
     """The bulk plan of ``events`` (none of them dead), or ``None`` (see the module
-    docstring). ``pace`` is called between events (see :mod:`._pacing`)."""
+    docstring). ``pace`` is called between events (see :mod:`chatdebug._pacing`)."""
     plan = BulkPlan()
     writes = plan.writes
     ended_runs: set[uuid.UUID] = set()

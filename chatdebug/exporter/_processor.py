@@ -11,6 +11,7 @@ from typing import Any, Final
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from .._pacing import pause_point
 from .._safety import suppress_internal_errors
 from ..instrument._attributes import RUN_SPAN, STEP_SPAN
 from ..instrument._records import SpanRecord
@@ -179,6 +180,7 @@ class StoreSpanProcessor(SpanProcessor):
                 with self._lock:
                     self._open_steps.pop(update.step_id, None)
                 self._writer.put(update)
+                pause_point()
                 if self._metrics is not None:
                     record_step_metrics(self._metrics, source)
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .._pacing import pause_point
 from .._status import Status
 from ._attempt_record import AttemptRecord, retry_classification, rfc3339
 from ._errors import error_payload, is_cancellation, is_timeout
@@ -247,6 +248,7 @@ class AttemptCapture(AttemptRecord):
         # Normalize before building the record: a secret found in the assembled stream
         # decides how the raw body may be stored.
         normalized = self._normalized() if status is not None and status < 400 else None
+        pause_point()
         record = self._record(attempt_status, error_text, finished_ns)
         outcome = AttemptOutcome(
             record=record,

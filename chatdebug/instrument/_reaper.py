@@ -5,6 +5,11 @@ A finalizer can fire on any thread at any allocation, possibly while that thread
 one of our locks; doing the clean-up right there could deadlock. Finalizers therefore
 only enqueue (``SimpleQueue.put`` is reentrant) and a daemon thread does the work. Jobs
 run one at a time, in order; the queue is drained at interpreter exit.
+
+A job (parsing a stream, normalizing, ending a step) can take a millisecond of Python
+work while the application wants the interpreter lock back: the thread paces itself
+(:mod:`chatdebug._pacing`), so the pause points along a job hand the lock and the CPU
+to a waiting caller every :data:`STRETCH_SECONDS`.
 """
 
 from __future__ import annotations
@@ -14,10 +19,15 @@ import os
 import queue
 import threading
 from collections.abc import Callable
+from typing import Final
 
+from .._pacing import pace_this_thread
 from .._safety import suppress_internal_errors
 
-__all__ = ["defer", "drain", "ensure_started"]
+__all__ = ["STRETCH_SECONDS", "defer", "drain", "ensure_started"]
+
+STRETCH_SECONDS: Final = 0.0002
+"""Longest stretch of a job's Python work between two pause points' pauses."""
 
 _queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
 _thread: threading.Thread | None = None
@@ -26,8 +36,10 @@ _start_lock = threading.Lock()
 
 
 def _work() -> None:
+    pacer = pace_this_thread(STRETCH_SECONDS)
     while True:
         job = _queue.get()
+        pacer.restart()  # the thread was waiting for work, not running
         with suppress_internal_errors("finalizer"):
             job()
 

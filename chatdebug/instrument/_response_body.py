@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import orjson
 
+from .._pacing import pause_point
 from .._safety import suppress_internal_errors
 from ._decode import DecodeError, Decoder, make_decoder
 from ._redact import Redactor
@@ -178,6 +179,7 @@ class ResponseBody:
         for end, arrived in zip(self._unparsed_ends, self._unparsed_times, strict=True):
             self._parse(bytes(self.data[start:end]), arrived)
             start = end
+            pause_point()
         self._parsed_to = start
         self._unparsed_ends = array("q")
         self._unparsed_times = array("d")

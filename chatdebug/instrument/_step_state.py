@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry.trace import Span, StatusCode
 
+from .._pacing import pause_point
 from .._status import Status, may_replace
 from . import _attributes as attr
 from ._records import SpanRecord, span_attributes, span_ids
@@ -246,6 +247,7 @@ class StepState:
         end_ns = time.time_ns()
         span.end(end_time=end_ns)
         if sink is not None:
+            pause_point()
             final = {**start, **values}
             if final.get(attr.STEP_NORMALIZED_REQUEST) is start.get(attr.STEP_NORMALIZED_REQUEST):
                 # Stored with the row when the step started: not written twice.

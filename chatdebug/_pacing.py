@@ -1,4 +1,4 @@
-"""Keeping the writer thread's stretches of Python work short.
+"""Keeping our background threads' stretches of Python work short.
 
 The writer shares the interpreter lock with the application. A thread that waits for
 the lock only asks for it after the switch interval (5 ms by default), so a writer
@@ -10,11 +10,18 @@ lasted :data:`STRETCH_SECONDS`, it releases the lock and yields the CPU
 (``sched_yield``), which hands both to a thread waiting for them and costs about a
 microsecond when none is. (A sleep would do too, but on a loaded machine even a 50 µs
 sleep lasts about half a millisecond.)
+
+The reaper thread (which finishes attempts after the caller has read them) runs jobs
+that are single calls through several layers; it installs a pacer for itself with
+:func:`pace_this_thread`, and those layers call :func:`pause_point` between their
+steps. On any other thread (the application's) a pause point only looks up a
+thread-local and returns.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Final
 
@@ -22,7 +29,7 @@ from typing import Final
 # sched_yield (it releases the lock too, without giving up the CPU).
 _yield = getattr(os, "sched_yield", None) or (lambda: time.sleep(0))
 
-__all__ = ["STRETCH_SECONDS", "Pacer"]
+__all__ = ["STRETCH_SECONDS", "Pacer", "pace_this_thread", "pause_point"]
 
 STRETCH_SECONDS: Final = 0.0005
 """Longest stretch of the writer's own Python work between two pauses."""
@@ -31,10 +38,11 @@ STRETCH_SECONDS: Final = 0.0005
 class Pacer:
     """Counts the time since the last pause; :meth:`tick` pauses when it is up."""
 
-    __slots__ = ("_since", "pauses")
+    __slots__ = ("_since", "_stretch", "pauses")
 
-    def __init__(self) -> None:
+    def __init__(self, stretch: float = STRETCH_SECONDS) -> None:
         self._since = time.perf_counter()
+        self._stretch = stretch
         self.pauses = 0
 
     def restart(self) -> None:
@@ -42,9 +50,27 @@ class Pacer:
         self._since = time.perf_counter()
 
     def tick(self) -> None:
-        """Pause if the current stretch has lasted :data:`STRETCH_SECONDS`."""
+        """Pause if the current stretch has lasted its length (:data:`STRETCH_SECONDS`
+        unless given)."""
         now = time.perf_counter()
-        if now - self._since >= STRETCH_SECONDS:
+        if now - self._since >= self._stretch:
             _yield()
             self.pauses += 1
             self._since = time.perf_counter()
+
+
+_local = threading.local()
+
+
+def pace_this_thread(stretch: float = STRETCH_SECONDS) -> Pacer:
+    """Install (and return) a pacer that :func:`pause_point` ticks on this thread."""
+    pacer = Pacer(stretch)
+    _local.pacer = pacer
+    return pacer
+
+
+def pause_point() -> None:
+    """Pause here if this thread paces itself and its stretch is up; else nothing."""
+    pacer: Pacer | None = getattr(_local, "pacer", None)
+    if pacer is not None:
+        pacer.tick()
