@@ -88,33 +88,36 @@ class EncodedJSON(str):
     __slots__ = ()
 
 
+def _fast_utf8(value: Any) -> bytes | None:
+    """orjson's encoding of ``value`` when the databases take it as is, else ``None``.
+
+    orjson (C) goes first: every payload of every step is encoded. It writes non-finite
+    floats as null and refuses what it cannot store faithfully (lone surrogates,
+    non-string keys, huge ints), which the stdlib path handles. Its output is valid
+    UTF-8: only a NUL needs a second look.
+    """
+    try:
+        raw = orjson.dumps(value, default=_default)
+    except (orjson.JSONEncodeError, TypeError, ValueError):
+        return None
+    return None if b"\\u0000" in raw else raw
+
+
 def encode_json(value: Any) -> EncodedJSON:
     """``value`` encoded once, as :func:`dump_json` would write it."""
     if type(value) is EncodedJSON:
         return value
-    try:
-        raw = orjson.dumps(value, default=_default)
-    except (orjson.JSONEncodeError, TypeError, ValueError):
-        return EncodedJSON(dump_json(value))
-    if b"\\u0000" in raw:
-        return EncodedJSON(dump_json(value))
-    return EncodedJSON(raw, "utf-8")
+    raw = _fast_utf8(value)
+    return EncodedJSON(dump_json(value)) if raw is None else EncodedJSON(raw, "utf-8")
 
 
 def dump_json(value: Any) -> str:
     """Compact JSON text for ``value`` that both databases accept."""
     if type(value) is EncodedJSON:
         return value
-    try:
-        # orjson (C) first: the writer encodes every payload of every step. It writes
-        # non-finite floats as null and refuses what it cannot store faithfully (lone
-        # surrogates, non-string keys, huge ints), which the stdlib path below handles.
-        # Its output is valid UTF-8: only a NUL needs a second look.
-        raw = orjson.dumps(value, default=_default)
-    except (orjson.JSONEncodeError, TypeError, ValueError):
-        pass
-    else:
-        return raw.decode() if b"\\u0000" not in raw else _dumps(_clean(value))
+    raw = _fast_utf8(value)
+    if raw is not None:
+        return raw.decode()
     try:
         text = _dumps(value)
     except (ValueError, TypeError):  # NaN/inf, or keys JSON cannot take
