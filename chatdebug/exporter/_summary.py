@@ -13,7 +13,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from ..store import Step
+import orjson
+
+from ..store import EncodedJSON, Step
 
 __all__ = [
     "DERIVED_KEYS",
@@ -80,8 +82,21 @@ def seed_summary(label: str) -> dict[str, Any] | None:
     return {"first_message": label}
 
 
-def first_user_text(normalized_request: Mapping[str, Any] | None) -> str:
+def _decoded(value: Any) -> Any:
+    """A payload as a stored row has it: the steps of a run written within one batch
+    are summarized from the batch's own rows, whose payloads may still be encoded
+    (:class:`~chatdebug.store.EncodedJSON`); what does not decode is malformed."""
+    if type(value) is not EncodedJSON:
+        return value
+    try:
+        return orjson.loads(str(value))  # orjson takes exact str only
+    except orjson.JSONDecodeError:
+        return {"error": _MALFORMED_MARKER}
+
+
+def first_user_text(normalized_request: Mapping[str, Any] | EncodedJSON | None) -> str:
     """Concatenated text parts of the first ``user`` message of a normalized request."""
+    normalized_request = _decoded(normalized_request)
     if not isinstance(normalized_request, Mapping):
         return ""
     messages = normalized_request.get("messages")
@@ -109,7 +124,7 @@ def _is_malformed_marker(value: object) -> bool:
 
 def _usage_tokens(step: Step) -> dict[str, int] | None:
     """Token counts of a step's usage, or ``None`` when the usage is malformed."""
-    usage = step.usage
+    usage = _decoded(step.usage)
     if not isinstance(usage, Mapping) or _is_malformed_marker(usage):
         return None
     counts: dict[str, int] = {}
@@ -126,7 +141,7 @@ def _usage_tokens(step: Step) -> dict[str, int] | None:
 
 def _completed_endpoint(step: Step) -> str | None:
     """``"METHOD path"`` of the step's first completed attempt with a path, if any."""
-    attempts = step.attempts
+    attempts = _decoded(step.attempts)
     if not isinstance(attempts, list):
         return None
     for attempt in attempts:

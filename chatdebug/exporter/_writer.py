@@ -42,10 +42,7 @@ from .._safety import log_internal_error
 from ..store import RunFinalized, RunNotFound, Store, StoreError, StoreUnavailable
 from ._batch import BatchApplier, BulkRefused
 from ._dead import DeadRows, PendingMarks, touch_key
-from ._events import (
-    Event,
-    apply_event,
-)
+from ._events import Event, apply_event
 from ._health import ExporterHealth
 from ._lifecycle import exit_flush_timeout, register_exit_flush, register_fork_safe
 
@@ -180,6 +177,7 @@ class BackgroundWriter:
             if self._closed:
                 return self._done >= self._enqueued
             self._closed = True
+        counted_before = self._health.dropped["shutdown"]
         flushed = self.flush(timeout)
         with self._cond:
             self._abort = True
@@ -203,7 +201,9 @@ class BackgroundWriter:
                 self._shutdown_in_hand += len(stuck)
         self._health.queue_capacity_changed(-self._max_queue_size)
         self._health.oldest_event_age(0.0)
-        lost = left + self._shutdown_in_hand
+        # What the thread itself counted as given up while it stopped is lost too.
+        counted = self._health.dropped["shutdown"] - counted_before
+        lost = max(left + self._shutdown_in_hand, counted)
         if lost:
             self._health.log_unwritten_at_shutdown(lost, timeout)
         self._health.log_pending()

@@ -62,10 +62,12 @@ def _write(store: object, batches: list[list[Event]]) -> ExporterHealth:
 
 def _scenario(
     chat: str, *, encoded: bool = False
-) -> tuple[list[list[Event]], uuid.UUID, uuid.UUID]:
+) -> tuple[list[list[Event]], uuid.UUID, uuid.UUID, uuid.UUID]:
     """Runs and steps exercising every rule the bulk path must keep; with ``encoded``,
-    the step payloads are given as JSON already encoded, as the exporter queues them."""
-    run, late = uuid.uuid4(), uuid.uuid4()
+    the step payloads are given as JSON already encoded, as the exporter queues them.
+    The last run is created, given its steps and ended within one batch (its summary
+    is computed from the batch's own rows)."""
+    run, late, whole = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     pack: Any = encode_json if encoded else (lambda value: value)
     s1, s2, s3, s4 = (uuid.uuid4() for _ in range(4))
 
@@ -130,8 +132,18 @@ def _scenario(
         finish(run, {}, step_updates=(StepUpdate(id=s1, chat_id=chat, assistant_message_id=7),)),
         new_step(s4, late, 2, status="completed", usage=pack({"input_tokens": 1})),
         finish(late, {"first_message": "given"}),
+        CreateRun(NewRun(chat_id=chat, id=whole, started_at=T0)),
+        new_step(
+            uuid.uuid4(),
+            whole,
+            1,
+            status="completed",
+            usage=pack({"input_tokens": 5, "output_tokens": 2}),
+            attempts=pack([{"status": "completed", "method": "POST", "path": "/v1/y"}]),
+        ),
+        finish(whole, {}),
     ]
-    return [first, second], run, late
+    return [first, second], run, late, whole
 
 
 def _store_clock(value: datetime | None) -> bool:
@@ -160,13 +172,17 @@ def _rows(store: Store, run_id: uuid.UUID) -> tuple[dict[str, Any], list[dict[st
 
 def test_bulk_and_one_by_one_leave_the_same_rows(store: Store) -> None:
     assert bulk_writer(store) is not None and bulk_writer(Forwarding(store)) is None
-    bulk_batches, bulk_run, bulk_late = _scenario("bulk")
-    plain_batches, plain_run, plain_late = _scenario("plain")
+    bulk_batches, bulk_run, bulk_late, bulk_whole = _scenario("bulk")
+    plain_batches, plain_run, plain_late, plain_whole = _scenario("plain")
     assert plan_bulk(bulk_batches[0]) is not None and plan_bulk(bulk_batches[1]) is not None
     health_bulk = _write(store, bulk_batches)
     health_plain = _write(Forwarding(store), plain_batches)
     assert health_bulk.dropped == health_plain.dropped == {}
-    for bulk_id, plain_id in ((bulk_run, plain_run), (bulk_late, plain_late)):
+    for bulk_id, plain_id in (
+        (bulk_run, plain_run),
+        (bulk_late, plain_late),
+        (bulk_whole, plain_whole),
+    ):
         bulk_rows, plain_rows = _rows(store, bulk_id), _rows(store, plain_id)
         assert bulk_rows == plain_rows
     run_row, steps = _rows(store, bulk_run)
@@ -182,12 +198,19 @@ def test_bulk_and_one_by_one_leave_the_same_rows(store: Store) -> None:
 @pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "one-by-one"])
 def test_payloads_given_encoded_leave_the_same_rows_as_objects(store: Store, bulk: bool) -> None:
     target: object = store if bulk else Forwarding(store)
-    encoded_batches, encoded_run, encoded_late = _scenario("encoded", encoded=True)
-    plain_batches, plain_run, plain_late = _scenario("objects")
+    encoded_batches, encoded_run, encoded_late, encoded_whole = _scenario("encoded", encoded=True)
+    plain_batches, plain_run, plain_late, plain_whole = _scenario("objects")
     assert _write(target, encoded_batches).dropped == {}
     assert _write(target, plain_batches).dropped == {}
-    for encoded_id, plain_id in ((encoded_run, plain_run), (encoded_late, plain_late)):
+    for encoded_id, plain_id in (
+        (encoded_run, plain_run),
+        (encoded_late, plain_late),
+        (encoded_whole, plain_whole),
+    ):
         assert _rows(store, encoded_id) == _rows(store, plain_id)
+    whole_run, _ = _rows(store, encoded_whole)
+    assert whole_run["summary"]["total_input_tokens"] == 5
+    assert whole_run["summary"]["endpoint_label"] == "POST /v1/y"
     _, steps = _rows(store, encoded_run)
     assert steps[0]["usage"] == {"input_tokens": 3, "output_tokens": 4}
     assert steps[0]["attempts"] == [{"status": "completed", "method": "POST", "path": "/v1/x"}]
