@@ -308,7 +308,9 @@ def step_started(span: Source) -> CreateStep | None:
             operation=operation,
             step_number=_int(attrs, attr.STEP_NUMBER),
             history_tip_message_id=_int(attrs, attr.STEP_HISTORY_TIP_MESSAGE_ID),
-            normalized_request=_payload(attrs, attr.STEP_NORMALIZED_REQUEST, dict),
+            # Not encoded here: a step starts on the caller's thread, and its request
+            # stays alive with the open step anyway; the writer encodes it.
+            normalized_request=_json(attrs, attr.STEP_NORMALIZED_REQUEST, dict),
             started_at=span_time(_times(span)[0]),
             trace_id=trace_id,
             span_id=span_id,
