@@ -125,6 +125,43 @@ def test_chat_turn_lands_with_summary(
     assert all(s.trace_id == stored.trace_id for s in steps)
 
 
+def test_streams_closed_by_the_caller_are_judged_by_what_arrived(
+    configured: chatdebug.Configuration, fake_server: FakeServer
+) -> None:
+    # The SDK closes a stream once it has the final event; a caller may also stop early.
+    # Either way the outcome is worked out off the caller's thread, from what arrived.
+    fake_server.enqueue(
+        wire.openai_stream_reply(["all ", "of ", "it"]),
+        wire.openai_stream_reply(["only ", "the ", "start"], chunk_delay=0.3),
+    )
+    messages: Any = [{"role": "user", "content": "go"}]
+    with client_for(fake_server, retries=0) as client, chatdebug.run("chat-close") as run:
+        whole = client.chat.completions.create(model="gpt-4o", messages=messages, stream=True)
+        with whole:
+            text = "".join(c.choices[0].delta.content or "" for c in whole if c.choices)
+        assert text == "all of it"
+        cut = client.chat.completions.create(model="gpt-4o", messages=messages, stream=True)
+        with cut:
+            first = next(iter(cut))
+        assert first.choices  # the caller stops after the first event
+    assert chatdebug.flush()
+    assert run.id is not None
+    complete, stopped = configured.store.list_steps(run.id)
+    assert (complete.status, [a["status"] for a in complete.attempts]) == (
+        "completed",
+        ["completed"],
+    )
+    assert complete.normalized_response is not None and complete.error is None
+    assert (stopped.status, [a["status"] for a in stopped.attempts]) == (
+        "interrupted",
+        ["failed"],
+    )
+    assert stopped.error is not None and stopped.error["type"] == "stream_interrupted"
+    stored = configured.store.get_run(run.id)
+    assert stored is not None and stored.summary["step_count"] == 2
+    assert "has_error" not in stored.summary  # the caller stopped it: not a failure
+
+
 def test_run_is_readable_in_progress_while_open(
     configured: chatdebug.Configuration, fake_server: FakeServer
 ) -> None:

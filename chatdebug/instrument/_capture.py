@@ -68,8 +68,9 @@ class AttemptCapture(AttemptRecord):
         self._body: ResponseBody | None = None
         self._stream_secrets: list[str] = []
         self._ttfb_ms: float | None = None
-        # A body read to its end whose outcome is worked out on the reaper thread (see
-        # eof); ``settle`` runs that work once, on whichever thread gets there first.
+        # A body read to its end (or a stream closed) whose outcome is worked out on the
+        # reaper thread (see eof, closed); ``settle`` runs that work once, on whichever
+        # thread gets there first.
         self._pending: Callable[[], AttemptOutcome] | None = None
         self._settle_lock = threading.Lock()
         self._end_ns: int | None = None
@@ -129,7 +130,7 @@ class AttemptCapture(AttemptRecord):
         return True
 
     def settle(self) -> None:
-        """Work out and report the outcome of a body read to its end (idempotent).
+        """Work out and report the outcome left to the reaper (idempotent).
 
         A second caller waits until the first has reported, so a step that ends right
         after always has the attempt's outcome."""
@@ -157,14 +158,18 @@ class AttemptCapture(AttemptRecord):
             if close_error is not None:
                 outcome = self._finish("failed", self._error_text(close_error))
             else:
+                # SDKs close a stream once they have read the provider's final event,
+                # before its end: parsing what is kept to tell that close from an early
+                # one (see _finish_early) is left to the reaper, as at EOF.
                 body = self._body
-                if body is not None and body.is_sse:
-                    body.close_parser()
-                    # Closed after the provider's final event (SDKs stop reading at it).
-                    if body.terminal and self._defer(lambda: self._finish("completed", None)):
-                        return
-                outcome = self._finish_early("the response body was closed before it was read")
+                if body is not None and body.is_sse and self._defer(self._closed_early):
+                    return
+                outcome = self._closed_early()
         self._report(outcome)
+
+    def _closed_early(self) -> AttemptOutcome:
+        # lock held
+        return self._finish_early("the response body was closed before it was read")
 
     def read_error(self, exc: BaseException) -> None:
         """Reading the body failed (server dropped the connection, timeout, cancel)."""
