@@ -11,9 +11,11 @@
    PostgreSQL, ``executemany`` in one transaction on SQLite), timing only the load: the
    physical limit. Also shown: the end-to-end rate when the spans are created while the
    writer runs (application and writer sharing the interpreter).
-2. **Application-side cost per call**: the same ``openai`` SDK call to a loopback server
-   inside ``chatdebug.run`` with the exporter attached (writing to SQLite) and detached
-   (spans recorded, no processor), interleaved rounds, medians.
+2. **Application-side cost per call**: the same ``openai`` SDK call to a loopback server,
+   bare (no chatdebug at all: the baseline), and inside ``chatdebug.run`` on
+   ``chatdebug.httpx2_client()`` with the exporter detached (everything captured, spans
+   dropped) and attached (captured and written to SQLite); interleaved rounds in a
+   rotating order, medians of the per-round differences from the bare arm.
 
 It measures; it asserts nothing::
 
@@ -24,6 +26,7 @@ It measures; it asserts nothing::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sqlite3
 import statistics
@@ -259,45 +262,62 @@ def app_cost(rounds: int, calls: int) -> None:
 
     server = FakeServer()
     server.handler = lambda request: wire.openai_reply("x" * 800)
-    client = openai.OpenAI(
-        base_url=server.url + "/v1",
-        api_key="sk-bench",
-        http_client=chatdebug.httpx2_client(),
-        max_retries=0,
-    )
+    settings: dict[str, Any] = {
+        "base_url": server.url + "/v1",
+        "api_key": "sk-bench",
+        "max_retries": 0,
+    }
+    recording = openai.OpenAI(**settings, http_client=chatdebug.httpx2_client())
+    bare = openai.OpenAI(**settings)
+    messages: Any = [{"role": "user", "content": "hello " * 100}]
+    arms = ("bare", "detached", "attached")
     with fresh_sqlite() as url:
         store = open_store(url)
         attached = TracerProvider()
         processor = StoreSpanProcessor(store, max_queue_size=1_000_000)
         attached.add_span_processor(processor)
-        detached = TracerProvider()
-        results: dict[str, list[float]] = {"detached": [], "attached": []}
+        providers = {"detached": TracerProvider(), "attached": attached}
+        results: dict[str, list[float]] = {arm: [] for arm in arms}
 
-        def one_round(provider: TracerProvider) -> float:
-            install(InstrumentSettings(tracer_provider=provider, force_enabled=True))
+        def one_round(arm: str) -> float:
+            if arm == "bare":
+                start = time.perf_counter()
+                for _ in range(calls):
+                    with contextlib.nullcontext():
+                        bare.chat.completions.create(model="m", messages=messages)
+                return (time.perf_counter() - start) / calls * 1e6
+            install(InstrumentSettings(tracer_provider=providers[arm], force_enabled=True))
             start = time.perf_counter()
             for _ in range(calls):
                 with chatdebug.run("bench"):
-                    client.chat.completions.create(
-                        model="m", messages=[{"role": "user", "content": "hello " * 100}]
-                    )
+                    recording.chat.completions.create(model="m", messages=messages)
             return (time.perf_counter() - start) / calls * 1e6
 
-        one_round(detached)  # warm up
-        for _ in range(rounds):
-            results["detached"].append(one_round(detached))
-            results["attached"].append(one_round(attached))
+        for arm in arms:
+            one_round(arm)  # warm up
+        for number in range(rounds):
+            # The order rotates so that a slow phase of the machine hits every arm alike.
+            for arm in arms[number % 3 :] + arms[: number % 3]:
+                results[arm].append(one_round(arm))
         processor.force_flush(60_000)
         attached.shutdown()
         store.close()
     server.close()
     install(InstrumentSettings())
-    detached_us = statistics.median(results["detached"])
-    attached_us = statistics.median(results["attached"])
-    print(f"per call, exporter detached  {detached_us:8.0f} µs (recorded, spans dropped)")
+
+    def delta(arm: str, base: str) -> float:
+        return statistics.median(a - b for a, b in zip(results[arm], results[base], strict=True))
+
+    bare_us = statistics.median(results["bare"])
+    print(f"per call, bare SDK           {bare_us:8.0f} µs (no chatdebug)")
     print(
-        f"per call, exporter attached  {attached_us:8.0f} µs (writing to SQLite)   "
-        f"delta {attached_us - detached_us:+.0f} µs, ratio {attached_us / detached_us:.3f}"
+        f"per call, exporter detached  {statistics.median(results['detached']):8.0f} µs "
+        f"(captured, spans dropped)   delta vs bare {delta('detached', 'bare'):+.0f} µs"
+    )
+    print(
+        f"per call, exporter attached  {statistics.median(results['attached']):8.0f} µs "
+        f"(captured, written to SQLite)   delta vs bare {delta('attached', 'bare'):+.0f} µs, "
+        f"vs detached {delta('attached', 'detached'):+.0f} µs"
     )
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -42,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -289,7 +290,7 @@ def measure(variant: str, base_url: str, pg_url: str, n: int, stream_n: int) -> 
 # -- the driver -----------------------------------------------------------------------------
 
 
-def _pin(cpu: int) -> Callable[[], None] | None:
+def pin(cpu: int) -> Callable[[], None] | None:
     if not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2:
         return None
     return lambda: os.sched_setaffinity(0, {cpu})
@@ -300,7 +301,7 @@ def _child(variant: str, args: argparse.Namespace, base_url: str) -> dict[str, A
         path = out.name
     command = [sys.executable, __file__, "--child", variant, "--base-url", base_url, "--out", path]
     command += ["--n", str(args.n), "--stream-n", str(args.stream_n), "--pg-url", args.pg_url]
-    done = subprocess.run(command, preexec_fn=_pin(0), capture_output=True, text=True)
+    done = subprocess.run(command, preexec_fn=pin(0), capture_output=True, text=True)
     if done.returncode != 0:
         print(f"  {variant}: failed\n{done.stderr.strip()[-800:]}", file=sys.stderr)
         return None
@@ -350,14 +351,14 @@ def _table(deltas: dict[str, dict[str, list[float]]], chunks: int) -> str:
     return "\n".join(lines)
 
 
-def drive(args: argparse.Namespace) -> None:
-    variants = [v for v in args.variants if _available(v)]
-    for missing in sorted(set(args.variants) - set(variants)):
-        print(f"{missing}: not installed (pip install 'chatdebug[bench]'), left out")
+@contextlib.contextmanager
+def loopback_server() -> Iterator[str]:
+    """Run the loopback server in a process of its own (on CPU 1 when there are two or
+    more); yields its base URL."""
     with tempfile.TemporaryDirectory() as tmp:
         port_file = os.path.join(tmp, "port")
         server = subprocess.Popen(
-            [sys.executable, __file__, "--serve", port_file], preexec_fn=_pin(1)
+            [sys.executable, __file__, "--serve", port_file], preexec_fn=pin(1)
         )
         try:
             deadline = time.monotonic() + 10
@@ -365,16 +366,23 @@ def drive(args: argparse.Namespace) -> None:
                 if time.monotonic() > deadline:
                     raise SystemExit("the loopback server did not start")
                 time.sleep(0.05)
-            base_url = f"http://127.0.0.1:{Path(port_file).read_text()}/v1"
-            deltas = _rounds(args, variants, base_url)
+            yield f"http://127.0.0.1:{Path(port_file).read_text()}/v1"
         finally:
             server.terminate()
             server.wait()
+
+
+def drive(args: argparse.Namespace) -> None:
+    variants = [v for v in args.variants if _available(v)]
+    for missing in sorted(set(args.variants) - set(variants)):
+        print(f"{missing}: not installed (pip install 'chatdebug[bench]'), left out")
+    with loopback_server() as base_url:
+        deltas = _rounds(args, variants, base_url)
     print(
         f"\n{args.rounds} rounds; per run {args.n} non-streamed calls and {args.stream_n} "
         f"streams of {len(WORDS)} content chunks; Δ vs the bare runs just before and after; "
         "median (min..max) over rounds; pinned: "
-        f"{'yes' if _pin(0) else 'no'}\n"
+        f"{'yes' if pin(0) else 'no'}\n"
     )
     print(_table(deltas, len(_stream_events()) - 1))
 

@@ -170,16 +170,23 @@ class ResponseBody:
         for event in self._parser.feed(data):
             if self._feed_event(event) and self._ttft_ms is None:
                 self._ttft_ms = round((arrived - self._t0) * 1000, 3)
+            pause_point()
 
     def _catch_up(self) -> None:
-        """Parse the kept chunks that wait, each with its own arrival time."""
-        if not self._unparsed_ends:
+        """Parse the kept chunks that wait: each with its own arrival time until the
+        first content event is placed, then the rest in one pass."""
+        ends = self._unparsed_ends
+        if not ends:
             return
         start = self._parsed_to
-        for end, arrived in zip(self._unparsed_ends, self._unparsed_times, strict=True):
+        for end, arrived in zip(ends, self._unparsed_times, strict=True):
+            if self._ttft_ms is not None:
+                break
             self._parse(bytes(self.data[start:end]), arrived)
             start = end
-            pause_point()
+        if start < ends[-1]:
+            self._parse(bytes(self.data[start : ends[-1]]), self._unparsed_times[-1])
+            start = ends[-1]
         self._parsed_to = start
         self._unparsed_ends = array("q")
         self._unparsed_times = array("d")

@@ -18,6 +18,7 @@ from ._openai_parts import base64_size
 __all__ = ["ChatContent", "absorb"]
 
 _LAST = 1 << 30
+_PLAIN_KEYS = frozenset(("role", "content", "refusal"))
 
 
 class ChatContent:
@@ -129,9 +130,17 @@ def absorb(
 
     ``positional_tools`` numbers tool calls by position (messages carry no ``index``).
     """
+    body = obj.get("content")
+    if (
+        obj.keys() <= _PLAIN_KEYS
+        and obj.get("refusal") is None
+        and (body is None or isinstance(body, str))
+    ):
+        # Nearly every streamed delta: text (or nothing) and perhaps the role. The same
+        # result as the general path below, without its dozen lookups.
+        return _text(content, stats, "text", body)
     reasoning = as_str(obj.get("reasoning_content")) or as_str(obj.get("reasoning"))
     out = _text(content, stats, "reasoning", reasoning)
-    body = obj.get("content")
     if isinstance(body, str):
         out = _text(content, stats, "text", body) or out
     for item in as_list(body):

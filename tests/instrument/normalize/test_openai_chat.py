@@ -811,3 +811,30 @@ class TestErrorPayload:
         payload = CODEC.error_payload(404, body)
         assert (payload["message"], payload["type"]) == (message, kind)
         assert payload["provider_status"] == 404 and payload["is_retryable"] is False
+
+
+PLAIN_DELTAS: list[list[dict[str, Any]]] = [
+    [{"role": "assistant", "content": ""}, {"content": "Hel"}, {"content": "lo"}, {}],
+    [{"role": "assistant"}, {"content": None}, {"content": "x", "refusal": None}],
+    [{"content": "a"}, {"refusal": "I can't"}, {"content": "b"}],  # a refusal run between
+    [{"content": 5}, {"content": ["not", "parts"]}, {"role": None, "content": "ok"}],
+    [{"role": "assistant", "content": [{"type": "text", "text": "parts"}]}, {"content": "!"}],
+]
+
+
+@pytest.mark.parametrize("deltas", PLAIN_DELTAS)
+def test_plain_text_deltas_assemble_as_the_general_path_does(deltas: list[dict[str, Any]]) -> None:
+    # Plain deltas take a shortcut; the same deltas with one more (empty) field take the
+    # general path. Both must give the same parts, returns and counts.
+    from chatdebug.instrument.normalize._openai_chat_content import ChatContent, absorb
+    from chatdebug.instrument.normalize._openai_content import StreamStats
+
+    def assemble(extra: dict[str, Any]) -> tuple[Any, list[bool], StreamStats]:
+        content, stats = ChatContent(None), StreamStats()
+        returns = [absorb(content, {**delta, **extra}, stats) for delta in deltas]
+        return content.builder.parts(), returns, stats
+
+    shortcut = assemble({})
+    general = assemble({"tool_calls": None})
+    assert shortcut == general
+    assert shortcut[0], "something was assembled"
