@@ -28,7 +28,9 @@ def test_abandoned_rows_are_interrupted_and_counted(
     make_step(store, alive)
     clock.set(NOW)
 
-    result = StaleFinalizer(store, metrics, threshold=timedelta(minutes=5)).tick()
+    # The finalizer reads the same clock as the store: NOW is fixed when the tests are
+    # collected, and this test may run many minutes later.
+    result = StaleFinalizer(store, metrics, threshold=timedelta(minutes=5), now=clock).tick()
 
     assert result is not None
     assert (result.runs_finalized, result.steps_finalized) == (1, 2)
@@ -41,7 +43,7 @@ def test_abandoned_rows_are_interrupted_and_counted(
     assert finalized(metrics, "chat_debug_runs") == 1
     assert finalized(metrics, "chat_debug_steps") == 2
     # Nothing left: a second finalizer (another replica) finds nothing.
-    again = StaleFinalizer(store, metrics, threshold=timedelta(minutes=5)).tick()
+    again = StaleFinalizer(store, metrics, threshold=timedelta(minutes=5), now=clock).tick()
     assert again is not None and again.runs_finalized == again.steps_finalized == 0
 
 
