@@ -2,7 +2,7 @@
 
 32 tasks in one asyncio loop each read ``AsyncOpenAI`` chat-completion streams (22
 content chunks) back to back from a loopback server in its own process (the server of
-``peer_bench.py``), for a fixed number of streams per phase. Phases alternate ``bare``
+``loopback_openai.py``), for a fixed number of streams per phase. Phases alternate ``bare``
 (the SDK's own client, nothing installed) and ``recording`` (each task inside its own
 ``chatdebug.run()``, the SDK on ``chatdebug.async_httpx2_client()``, persisted to SQLite
 or ``--url``), several rounds each; the report is the median calls/s of each and their
@@ -18,18 +18,16 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import openai
+from loopback_openai import loopback_server, pin
 
 import chatdebug
 
-SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer_bench.py")
 MESSAGES: Any = [{"role": "user", "content": "Say hello to the benchmark."}]
 
 
@@ -78,34 +76,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--url", default=None, help="database URL (default: a temp SQLite)")
     args = parser.parse_args()
-    pinned = hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2
+    pinned = pin(0)
     url = args.url or "sqlite:///" + os.path.join(tempfile.mkdtemp(prefix="conc-bench-"), "b.db")
     chatdebug.configure(url, enabled=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        port_file = os.path.join(tmp, "port")
-        server = subprocess.Popen(
-            [sys.executable, SERVER, "--serve", port_file],
-            preexec_fn=(lambda: os.sched_setaffinity(0, {1})) if pinned else None,
-        )
-        if pinned:
-            os.sched_setaffinity(0, {0})
-        try:
-            while not os.path.exists(port_file) or not Path(port_file).read_text():
-                time.sleep(0.05)
-            base_url = f"http://127.0.0.1:{Path(port_file).read_text()}/v1"
-            rates: dict[str, list[float]] = {"bare": [], "recording": []}
-            for index in range(args.rounds):
-                order = ("bare", "recording") if index % 2 == 0 else ("recording", "bare")
-                for name in order:
-                    rate = asyncio.run(
-                        _phase(base_url, args.tasks, args.streams, name == "recording")
-                    )
-                    rates[name].append(rate)
-                    print(f"  round {index + 1} {name:9s} {rate:7.1f} streams/s", file=sys.stderr)
-                    chatdebug.flush()
-        finally:
-            server.terminate()
-            server.wait()
+    with loopback_server() as base_url:
+        if pinned is not None:
+            pinned()
+        rates: dict[str, list[float]] = {"bare": [], "recording": []}
+        for index in range(args.rounds):
+            order = ("bare", "recording") if index % 2 == 0 else ("recording", "bare")
+            for name in order:
+                rate = asyncio.run(_phase(base_url, args.tasks, args.streams, name == "recording"))
+                rates[name].append(rate)
+                print(f"  round {index + 1} {name:9s} {rate:7.1f} streams/s", file=sys.stderr)
+                chatdebug.flush()
     chatdebug.shutdown()
     bare = statistics.median(rates["bare"])
     recording = statistics.median(rates["recording"])

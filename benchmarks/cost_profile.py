@@ -1,7 +1,7 @@
 """Where the CPU of one recorded call goes: the calling thread stage by stage, the reaper
 thread (which finishes attempts) and the writer, next to the bare SDK call.
 
-The real ``openai`` SDK calls the loopback server of ``peer_bench.py`` (its own process,
+The real ``openai`` SDK calls the loopback server of ``loopback_openai.py`` (its own process,
 on CPU 1); this process runs on CPU 0 with chatdebug configured to record every call as a
 step of one long run (SQLite by default, ``--database-url`` for another store). A bare
 client and a recording client alternate in blocks of ``--block`` calls, non-streamed then
@@ -37,7 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from peer_bench import ANSWER, MESSAGES, MODEL, loopback_server, pin
+from loopback_openai import ANSWER, MESSAGES, MODEL, loopback_server, pin
 
 import chatdebug
 from chatdebug.exporter import _processor
