@@ -1,9 +1,10 @@
 """What the caller reads of one response, decoded and kept within bounds.
 
 The capture owns one :class:`ResponseBody` per attempt and guards it with its lock. A
-streamed (SSE) body is parsed event by event into the codec's assembler while the first
-``max_body`` bytes are kept for the stored attempt; any other body is kept whole up to
-:data:`MAX_NORMALIZE_BYTES` so it can be normalized once complete.
+streamed (SSE) body keeps its first ``max_body`` bytes for the stored attempt and feeds
+its events to the codec's assembler: from the kept bytes when the result is needed
+while the stream is under that cap, as they arrive once it outgrows it. Any other body
+is kept whole up to :data:`MAX_NORMALIZE_BYTES` so it can be normalized once complete.
 """
 
 from __future__ import annotations
