@@ -8,9 +8,11 @@ chunks, for the streamed case (real :class:`SSEParser` + the codec's assembler).
 times ``normalize_request`` on a conversation with that much text in its history.
 
 Reports the median over several rounds, per call and per KB of answer text, and the
-best round. ``stream`` is parser plus codec; ``(sse only)`` is the parser alone, for
-reference. Streams keep at most 50,000 bytes of text, so the largest size also shows the
-cost of the capped path.
+best round. ``stream`` is parser plus codec; ``kept`` is the same stream as the capture
+handles it (one chunk per event kept as it arrives, then parsed and assembled when the
+result is needed: chunk by chunk until the first content event, then in one pass);
+``(sse only)`` is the parser alone, for reference. Streams keep at most 50,000 bytes of
+text, so the largest size also shows the cost of the capped path.
 
     .venv/bin/python benchmarks/normalize_bench.py [--rounds N]
 """
@@ -25,6 +27,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
+from chatdebug.instrument._response_body import ResponseBody
 from chatdebug.instrument._sse import SSEParser
 from chatdebug.instrument.normalize import (
     AnthropicMessagesCodec,
@@ -36,6 +39,8 @@ from chatdebug.instrument.normalize import (
 SIZES_KB = (1, 16, 128)
 DELTA_CHARS = 16
 READ_BYTES = 4096
+SSE_HEADERS = [("content-type", "text/event-stream")]
+MAX_BODY_BYTES = 50_000  # the default stored-body cap
 MIN_ROUND_NS = 2_000_000  # repeat fast operations so a round lasts at least 2 ms
 
 WORDS = "the quick brown fox jumps over a lazy dog while models stream tokens to users".split()
@@ -262,6 +267,17 @@ def run_stream(codec: Codec, raw: bytes) -> None:
     assert result.complete, "benchmark stream did not reach its terminal event"
 
 
+def run_kept(codec: Codec, chunks: list[bytes]) -> None:
+    """What the capture does with a stream: each event kept as it arrives (one network
+    chunk per event, as providers write them), parsed and assembled when the result is
+    needed (the stored-body cap decides how much is kept before it parses as it goes)."""
+    body = ResponseBody(SSE_HEADERS, codec, MAX_BODY_BYTES, time.perf_counter())
+    for chunk in chunks:
+        body.feed(chunk)
+    body.end()
+    assert body.normalize().complete, "benchmark stream did not reach its terminal event"
+
+
 def time_ns(op: Callable[[], object], rounds: int) -> tuple[float, float]:
     """Median and best time of one ``op()`` call over ``rounds`` rounds (each repeats
     ``op``); the best shows the noise floor on a busy machine."""
@@ -294,10 +310,12 @@ def main() -> None:
             raw = stream_of(text)
             request = request_of(text)
             events = raw.count(b"\n\n")
+            per_event = [event + b"\n\n" for event in raw.split(b"\n\n") if event]
             cases: list[tuple[str, int, Callable[[], object]]] = [
                 ("request", 0, partial(codec.normalize_request, request)),
                 ("response", 0, partial(codec.normalize_response, body)),
                 ("stream", events, partial(run_stream, codec, raw)),
+                ("kept", events, partial(run_kept, codec, per_event)),
                 ("(sse only)", events, partial(parse_only, raw)),
             ]
             for what, count, op in cases:
