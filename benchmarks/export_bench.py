@@ -53,11 +53,11 @@ from store_bench import (
     payloads,
 )
 
+from chatdebug import _spans as attr
 from chatdebug.exporter import StoreSpanProcessor
 from chatdebug.exporter._events import Event
 from chatdebug.exporter._health import ExporterHealth
 from chatdebug.exporter._writer import BackgroundWriter
-from chatdebug.instrument import _attributes as attr
 from chatdebug.store import open_store
 
 

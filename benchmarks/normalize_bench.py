@@ -27,14 +27,14 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
-from chatdebug.instrument._response_body import ResponseBody
-from chatdebug.instrument._sse import SSEParser
+from chatdebug.instrument.capture._response_body import ResponseBody
 from chatdebug.instrument.normalize import (
     AnthropicMessagesCodec,
     Codec,
     OpenAIChatCodec,
     OpenAIResponsesCodec,
 )
+from chatdebug.instrument.normalize._sse import SSEParser
 
 SIZES_KB = (1, 16, 128)
 DELTA_CHARS = 16

@@ -1,19 +1,31 @@
 """``chatdebug.configure()``, ``flush()`` and ``shutdown()``: wiring store, exporter and
-tracing together. This is the only module that knows all three layers."""
+tracing together. This is the only module that knows all three layers.
+
+:func:`configure` works in two phases. First every argument (and every environment
+variable it falls back to) is checked and resolved without touching anything: no file,
+connection, thread, tracer provider or patched class. Only then are the store opened,
+the span processor built and added, and httpx patched; each of those steps registers how
+to undo itself, so that a failure midway takes back what the call had done and leaves the
+previous configuration in force.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+import re
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Final, TypeGuard, cast
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from ._exposition import application_metrics
+from ._lifecycle import DEFAULT_EXIT_FLUSH_SECONDS, set_exit_flush_timeout
 from .environment_variables import (
     CHATDEBUG_DATABASE_URL,
     CHATDEBUG_EXIT_FLUSH_TIMEOUT,
@@ -22,50 +34,313 @@ from .environment_variables import (
     DEFAULT_DATABASE_URL,
 )
 from .exporter import StoreSpanProcessor
-from .exporter._lifecycle import DEFAULT_EXIT_FLUSH_SECONDS, set_exit_flush_timeout
-from .instrument import InstrumentSettings, Redactor, install, instrument_httpx
-from .instrument._reaper import drain
+from .instrument import InstrumentSettings, Redactor, install, uninstrument_httpx
+from .instrument import instrument_httpx as _instrument_httpx
+from .instrument.capture import drain, is_httpx_instrumented
 from .metrics import Metrics
-from .store import Store, open_store
+from .store import Store, database_location, open_store
 
 __all__ = ["Configuration", "configure", "flush", "shutdown"]
 
 logger = logging.getLogger("chatdebug")
 
-_KNOWN_OPTIONS = frozenset(
-    {
-        "store",
-        "metrics",
-        "queue_size",
-        "stale_threshold",
-        "redact_keys",
-        "redact_headers",
-        "redact_patterns",
-        "max_body_bytes",
-        "enablement_cache_seconds",
-        "instrument_httpx",
-        "exit_flush_timeout",
-    }
-)
+DEFAULT_QUEUE_SIZE: Final = 10_000
+DEFAULT_STALE_THRESHOLD_SECONDS: Final = 300.0
+DEFAULT_MAX_BODY_BYTES: Final = 50_000
+DEFAULT_ENABLEMENT_CACHE_SECONDS: Final = 5.0
+
+# What the exporter and the enablement check call on a store given as ``store=``. The
+# Store protocol is not checkable at run time, and a wrapper that forwards through
+# ``__getattr__`` (a fault injector, a proxy) must still be accepted.
+_STORE_METHODS: Final = ("close", "batch", "create_run", "get_allow_users", "get_user_enabled")
 
 
 @dataclass(frozen=True)
 class Configuration:
-    """What :func:`configure` set up."""
+    """What :func:`configure` set up; :func:`shutdown` takes it down again."""
 
     database_url: str
+    """The URL the store was opened from (with ``store=``: the URL it was given as)."""
     store: Store
+    """Where runs and steps are written; closed by :func:`shutdown`."""
     processor: StoreSpanProcessor
+    """The span processor (and record sink) that queues writes to :attr:`store`."""
     tracer_provider: trace.TracerProvider
+    """The provider runs and steps are created with."""
     metrics: Metrics
+    """Where chatdebug's own metrics are recorded."""
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Every argument of :func:`configure`, checked and resolved; building it has no
+    side effect."""
+
+    url: str
+    enabled: bool | None
+    tracer_provider: TracerProvider | None
+    store: Store | None
+    metrics: Metrics | None
+    queue_size: int
+    stale_threshold: timedelta
+    redact_keys: tuple[str, ...]
+    redact_headers: tuple[str, ...]
+    redact_patterns: tuple[str | re.Pattern[str], ...]
+    redactor: Redactor
+    max_body_bytes: int
+    enablement_cache_seconds: float
+    instrument_httpx: bool
+    exit_flush_timeout: float
+
+    def key(self) -> tuple[object, ...]:
+        """What makes two calls "the same configuration". Objects the caller hands over
+        count by identity (they are kept alive by the configuration, so an id is not
+        reused while it is compared); values by equality. ``instrument_httpx`` is not
+        part of it: patching is process-wide and never rebuilds the pipeline."""
+        return (
+            self.url,
+            self.enabled,
+            id(self.tracer_provider),
+            id(self.store),
+            id(self.metrics),
+            self.queue_size,
+            self.stale_threshold,
+            self.redact_keys,
+            self.redact_headers,
+            self.redact_patterns,
+            self.max_body_bytes,
+            self.enablement_cache_seconds,
+            self.exit_flush_timeout,
+        )
 
 
 _lock = threading.Lock()
 _current: Configuration | None = None
-_current_key: tuple[Any, ...] | None = None
+_current_key: tuple[object, ...] | None = None
+
+
+def configure(
+    database_url: str | None = None,
+    *,
+    enabled: bool | None = None,
+    tracer_provider: TracerProvider | None = None,
+    store: Store | None = None,
+    metrics: Metrics | None = None,
+    queue_size: int | None = None,
+    stale_threshold: float | timedelta | None = None,
+    redact_keys: Iterable[str] | None = None,
+    redact_headers: Iterable[str] | None = None,
+    redact_patterns: str | re.Pattern[str] | Iterable[str | re.Pattern[str]] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    enablement_cache_seconds: float = DEFAULT_ENABLEMENT_CACHE_SECONDS,
+    instrument_httpx: bool = False,
+    exit_flush_timeout: float | None = None,
+) -> Configuration:
+    """Set up the store, the exporter and tracing, and return what was set up.
+
+    **Parameters** (all but ``database_url`` keyword-only):
+
+    * **database_url** - ``sqlite:///path`` or ``postgresql://…``; default env
+      ``CHATDEBUG_DATABASE_URL``, else ``sqlite:///chatdebug.db``.
+    * **enabled** - ``True`` forces recording on for every run (the deployment flag; env
+      ``CHATDEBUG_ENABLED=1``). Otherwise a run records when the store's ``allow_users``
+      setting is on and its user opted in.
+    * **tracer_provider** - the OpenTelemetry SDK ``TracerProvider`` to add our span
+      processor to. Default: the global one if it is an SDK provider, else a private one.
+    * **store** - an open :class:`~chatdebug.store.Store` to use instead of opening
+      ``database_url`` (which is then only recorded in :attr:`Configuration.database_url`).
+      The configuration owns it from then on: :func:`shutdown` closes it. When
+      ``configure`` fails, it is left open.
+    * **metrics** - a :class:`~chatdebug.metrics.Metrics` to record into, e.g.
+      ``Metrics(prometheus_client.REGISTRY)``; default: the process's own registry.
+    * **queue_size** - capacity of the exporter's write queue in events, at least 1;
+      default env ``CHATDEBUG_QUEUE_SIZE``, else 10,000.
+    * **stale_threshold** - seconds (or a ``timedelta``) without a heartbeat after which
+      an in-progress run or step counts as abandoned, more than 0; open ones are
+      heartbeated at half of it. Default env ``CHATDEBUG_STALE_THRESHOLD_SECONDS``, else
+      300.
+    * **redact_keys** / **redact_headers** - further JSON keys / header names whose values
+      are always redacted (a string or an iterable of non-empty strings, matched
+      case-insensitively).
+    * **redact_patterns** - further value patterns (``str`` or compiled ``re.Pattern``,
+      one or an iterable); every match becomes ``[REDACTED]``, or only the named group
+      ``secret`` when the pattern has one.
+    * **max_body_bytes** - cap, in bytes (at least 0), on the request and response
+      bodies kept on each attempt; default 50,000.
+    * **enablement_cache_seconds** - how long the store's ``allow_users`` and per-user
+      answers are reused, at least 0; default 5.
+    * **instrument_httpx** - ``True`` also calls :func:`chatdebug.instrument_httpx`: every
+      httpx/httpx2 client of the process records, SDK default clients included. The
+      patch is process-wide: it outlives :func:`shutdown` and reconfigurations, and
+      ``False`` leaves it as it is (:func:`chatdebug.uninstrument_httpx` removes it).
+    * **exit_flush_timeout** - seconds the exporter gets at interpreter exit, on
+      :func:`shutdown` and at a reconfiguration to write what it still holds, at least 0;
+      default env ``CHATDEBUG_EXIT_FLUSH_TIMEOUT``, else 10. What it could not write is
+      counted with ``reason="shutdown"`` and logged once with the number of events.
+
+    **Checks first.** Every argument, and every environment variable used in its
+    place, is checked before anything happens: a wrong type raises :class:`TypeError`,
+    a value out of range or a database URL that cannot be used raises
+    :class:`ValueError` (:class:`~chatdebug.store.StoreConfigError` for the URL), each
+    naming the option. An unknown keyword is Python's own :class:`TypeError`. After
+    such an error nothing has changed: no file or connection was opened, no thread
+    started, no tracer provider touched, nothing patched, and the previous
+    configuration, if any, is still in force.
+
+    **Then the setup.** The store is opened, the span processor built and added to the
+    tracer provider, and httpx patched. If one of these fails (the database cannot be
+    reached: :class:`~chatdebug.store.StoreUnavailable`; the tracer provider rejects the
+    processor), what was already done is undone (the processor shut down, the store
+    closed if this call opened it, the patch removed if this call applied it) and the
+    original exception is raised, with a note saying so. The previous configuration, if
+    any, is then still in force.
+
+    **Idempotent.** Called again with the same arguments (objects such as ``store``,
+    ``metrics`` and ``tracer_provider`` compared by identity, values by equality, after
+    the environment fallbacks), it returns the configuration in force. With other
+    arguments, the new configuration is built first; once it is complete it replaces
+    the previous one, which is then flushed (within ``exit_flush_timeout``) and shut
+    down. Its store is closed, unless the new configuration was given the same store
+    object. A processor already added to a tracer provider cannot be removed from it;
+    once shut down, it writes nothing more.
+    """
+    plan = _plan(
+        database_url,
+        enabled=enabled,
+        tracer_provider=tracer_provider,
+        store=store,
+        metrics=metrics,
+        queue_size=queue_size,
+        stale_threshold=stale_threshold,
+        redact_keys=redact_keys,
+        redact_headers=redact_headers,
+        redact_patterns=redact_patterns,
+        max_body_bytes=max_body_bytes,
+        enablement_cache_seconds=enablement_cache_seconds,
+        instrument_httpx=instrument_httpx,
+        exit_flush_timeout=exit_flush_timeout,
+    )
+    key = plan.key()
+    with _lock:
+        if _current is not None and _current_key == key:
+            if plan.instrument_httpx:
+                _instrument_httpx()  # idempotent, and nothing else to undo if it fails
+            return _current
+        return _build_and_install(plan, key)
+
+
+# -- checks (no side effects) ----------------------------------------------------------
+
+
+def _plan(
+    database_url: object,
+    *,
+    enabled: object,
+    tracer_provider: object,
+    store: object,
+    metrics: object,
+    queue_size: object,
+    stale_threshold: object,
+    redact_keys: object,
+    redact_headers: object,
+    redact_patterns: object,
+    max_body_bytes: object,
+    enablement_cache_seconds: object,
+    instrument_httpx: object,
+    exit_flush_timeout: object,
+) -> _Plan:
+    # Parameters are typed ``object`` here: the public signature states what is
+    # accepted, and this is where callers without a type checker find out.
+    if database_url is not None and not isinstance(database_url, str):
+        raise _type_error("database_url", "a str or None", database_url)
+    if enabled is not None and not isinstance(enabled, bool):
+        raise _type_error("enabled", "True, False or None", enabled)
+    if tracer_provider is not None and not isinstance(tracer_provider, TracerProvider):
+        raise _type_error(
+            "tracer_provider", "an opentelemetry.sdk.trace.TracerProvider or None", tracer_provider
+        )
+    if store is not None:
+        missing = [name for name in _STORE_METHODS if not callable(getattr(store, name, None))]
+        if missing:
+            raise TypeError(
+                f"chatdebug.configure(): store must be a chatdebug Store (from "
+                f"chatdebug.store.open_store), got {type(store).__name__} without "
+                f"{', '.join(missing)}"
+            )
+    if metrics is not None and not isinstance(metrics, Metrics):
+        raise _type_error("metrics", "a chatdebug.metrics.Metrics or None", metrics)
+    if not isinstance(instrument_httpx, bool):
+        raise _type_error("instrument_httpx", "True or False", instrument_httpx)
+
+    url = database_url or os.environ.get(CHATDEBUG_DATABASE_URL) or DEFAULT_DATABASE_URL
+    if store is None:
+        # Parses the URL without opening anything; StoreConfigError (a ValueError) says
+        # what is wrong with it.
+        database_location(url)
+
+    keys = _names("redact_keys", redact_keys)
+    headers = _names("redact_headers", redact_headers)
+    patterns = _patterns(redact_patterns)
+    try:
+        redactor = Redactor(extra_keys=keys, extra_header_names=headers, extra_patterns=patterns)
+    except ValueError as exc:  # only the patterns can still be rejected here
+        raise ValueError(f"chatdebug.configure(): redact_patterns: {exc}") from exc
+
+    return _Plan(
+        url=url,
+        enabled=enabled,
+        tracer_provider=tracer_provider,
+        store=cast(Store | None, store),  # checked above, by its methods
+        metrics=metrics,
+        queue_size=_queue_size(queue_size),
+        stale_threshold=_stale_threshold(stale_threshold),
+        redact_keys=keys,
+        redact_headers=headers,
+        redact_patterns=patterns,
+        redactor=redactor,
+        max_body_bytes=_count("max_body_bytes", max_body_bytes, minimum=0),
+        enablement_cache_seconds=_seconds("enablement_cache_seconds", enablement_cache_seconds),
+        instrument_httpx=instrument_httpx,
+        exit_flush_timeout=_exit_flush_timeout(exit_flush_timeout),
+    )
+
+
+def _type_error(option: str, expected: str, value: object) -> TypeError:
+    return TypeError(
+        f"chatdebug.configure(): {option} must be {expected}, got {type(value).__name__} "
+        f"{value!r:.80}"
+    )
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    # bool is an int, but ``queue_size=True`` is a mistake, not the number 1.
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _count(option: str, value: object, *, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _type_error(option, "an int", value)
+    if value < minimum:
+        raise ValueError(f"chatdebug.configure(): {option} must be at least {minimum}, got {value}")
+    return value
+
+
+def _seconds(option: str, value: object, *, positive: bool = False) -> float:
+    if not _is_number(value):
+        raise _type_error(option, "a number of seconds", value)
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds < 0 or (positive and seconds == 0):
+        bound = "more than 0" if positive else "at least 0"
+        raise ValueError(
+            f"chatdebug.configure(): {option} must be a finite number of seconds, {bound}, "
+            f"got {value!r}"
+        )
+    return seconds
 
 
 def _env_float(name: str, default: float) -> float:
+    # A value that is not a number is ignored with a warning, as before: an environment
+    # variable set for another version or by mistake should not stop the application.
     raw = os.environ.get(name)
     if not raw:
         return default
@@ -76,99 +351,156 @@ def _env_float(name: str, default: float) -> float:
         return default
 
 
-def configure(
-    database_url: str | None = None,
-    *,
-    enabled: bool | None = None,
-    tracer_provider: trace.TracerProvider | None = None,
-    **options: Any,
-) -> Configuration:
-    """Set up the store, the exporter and tracing. Idempotent: calling it again with the
-    same arguments returns the existing configuration; with other arguments the previous
-    one is flushed and shut down first.
+def _queue_size(value: object) -> int:
+    if value is not None:
+        return _count("queue_size", value, minimum=1)
+    from_env = _env_float(CHATDEBUG_QUEUE_SIZE, DEFAULT_QUEUE_SIZE)
+    if not math.isfinite(from_env) or int(from_env) < 1:
+        raise ValueError(
+            f"chatdebug.configure(): queue_size from {CHATDEBUG_QUEUE_SIZE} must be at "
+            f"least 1, got {os.environ.get(CHATDEBUG_QUEUE_SIZE)!r}"
+        )
+    return int(from_env)
 
-    **Parameters:**
 
-    * **database_url** - ``sqlite:///path`` or ``postgresql://…``; default env
-      ``CHATDEBUG_DATABASE_URL``, else ``sqlite:///chatdebug.db``.
-    * **enabled** - ``True`` forces recording on for every run (the deployment flag; env
-      ``CHATDEBUG_ENABLED=1``). Otherwise a run records when the store's ``allow_users``
-      setting is on and its user opted in.
-    * **tracer_provider** - the OpenTelemetry ``TracerProvider`` to add our span
-      processor to. Default: the global one if it is an SDK provider, else a private one.
+def _stale_threshold(value: object) -> timedelta:
+    option = "stale_threshold"
+    if value is None:
+        value = _env_float(CHATDEBUG_STALE_THRESHOLD_SECONDS, DEFAULT_STALE_THRESHOLD_SECONDS)
+        option = f"stale_threshold from {CHATDEBUG_STALE_THRESHOLD_SECONDS}"
+    if isinstance(value, timedelta):
+        if value <= timedelta(0):
+            raise ValueError(f"chatdebug.configure(): {option} must be more than 0, got {value}")
+        return value
+    seconds = _seconds(option, value, positive=True)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"chatdebug.configure(): {option} is too large, got {value!r}") from None
 
-    Options: ``store`` (an open :class:`~chatdebug.store.Store` to use instead of a URL),
-    ``metrics`` (a :class:`~chatdebug.metrics.Metrics`, e.g. on the global Prometheus
-    registry), ``queue_size`` (exporter queue, default 10,000, env
-    ``CHATDEBUG_QUEUE_SIZE``), ``stale_threshold`` (seconds or timedelta, default 300),
-    ``redact_keys`` / ``redact_headers`` / ``redact_patterns`` (extra redaction rules),
-    ``max_body_bytes`` (attempt body cap, default 50,000), ``enablement_cache_seconds``,
-    ``instrument_httpx`` (``True`` also calls :func:`chatdebug.instrument_httpx`: every
-    httpx/httpx2 client of the process records, SDK default clients included),
-    ``exit_flush_timeout`` (seconds the exporter gets at interpreter exit, on
-    :func:`shutdown` and at a reconfiguration to write what it still holds, default 10,
-    env ``CHATDEBUG_EXIT_FLUSH_TIMEOUT``; what it could not write is counted with
-    ``reason="shutdown"`` and logged once with the number of events).
-    """
+
+def _exit_flush_timeout(value: object) -> float:
+    if value is None:
+        from_env = _env_float(CHATDEBUG_EXIT_FLUSH_TIMEOUT, DEFAULT_EXIT_FLUSH_SECONDS)
+        return _seconds(f"exit_flush_timeout from {CHATDEBUG_EXIT_FLUSH_TIMEOUT}", from_env)
+    return _seconds("exit_flush_timeout", value)
+
+
+def _names(option: str, value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, Iterable):
+        raise _type_error(option, "a str or an iterable of str", value)
+    names = tuple(value)  # materialized once: a generator must not be used up here
+    for name in names:
+        if not isinstance(name, str):
+            raise _type_error(f"{option} entry", "a str", name)
+        if not name:
+            raise ValueError(f"chatdebug.configure(): {option} entries must not be empty")
+    return names
+
+
+def _patterns(value: object) -> tuple[str | re.Pattern[str], ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str | re.Pattern):
+        value = (value,)
+    if not isinstance(value, Iterable):
+        raise _type_error("redact_patterns", "a str, a re.Pattern or an iterable of them", value)
+    patterns = tuple(value)
+    for pattern in patterns:
+        if not isinstance(pattern, str | re.Pattern):
+            raise _type_error("redact_patterns entry", "a str or a compiled re.Pattern", pattern)
+    return patterns
+
+
+# -- setup (side effects, each undone on failure) ---------------------------------------
+
+
+def _build_and_install(plan: _Plan, key: tuple[object, ...]) -> Configuration:
+    """Build the new pipeline next to the one in force, then swap. Called with
+    ``_lock`` held."""
     global _current, _current_key
-    unknown = set(options) - _KNOWN_OPTIONS
-    if unknown:
-        raise TypeError(f"unknown configure() options: {', '.join(sorted(unknown))}")
-    exit_flush = options.get("exit_flush_timeout")
-    if exit_flush is None:
-        exit_flush = _env_float(CHATDEBUG_EXIT_FLUSH_TIMEOUT, DEFAULT_EXIT_FLUSH_SECONDS)
-    set_exit_flush_timeout(exit_flush)  # a bad value raises before anything changes
-    if options.get("instrument_httpx"):
-        instrument_httpx()
-    url = database_url or os.environ.get(CHATDEBUG_DATABASE_URL) or DEFAULT_DATABASE_URL
-    key = (url, enabled, id(tracer_provider), tuple(sorted((k, id(v)) for k, v in options.items())))
-    with _lock:
-        if _current is not None and _current_key == key:
-            return _current
-        if _current is not None:
-            _shutdown_locked()
-        redactor = Redactor(
-            extra_keys=options.get("redact_keys") or (),
-            extra_header_names=options.get("redact_headers") or (),
-            extra_patterns=options.get("redact_patterns") or (),
-        )
-        store: Store = options.get("store") or open_store(url)
-        metrics: Metrics = options.get("metrics") or application_metrics()
-        stale = options.get("stale_threshold")
-        if stale is None:
-            stale = _env_float(CHATDEBUG_STALE_THRESHOLD_SECONDS, 300.0)
-        stale_delta = stale if isinstance(stale, timedelta) else timedelta(seconds=float(stale))
-        queue_size = int(options.get("queue_size") or _env_float(CHATDEBUG_QUEUE_SIZE, 10_000))
+    undo: list[tuple[str, Callable[[], object]]] = []
+    try:
+        store = plan.store
+        if store is None:
+            store = open_store(plan.url)
+            undo.append(("close the store", store.close))
+        metrics = plan.metrics or application_metrics()
         processor = StoreSpanProcessor(
-            store, metrics=metrics, max_queue_size=queue_size, stale_threshold=stale_delta
+            store,
+            metrics=metrics,
+            max_queue_size=plan.queue_size,
+            stale_threshold=plan.stale_threshold,
         )
-        provider = tracer_provider
-        if provider is None:
-            global_provider = trace.get_tracer_provider()
-            provider = global_provider if isinstance(global_provider, TracerProvider) else None
+        # Its writer thread starts with the first event, so shutting it down here is
+        # quick; it also takes its queue capacity back out of the metrics.
+        undo.append(("shut the span processor down", processor.shutdown))
+        # Runs the configured provider does not sample still reach the store through
+        # this one.
         fallback = TracerProvider()
         fallback.add_span_processor(processor)
+        undo.append(("shut the fallback tracer provider down", fallback.shutdown))
+        provider = plan.tracer_provider
+        if provider is None:
+            global_provider = trace.get_tracer_provider()
+            if isinstance(global_provider, TracerProvider):
+                provider = global_provider
         if provider is None:
             provider = fallback
-        elif isinstance(provider, TracerProvider):
-            provider.add_span_processor(processor)
         else:
-            raise TypeError("tracer_provider must be an opentelemetry.sdk.trace.TracerProvider")
-        install(
-            InstrumentSettings(
-                tracer_provider=provider,
-                fallback_provider=fallback,
-                force_enabled=enabled,
-                enablement_source=store,
-                enablement_cache_seconds=float(options.get("enablement_cache_seconds", 5.0)),
-                redactor=redactor,
-                max_body_bytes=int(options.get("max_body_bytes", 50_000)),
-                sink=processor,
-            )
+            # Last of the steps that may fail before the swap: an SDK provider cannot
+            # take a processor back, so nothing that could still fail comes after it.
+            provider.add_span_processor(processor)
+        if plan.instrument_httpx and not is_httpx_instrumented():
+            undo.append(("remove the httpx patch", uninstrument_httpx))
+            _instrument_httpx()
+    except BaseException as exc:
+        _undo(undo, exc)
+        raise
+
+    # The swap. New runs go to the new pipeline from here on; runs still open keep the
+    # sink they started with, so the previous processor gets their ends while it flushes.
+    previous = _current
+    set_exit_flush_timeout(plan.exit_flush_timeout)
+    install(
+        InstrumentSettings(
+            tracer_provider=provider,
+            fallback_provider=fallback,
+            force_enabled=plan.enabled,
+            enablement_source=store,
+            enablement_cache_seconds=plan.enablement_cache_seconds,
+            redactor=plan.redactor,
+            max_body_bytes=plan.max_body_bytes,
+            sink=processor,
         )
-        _current = Configuration(url, store, processor, provider, metrics)
-        _current_key = key
-        return _current
+    )
+    _current = Configuration(plan.url, store, processor, provider, metrics)
+    _current_key = key
+    if previous is not None:
+        try:
+            _close(previous, keep_store=previous.store is store)
+        except Exception:
+            # The new configuration is in force; a failure to close the old one must
+            # not make this call look as if it had failed.
+            logger.exception("chatdebug: closing the previous configuration failed")
+    return _current
+
+
+def _undo(undo: list[tuple[str, Callable[[], object]]], error: BaseException) -> None:
+    for what, action in reversed(undo):
+        try:
+            action()
+        except Exception as exc:
+            logger.exception("chatdebug.configure(): could not %s after a failed setup", what)
+            error.add_note(f"chatdebug.configure() could not {what} while undoing: {exc!r}")
+    error.add_note(
+        "chatdebug.configure() failed during setup and undid what it had done; "
+        "the previous configuration, if any, is still in force"
+    )
 
 
 def current() -> Configuration | None:
@@ -177,12 +509,20 @@ def current() -> Configuration | None:
 
 
 def flush(timeout: float = 10.0) -> bool:
-    """Write out everything recorded so far; True when all of it was written in time."""
+    """Wait up to ``timeout`` seconds until everything recorded so far is written; True
+    when all of it was written in time (also when nothing is configured)."""
     config = _current
     drained = drain(timeout)
     if config is None:
         return drained
     return config.processor.force_flush(int(timeout * 1000)) and drained
+
+
+def _close(config: Configuration, *, keep_store: bool = False) -> None:
+    drain(5.0)
+    config.processor.shutdown()
+    if not keep_store:
+        config.store.close()
 
 
 def _shutdown_locked() -> None:
@@ -191,14 +531,13 @@ def _shutdown_locked() -> None:
     _current = None
     _current_key = None
     install(InstrumentSettings())
-    if config is None:
-        return
-    drain(5.0)
-    config.processor.shutdown()
-    config.store.close()
+    if config is not None:
+        _close(config)
 
 
 def shutdown() -> None:
-    """Flush, stop the background writer and close the store. Idempotent."""
+    """Flush (within the exit flush timeout), stop the background writer and close the
+    store; recording stops until :func:`configure` is called again. Idempotent. A patch
+    applied by ``instrument_httpx=True`` stays (see :func:`chatdebug.uninstrument_httpx`)."""
     with _lock:
         _shutdown_locked()

@@ -1,5 +1,5 @@
 """Deletion hooks for the application: when a chat is deleted, or a conversation is
-rewound to an earlier message, its debug data goes with it (reference §5.8).
+rewound to an earlier message, its debug data goes with it.
 
 Both work on the store :func:`chatdebug.configure` set up. What is still queued for
 writing is flushed first, so a run recorded just before the call is deleted too; runs

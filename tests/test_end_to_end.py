@@ -162,6 +162,7 @@ def test_streams_closed_by_the_caller_are_judged_by_what_arrived(
     assert "has_error" not in stored.summary  # the caller stopped it: not a failure
 
 
+@pytest.mark.slow
 def test_run_is_readable_in_progress_while_open(
     configured: chatdebug.Configuration, fake_server: FakeServer
 ) -> None:
@@ -202,6 +203,7 @@ def test_error_run_and_has_error(
     assert "AAAAAAAAAAAA" not in json.dumps(step.error)
 
 
+@pytest.mark.slow
 def test_fifty_concurrent_runs_on_threads_and_tasks(
     configured: chatdebug.Configuration, fake_server: FakeServer
 ) -> None:
@@ -286,6 +288,7 @@ with chatdebug.run("chat-crash") as run:
 """
 
 
+@pytest.mark.slow
 def test_killed_process_leaves_in_progress_until_finalize_stale(
     database_url: str, fake_server: FakeServer
 ) -> None:
@@ -343,6 +346,7 @@ def test_killed_process_leaves_in_progress_until_finalize_stale(
         store.close()
 
 
+@pytest.mark.slow
 def test_postgres_going_away_mid_run_loses_nothing(pg_url: str, fake_server: FakeServer) -> None:
     fake_server.handler = lambda request: wire.openai_reply("ok")
     open_store(pg_url).close()  # schema in place before the proxy goes down
@@ -406,6 +410,7 @@ def test_queue_overflow_is_counted_never_raised(sqlite_url: str, fake_server: Fa
         chatdebug.shutdown()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_forked_child_records_its_own_runs(sqlite_url: str, fake_server: FakeServer) -> None:

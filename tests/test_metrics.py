@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from chatdebug._safety import internal_error_counts, log_internal_error
 from chatdebug.metrics import DROP_REASONS, TOKEN_TYPES, Metrics
-from tests.conftest import require_tool
+from tests.support import require_tool
 
 
 def observe_everything(metrics: Metrics) -> None:
@@ -91,6 +91,7 @@ def test_internal_errors_are_read_at_scrape_time() -> None:
     assert b"# HELP chatdebug_internal_errors_total" in generate_latest(metrics.registry)
 
 
+@pytest.mark.slow
 def test_promtool_check_metrics() -> None:
     promtool = require_tool("promtool")
     metrics = Metrics()

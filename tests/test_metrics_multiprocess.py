@@ -11,6 +11,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
@@ -19,8 +20,8 @@ from starlette.testclient import TestClient
 
 import chatdebug
 from chatdebug.metrics import Metrics
-from tests.conftest import require_tool
 from tests.ops.serve_process import ROOT, free_port
+from tests.support import require_tool
 
 # A worker of an instrumented application: records ``runs`` runs through configure()'s
 # default metrics, optionally serves /metrics, then waits for its stdin to close.
@@ -49,6 +50,7 @@ def _values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
+@pytest.mark.slow
 def test_two_workers_in_multiprocess_mode_are_scraped_as_one(tmp_path: Path) -> None:
     folder = tmp_path / "prometheus"
     folder.mkdir()

@@ -8,7 +8,7 @@ import time
 
 from chatdebug import _pacing
 from chatdebug._pacing import Pacer, pace_this_thread, pause_point
-from chatdebug.instrument import _reaper
+from chatdebug.instrument.capture import _reaper
 
 
 def test_a_pause_point_does_nothing_on_a_thread_that_does_not_pace_itself() -> None:

@@ -1,8 +1,9 @@
 """The ``chatdebug`` command (also ``python -m chatdebug``): a thin shell over the store,
 the instrumentation and ``chatdebug serve``.
 
-:mod:`._core` holds the command registry, the parser and :func:`main`; each other module
-is one command group and registers its commands when imported here.
+:mod:`._core` holds the command registry, the parser and :func:`main`; each public module
+is one command group and registers its commands when imported here (the private ones
+render runs, explain empty results and serve the demo's fake LLM).
 """
 
 from __future__ import annotations

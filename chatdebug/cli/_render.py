@@ -1,4 +1,4 @@
-"""Runs and steps for people and for scripts: the reference's JSON shapes
+"""Runs and steps for people and for scripts: the read API's JSON documents
 (``ChatDebugRunSummary``, ``ChatDebugRun``, ``ChatDebugStep``) and terminal tables."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from ..server._shapes import rfc3339, run_document, run_summary_document, step_document
+from .._documents import rfc3339, run_document, run_summary_document, step_document
 from ..store import Run, Step
 
 __all__ = ["render_run", "render_runs", "run_json", "run_summary_json", "step_json"]

@@ -11,6 +11,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .._documents import chat_export
 from ._core import EXIT_OK, CommandError, arg, command, open_from_args
 
 
@@ -34,9 +35,6 @@ def _write_atomically(path: Path, text: str) -> None:
     arg("--output", "-o", metavar="FILE", help="write to FILE instead of standard output"),
 )
 def _export(args: argparse.Namespace) -> int:
-    # The server's shapes module needs neither Starlette nor uvicorn.
-    from ..server._reads import chat_export
-
     with open_from_args(args) as store:
         document = chat_export(store, args.chat, datetime.now(UTC))
     text = json.dumps(document, ensure_ascii=False, indent=2) + "\n"

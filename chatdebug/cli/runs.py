@@ -1,17 +1,27 @@
-"""``chatdebug runs`` and ``chatdebug show``: read what was recorded."""
+"""``chatdebug runs`` and ``chatdebug show``: read what was recorded.
+
+``chatdebug runs`` lists the runs of one chat (``--chat``) or recent runs across chats,
+filtered by status, kind, user, model and start time (``--since``/``--until`` as an age
+or an RFC 3339 time).
+"""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Final
 
 from .._status import Status
 from ..store import DEFAULT_LIST_LIMIT, RunFilter, Store
 from ._core import EXIT_OK, EXIT_USAGE, CommandError, arg, command, open_from_args
 from ._hints import nothing_found_hint
-from ._moments import recent_filters
 from ._render import dumps, render_run, render_runs, run_json, run_summary_json
+
+_AGE = re.compile(r"([0-9]{1,7})([smhdw])")
+_UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 
 def _hint(store: Store, args: argparse.Namespace, lead: str = "nothing found") -> list[str]:
@@ -19,6 +29,39 @@ def _hint(store: Store, args: argparse.Namespace, lead: str = "nothing found") -
     recording on."""
     user = getattr(args, "user", None)
     return nothing_found_hint(store, lead=lead, user_id=user, database_url=args.database_url)
+
+
+def parse_moment(option: str, text: str | None, now: datetime) -> datetime | None:
+    """``--since``/``--until``: an age (``90s``, ``15m``, ``1h``, ``7d``, ``2w``) before
+    ``now``, or an RFC 3339 time (UTC when it has no offset); a usage error otherwise."""
+    if text is None:
+        return None
+    age = _AGE.fullmatch(text.strip())
+    try:
+        if age is not None:
+            return now - timedelta(seconds=int(age[1]) * _UNIT_SECONDS[age[2]])
+        moment = datetime.fromisoformat(text.strip())
+    except (ValueError, OverflowError):
+        raise CommandError(
+            f"{option} {text!r}: expected an age like 15m, 1h, 7d or a time like "
+            "2025-03-01T12:00:00Z",
+            EXIT_USAGE,
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def recent_filters(args: argparse.Namespace) -> RunFilter:
+    """The :class:`~chatdebug.store.RunFilter` the options of ``chatdebug runs`` ask for:
+    ``--since``/``--until`` parsed, the others as given."""
+    now = datetime.now(UTC)
+    return RunFilter(
+        status=args.status,
+        kind=args.kind,
+        user_id=args.user,
+        model=args.model,
+        since=parse_moment("--since", args.since, now),
+        until=parse_moment("--until", args.until, now),
+    )
 
 
 def parse_run_id(text: str) -> uuid.UUID:

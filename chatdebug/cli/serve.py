@@ -123,8 +123,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn  # noqa: F401
 
-        from ..server._state import ServerState
-        from ..server.app import create_app
+        from ..server import ServerState, create_app
     except ImportError:
         raise CommandError(_MISSING_EXTRA, EXIT_USAGE) from None
     purge_interval = parse_duration(args.purge_interval).total_seconds()

@@ -101,4 +101,3 @@ def _settings_retention_days(args: argparse.Namespace) -> int:
         store.set_retention_days(args.days)
         print(f"retention_days: {store.get_retention_days()}")
     return EXIT_OK
-

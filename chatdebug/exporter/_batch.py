@@ -1,7 +1,7 @@
 """Applying one batch of events to the store, in one transaction.
 
 Two ways, with the same result: through the store's bulk path when its class has one
-(:mod:`chatdebug.store._bulk`, planned by :mod:`._bulkplan`: few statements, nothing
+(:class:`~chatdebug.store.BulkWriter`, planned by :mod:`._bulkplan`: few statements, nothing
 read back), else event by event, each in a savepoint of the batch's transaction so a
 rejected event is undone alone. The bulk path is all or nothing: when it cannot apply a
 batch cleanly it raises :class:`BulkRefused`, the transaction is rolled back, and the
@@ -19,8 +19,15 @@ from dataclasses import dataclass
 
 from .._pacing import Pacer
 from .._safety import log_internal_error
-from ..store import RunFinalized, RunNotFound, Store, StoreError, StoreUnavailable
-from ..store._bulk import BulkWrites, bulk_writer
+from ..store import (
+    BulkWrites,
+    RunFinalized,
+    RunNotFound,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    bulk_writer,
+)
 from ._bulkplan import plan_bulk
 from ._dead import DeadRows, PendingMarks, touch_key
 from ._events import Event, FinishRun, apply_event, finished_run_update

@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar, cast
 
 from .._status import status_priority
-from ..store import CLEAR, NewStep, Step, StepUpdate
-from ..store._bulk import BulkWrites
+from ..store import CLEAR, BulkWrites, NewStep, Step, StepUpdate
 from ._events import (
     CreateRun,
     CreateStep,

@@ -1,7 +1,7 @@
 """Pure conversion of run and step spans (or their lifecycle records) into store events.
 
-Attribute keys are those of :mod:`chatdebug.instrument._attributes`. A
-:class:`~chatdebug.instrument._records.SpanRecord` holds its payloads as Python objects;
+Attribute keys are those of :mod:`chatdebug._spans`. A
+:class:`~chatdebug._spans.SpanRecord` holds its payloads as Python objects;
 a span holds them as JSON strings. Both convert to the same events. A malformed value
 (a run id that is not a UUID, JSON that does not parse or has the wrong shape, a number
 that is not an integer) is logged and counted as an internal error of the ``exporter``
@@ -20,12 +20,11 @@ import orjson
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
+from .. import _spans as attr
 from .._safety import log_internal_error
+from .._spans import SpanRecord
 from .._status import Status
-from ..instrument import _attributes as attr
-from ..instrument._records import SpanRecord
-from ..store import CLEAR, EncodedJSON, NewRun, NewStep, RunUpdate, StepUpdate, encode_json
-from ..store._base import Clear
+from ..store import CLEAR, Clear, EncodedJSON, NewRun, NewStep, RunUpdate, StepUpdate, encode_json
 from ._events import CreateRun, CreateStep, FinishRun, UpdateStep
 from ._summary import truncate_label
 

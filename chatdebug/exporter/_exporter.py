@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .._safety import log_internal_error, suppress_internal_errors
-from ..instrument._attributes import RUN_SPAN, STEP_SPAN
+from .._spans import RUN_SPAN, STEP_SPAN
 from ..metrics import Metrics
 from ..store import RunFinalized, RunNotFound, Store, StoreError, StoreUnavailable
 from ._convert import placeholder_run, run_ended, run_started, step_ended, step_started

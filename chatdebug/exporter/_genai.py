@@ -8,8 +8,8 @@ from typing import Any, Final
 import orjson
 from opentelemetry.sdk.trace import ReadableSpan
 
-from ..instrument import _attributes as attr
-from ..instrument._records import SpanRecord
+from .. import _spans as attr
+from .._spans import SpanRecord
 from ..metrics import Metrics
 
 __all__ = ["record_step_metrics"]

@@ -11,19 +11,17 @@ from typing import Any, Final
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from .._lifecycle import ForkStage, register_fork_safe
 from .._pacing import pause_point
 from .._safety import suppress_internal_errors
-from ..instrument._attributes import RUN_SPAN, STEP_SPAN
-from ..instrument._records import SpanRecord
-from ..instrument._state import INSTRUMENTATION_NAME
-from ..instrument._state import settings as instrument_settings
+from .._spans import INSTRUMENTATION_NAME, RUN_SPAN, STEP_SPAN, SpanRecord
+from ..instrument import settings as instrument_settings
 from ..metrics import Metrics
 from ..store import Store
 from ._convert import Source, run_ended, run_started, step_ended, step_started
 from ._events import TouchRun, TouchStep
 from ._genai import record_step_metrics
 from ._health import ExporterHealth
-from ._lifecycle import register_fork_safe
 from ._writer import BackgroundWriter
 
 __all__ = ["StoreSpanProcessor"]
@@ -41,7 +39,7 @@ class StoreSpanProcessor(SpanProcessor):
     ``stale_threshold / 2`` so the stale finalizer leaves them alone. Every other span is
     ignored.
 
-    It is also a record sink (:class:`~chatdebug.instrument._records.RecordSink`):
+    It is also a record sink (:class:`~chatdebug._spans.RecordSink`):
     installed as ``sink`` in the instrumentation settings (``chatdebug.configure`` does
     it), it gets our runs and steps as records straight from the instrumentation, so the
     rows do not depend on the tracer provider's sampler or span limits, and it ignores
@@ -93,7 +91,7 @@ class StoreSpanProcessor(SpanProcessor):
         self._heartbeat_interval = max(stale_threshold / 2, _MIN_HEARTBEAT).total_seconds()
         self._shut_down = False
         self._init_state()
-        register_fork_safe(self)
+        register_fork_safe(self, ForkStage.PROCESSORS)
 
     def _init_state(self) -> None:
         self._lock = threading.Lock()

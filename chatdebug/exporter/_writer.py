@@ -7,7 +7,7 @@ per event. Each event is still accounted for on its own: an event the store reje
 (``RunNotFound``, ``RunFinalized``, any other store error) is undone alone and dropped
 with its reason, and the rest of the batch goes in.
 
-A store class with a bulk path (:mod:`chatdebug.store._bulk`) gets the plain writes of
+A store class with a bulk path (:class:`~chatdebug.store.BulkWriter`) gets the plain writes of
 a batch through it (see :mod:`._bulkplan`: a step created and ended in one batch is one
 insert, and nothing is read back), in parts small enough that the writer never holds
 the GIL for long; when that path cannot apply a batch cleanly, the batch is applied
@@ -23,8 +23,9 @@ because every event is idempotent (see
 batch has committed, from the attempt that committed, so a retried event is counted
 once. When the queue is full, the new event is dropped and counted. A forked child
 starts with an empty queue and its own thread (what the parent queued is the parent's
-to write); an ``atexit`` hook shuts every live writer down within the exit flush
-timeout (:func:`~._lifecycle.exit_flush_timeout`), and what it could not write is
+to write); at exit (or SIGTERM) :mod:`chatdebug._lifecycle` shuts every live writer down,
+after the reaper thread has finished its work, within the exit flush
+timeout (:func:`chatdebug._lifecycle.exit_flush_timeout`), and what it could not write is
 counted (``reason="shutdown"``) and logged once, with the number of events.
 """
 
@@ -38,13 +39,13 @@ from typing import Final
 
 from opentelemetry import context as otel_context
 
+from .._lifecycle import ForkStage, exit_flush_timeout, register_exit_flush, register_fork_safe
 from .._safety import log_internal_error
 from ..store import RunFinalized, RunNotFound, Store, StoreError, StoreUnavailable
 from ._batch import BatchApplier, BulkRefused
 from ._dead import DeadRows, PendingMarks, touch_key
 from ._events import Event, apply_event
 from ._health import ExporterHealth
-from ._lifecycle import exit_flush_timeout, register_exit_flush, register_fork_safe
 
 __all__ = ["BackgroundWriter"]
 
@@ -82,7 +83,7 @@ class BackgroundWriter:
         self._init_state()
         health.queue_capacity_changed(max_queue_size)
         health.store_reachable(True)
-        register_fork_safe(self)
+        register_fork_safe(self, ForkStage.WRITERS)
         register_exit_flush(self)
 
     def _init_state(self) -> None:

@@ -1,14 +1,21 @@
 """Instrumentation: runs and steps as OpenTelemetry spans, and the httpx/httpx2
 transports that capture every HTTP attempt. No database code lives here."""
 
-from ._clients import async_httpx2_client, async_httpx_client, httpx2_client, httpx_client
-from ._decorate import bind_context
-from ._patch import instrument_httpx, uninstrument_httpx
-from ._redact import Redactor
 from ._run import RunHandle, run, traced_run
-from ._state import EnablementSource, InstrumentSettings, install, settings
+from ._scope import bind_context
+from ._settings import EnablementSource, InstrumentSettings, install, settings
 from ._step import StepHandle, step
-from ._transport import AsyncTransport, Transport
+from .capture import (
+    AsyncTransport,
+    Transport,
+    async_httpx2_client,
+    async_httpx_client,
+    httpx2_client,
+    httpx_client,
+    instrument_httpx,
+    uninstrument_httpx,
+)
+from .redact import Redactor
 
 __all__ = [
     "AsyncTransport",

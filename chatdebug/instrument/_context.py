@@ -13,8 +13,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._run_state import RunState
-    from ._step_state import StepState
+    from ._state import RunState, StepState
 
 __all__ = ["current_run", "current_step", "retry_candidate", "set_retry_candidate"]
 

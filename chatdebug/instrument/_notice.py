@@ -1,6 +1,7 @@
 """The one warning a process logs when a run does not record because recording is off.
 
-Recording is off by default (the reference's enablement rules), so a new user who follows
+Recording is off by default (it needs the deployment flag, or the admin switch and the
+user's opt-in), so a new user who follows
 the quick start without ``enabled=True`` would otherwise record nothing and hear nothing.
 The first run that is not recorded says why — not forced by the deployment, the admin
 switch ``allow_users`` off, or its user not opted in — and the exact argument or command
@@ -14,7 +15,7 @@ import shlex
 import threading
 from collections.abc import Callable
 
-from ._state import force_enabled, settings
+from ._settings import force_enabled, settings
 
 __all__ = ["not_recorded_reason", "reset_not_recorded_warning", "warn_not_recorded"]
 

@@ -13,17 +13,17 @@ from typing import Any, TypeVar, cast
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from .. import _spans as attr
 from .._safety import log_internal_error, suppress_internal_errors
+from .._spans import INSTRUMENTATION_NAME, SpanRecord, new_id, span_ids
 from .._status import Status
-from . import _attributes as attr
 from ._context import run_var, step_var
-from ._decorate import ScopeFactory
 from ._notice import warn_not_recorded
-from ._records import SpanRecord, new_id, span_ids
-from ._run_state import RunState
-from ._state import INSTRUMENTATION_NAME, is_enabled, settings, tracer
+from ._scope import ScopeFactory
+from ._settings import is_enabled, settings, tracer
+from ._state import RunState
 from ._step import StepHandle
-from .normalize._base import bound_text
+from .normalize import bound_text
 
 __all__ = ["RunHandle", "run", "traced_run"]
 

@@ -1,122 +1,472 @@
-"""Process-wide instrumentation settings and the enablement decision.
+"""The state of a recording run and of its steps, and ending each one's span exactly once.
 
-:func:`chatdebug.configure` fills these in; the instrumentation only reads them. The
-enablement source is a small protocol (the store implements it) so that this package
-never imports the store.
+A run numbers its steps (1-based, unique also under concurrency), keeps the steps still
+open, and ends its span once, closing what is still open.
+
+A step collects attempts from the transport. Each attempt reports an
+:class:`AttemptOutcome` when its body is done; the step keeps the latest as its tentative
+result (a later success clears an earlier error). An automatic step ends by itself when
+its attempt is done — unless the attempt failed in a way the SDK retries, in which case it
+waits for the retry (or for the run to end). An explicit step ends when its ``with``
+block exits. Either way :meth:`StepState.end` runs once; attempts still open then are
+abandoned (a stream not read to its final event counts as interrupted).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, StatusCode
 
-from .._safety import log_internal_error
-from ..environment_variables import CHATDEBUG_ENABLED, truthy
-from ._records import RecordSink
-from ._redact import DEFAULT_REDACTOR, Redactor
+from .. import _spans as attr
+from .._pacing import pause_point
+from .._spans import RecordSink, SpanRecord, new_id, span_attributes, span_ids
+from .._status import Status, may_replace
+from ._outcome import error_payload, status_for_exception
+from ._settings import settings
+from .normalize import NormalizedResponse
 
-__all__ = ["EnablementSource", "InstrumentSettings", "is_enabled", "settings", "tracer"]
+__all__ = ["AttemptOutcome", "OpenAttempt", "RunState", "StepState"]
 
-INSTRUMENTATION_NAME = "chatdebug"
-
-
-class EnablementSource(Protocol):
-    """Where the admin switch and the per-user opt-in are read from."""
-
-    def get_allow_users(self) -> bool: ...
-
-    def get_user_enabled(self, user_id: str) -> bool: ...
+_END_WAIT_SECONDS = 5.0
 
 
-@dataclass
-class InstrumentSettings:
-    """What the instrumentation needs to know; replaced as a whole by ``configure``."""
+@dataclass(slots=True)
+class AttemptOutcome:
+    """What one finished attempt means for its step."""
 
-    tracer_provider: trace.TracerProvider | None = None
-    """Provider our spans go to; None → the global one."""
-    fallback_provider: TracerProvider | None = None
-    """Used when the user's provider does not record our run (sampled out), so that no
-    run is lost."""
-    force_enabled: bool | None = None
-    """The deployment flag; None → read ``CHATDEBUG_ENABLED``."""
-    enablement_source: EnablementSource | None = None
-    enablement_cache_seconds: float = 5.0
-    redactor: Redactor = field(default_factory=lambda: DEFAULT_REDACTOR)
-    max_body_bytes: int = 50_000
-    sink: RecordSink | None = None
-    """Where run and step records go (the exporter); with one, rows never depend on
-    what the tracer provider keeps, and spans carry no JSON payloads."""
-
-
-_settings = InstrumentSettings()
-_cache: dict[tuple[str, str | None], tuple[float, bool]] = {}
-_cache_lock = threading.Lock()
+    record: dict[str, Any]
+    """The attempt object stored in the step's ``attempts``."""
+    ok: bool
+    """The model call succeeded (a complete, error-free response)."""
+    step_status: Status
+    """The status the step has if this attempt is its last."""
+    error: dict[str, Any] | None = None
+    may_retry: bool = False
+    """An SDK may send the same request again (retryable failure)."""
+    normalized_request: dict[str, Any] | None = None
+    response: NormalizedResponse | None = None
+    request_attributes: dict[str, Any] = field(default_factory=dict)
+    ttfb_ms: float | None = None
+    ttft_ms: float | None = None
 
 
-def settings() -> InstrumentSettings:
-    """The settings in force."""
-    return _settings
+class OpenAttempt(Protocol):
+    """An attempt whose response body is not done yet."""
+
+    number: int
+
+    def abandon(self, reason: str) -> None:
+        """Finish the attempt now with what it has (its outcome is reported)."""
+        ...
 
 
-def install(new: InstrumentSettings) -> None:
-    """Replace the settings (and forget cached enablement answers)."""
-    global _settings
-    _settings = new
-    with _cache_lock:
-        _cache.clear()
+class StepState:
+    """Mutable state of one step; thread-safe."""
+
+    def __init__(
+        self,
+        run: RunState,
+        span: Span,
+        *,
+        step_id: uuid.UUID,
+        number: int,
+        operation: str,
+        explicit: bool,
+        values: dict[str, Any] | None = None,
+        start_ns: int = 0,
+    ) -> None:
+        self.run = run
+        self.start_ns = start_ns
+        self._values: dict[str, Any] = dict(values or {})
+        self.span = span
+        self.id = step_id
+        self.number = number
+        self.operation = operation
+        self.explicit = explicit
+        self.ended = False
+        self.pending_retry = False
+        self._lock = threading.Lock()
+        self._ending = False
+        self._ender: int | None = None
+        self._done = threading.Event()
+        self._next_attempt = 0
+        self._open: dict[int, OpenAttempt] = {}
+        self._records: dict[int, dict[str, Any]] = {}
+        self._last: AttemptOutcome | None = None
+        self._error_recorded = False
+        self._last_finished_ns: int | None = None
+        self._assistant_message_id: int | None = None
+        self._history_tip_message_id: int | None = None
+
+    # -- attempts ---------------------------------------------------------------------
+    def reserve_attempt(self) -> tuple[int, int | None]:
+        """Next attempt number, and when the previous attempt finished (ns) if any."""
+        with self._lock:
+            self._next_attempt += 1
+            self.pending_retry = False
+            return self._next_attempt, self._last_finished_ns
+
+    def attempt_started(self, attempt: OpenAttempt) -> bool:
+        """Register an attempt in flight; False if the step already ended."""
+        with self._lock:
+            if self.ended or self._ending:
+                return False
+            self._open[attempt.number] = attempt
+            return True
+
+    def attempt_finished(self, number: int, outcome: AttemptOutcome) -> None:
+        """Record a finished attempt; an automatic step may end here."""
+        end_now = False
+        with self._lock:
+            self._open.pop(number, None)
+            self._records[number] = outcome.record
+            if self.ended:
+                return
+            self._last_finished_ns = time.time_ns()
+            self._last = outcome
+            if outcome.error is not None:
+                self._error_recorded = True
+            if not self.explicit and not self._ending and not self._open:
+                if outcome.ok or not outcome.may_retry:
+                    end_now = True
+                else:
+                    self.pending_retry = True
+        if end_now:
+            self.end()
+
+    # -- user-set fields ----------------------------------------------------------------
+    def set_message_ids(
+        self, assistant_message_id: int | None, history_tip_message_id: int | None
+    ) -> None:
+        """Message ids of this step; after the step ended they travel on the run span."""
+        with self._lock:
+            ended = self.ended or self._ending
+            if not ended:
+                if assistant_message_id is not None:
+                    self._assistant_message_id = assistant_message_id
+                if history_tip_message_id is not None:
+                    self._history_tip_message_id = history_tip_message_id
+        if ended:
+            self.run.add_step_update(self.id, assistant_message_id, history_tip_message_id)
+
+    # -- ending -------------------------------------------------------------------------
+    def end(self, exc: BaseException | None = None, exc_status: Status | None = None) -> None:
+        """End the step (idempotent). ``exc`` is the exception that left an explicit
+        step's block, with the status it maps to."""
+        with self._lock:
+            if self.ended or self._ending:
+                ender = self._ender
+            else:
+                ender = None
+                self._ending = True
+                self._ender = threading.get_ident()
+                still_open = list(self._open.values())
+        if ender is not None:
+            if ender != threading.get_ident():
+                # Being ended on another thread (the reaper finishing its last attempt):
+                # whoever ends the run waits, so a run never ends before its steps.
+                self._done.wait(_END_WAIT_SECONDS)
+            return
+        try:
+            for attempt in still_open:
+                attempt.abandon("the step ended before the response was finished")
+            with self._lock:
+                self.ended = True
+                outcome = self._last
+                records = [self._records[n] for n in sorted(self._records)]
+            status, error = self._final_status(outcome, exc, exc_status)
+            self._finish_span(outcome, records, status, error)
+            self.run.step_ended(self)
+        finally:
+            self._done.set()
+
+    def _final_status(
+        self,
+        outcome: AttemptOutcome | None,
+        exc: BaseException | None,
+        exc_status: Status | None,
+    ) -> tuple[Status, dict[str, Any] | None]:
+        status = outcome.step_status if outcome is not None else Status.COMPLETED
+        error = outcome.error if outcome is not None else None
+        if exc is not None and exc_status is not None:
+            from ._outcome import error_payload
+            from ._settings import settings
+
+            # Without an attempt the block's exception decides. After a completed model
+            # call a later exception does not downgrade the step (priority rule).
+            if outcome is None or may_replace(status, exc_status):
+                status = exc_status
+                error = error_payload(exc, settings().redactor)
+        return status, error
+
+    def _finish_span(
+        self,
+        outcome: AttemptOutcome | None,
+        records: list[dict[str, Any]],
+        status: Status,
+        error: dict[str, Any] | None,
+    ) -> None:
+        span = self.span
+        values: dict[str, Any] = {
+            attr.STEP_STATUS: status.value,
+            attr.STEP_ATTEMPTS: records,
+        }
+        if outcome is not None:
+            values.update(outcome.request_attributes)
+            if outcome.normalized_request is not None:
+                values[attr.STEP_NORMALIZED_REQUEST] = outcome.normalized_request
+            values.update(_response_attributes(outcome))
+        if error is not None:
+            values[attr.STEP_ERROR] = error
+            values[attr.ERROR_TYPE] = str(error.get("type") or "error")
+        elif self._error_recorded:
+            values[attr.STEP_ERROR] = "null"  # a later success clears the earlier error
+        if self._assistant_message_id is not None:
+            values[attr.STEP_ASSISTANT_MESSAGE_ID] = self._assistant_message_id
+        if self._history_tip_message_id is not None:
+            values[attr.STEP_HISTORY_TIP_MESSAGE_ID] = self._history_tip_message_id
+        sink = self.run.sink
+        start = self._values
+        if sink is None:
+            span.set_attributes(span_attributes(values, payloads=True))
+        else:
+            # Only what the span does not have yet (an automatic step got its request
+            # attributes when it started).
+            span.set_attributes(
+                {
+                    key: value
+                    for key, value in values.items()
+                    if key not in attr.PAYLOAD_KEYS and start.get(key) != value
+                }
+            )
+        if status is Status.ERROR:
+            span.set_status(StatusCode.ERROR, str((error or {}).get("message", ""))[:500])
+        end_ns = time.time_ns()
+        span.end(end_time=end_ns)
+        if sink is not None:
+            pause_point()
+            final = {**start, **values}
+            if final.get(attr.STEP_NORMALIZED_REQUEST) is start.get(attr.STEP_NORMALIZED_REQUEST):
+                # Stored with the row when the step started: not written twice.
+                final.pop(attr.STEP_NORMALIZED_REQUEST, None)
+            trace_id, span_id = span_ids(span)
+            sink.record_ended(
+                SpanRecord(attr.STEP_SPAN, final, trace_id, span_id, self.start_ns, end_ns)
+            )
 
 
-def tracer() -> trace.Tracer:
-    """The tracer our runs and steps are created with."""
-    provider = _settings.tracer_provider or trace.get_tracer_provider()
-    return provider.get_tracer(INSTRUMENTATION_NAME)
+def _response_attributes(outcome: AttemptOutcome) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if outcome.ttfb_ms is not None:
+        values[attr.STEP_TTFB_MS] = outcome.ttfb_ms
+    if outcome.ttft_ms is not None:
+        values[attr.STEP_TTFT_MS] = outcome.ttft_ms
+        values[attr.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = outcome.ttft_ms / 1000.0
+    response = outcome.response
+    if response is None:
+        return values
+    if response.response is not None:
+        values[attr.STEP_NORMALIZED_RESPONSE] = response.response
+    if response.metadata:
+        values[attr.STEP_METADATA] = response.metadata
+    if response.response_model:
+        values[attr.GEN_AI_RESPONSE_MODEL] = response.response_model
+    if response.finish_reasons:
+        values[attr.GEN_AI_RESPONSE_FINISH_REASONS] = list(response.finish_reasons)
+    usage = response.usage
+    if usage is not None:
+        values[attr.STEP_USAGE] = usage
+        values[attr.GEN_AI_USAGE_INPUT_TOKENS] = int(usage.get("input_tokens", 0))
+        values[attr.GEN_AI_USAGE_OUTPUT_TOKENS] = int(usage.get("output_tokens", 0))
+        for key, name in (
+            ("cache_read_tokens", attr.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
+            ("cache_creation_tokens", attr.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
+            ("reasoning_tokens", attr.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
+        ):
+            if usage.get(key):
+                values[name] = int(usage[key])
+    return values
 
 
-def force_enabled() -> bool:
-    """Whether the deployment flag forces recording on."""
-    if _settings.force_enabled is not None:
-        return _settings.force_enabled
-    return truthy(os.environ.get(CHATDEBUG_ENABLED))
+class RunState:
+    """Mutable state of one recording run; thread-safe."""
 
+    def __init__(
+        self,
+        *,
+        run_id: uuid.UUID,
+        chat_id: str,
+        user_id: str | None,
+        span: Span,
+        tracer: trace.Tracer,
+        sink: RecordSink | None = None,
+        values: dict[str, Any] | None = None,
+        start_ns: int = 0,
+    ) -> None:
+        self.id = run_id
+        self.chat_id = chat_id
+        self.user_id = user_id
+        self.span = span
+        self.tracer = tracer
+        self.sink = sink
+        """Where this run's records go; None → the spans carry the payloads."""
+        self.start_ns = start_ns
+        self._values: dict[str, Any] = dict(values or {})
+        self.ended = False
+        self.last_step: StepState | None = None
+        self._lock = threading.Lock()
+        self._step_counter = 0
+        self._open_steps: dict[uuid.UUID, StepState] = {}
+        self._status: Status | None = None
+        self._seed: dict[str, Any] = {}
+        self._step_updates: dict[uuid.UUID, dict[str, Any]] = {}
 
-def is_enabled(user_id: str | None) -> bool:
-    """Whether a run of ``user_id`` records: the deployment flag, else the admin switch
-    and the user's opt-in, read from the store at most every few seconds."""
-    if force_enabled():
-        return True
-    source = _settings.enablement_source
-    if source is None or not user_id:
-        return False
-    return _cached(("allow_users", None), source.get_allow_users) and _cached(
-        ("user", user_id), lambda: source.get_user_enabled(user_id)
-    )
+    # -- steps --------------------------------------------------------------------------
+    def start_step(
+        self,
+        *,
+        operation: str,
+        explicit: bool,
+        parent: Context | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> StepState | None:
+        """Open a new step span under this run (None when the run already ended)."""
+        with self._lock:
+            if self.ended:
+                return None
+            self._step_counter += 1
+            number = self._step_counter
+        step_id = new_id()
+        values: dict[str, Any] = {
+            attr.RUN_ID: str(self.id),
+            attr.CHAT_ID: self.chat_id,
+            attr.STEP_ID: str(step_id),
+            attr.STEP_NUMBER: number,
+            attr.STEP_OPERATION: operation,
+            attr.STEP_EXPLICIT: explicit,
+            attr.GEN_AI_CONVERSATION_ID: self.chat_id,
+        }
+        if attributes:
+            values.update(attributes)
+        context = parent if parent is not None else trace.set_span_in_context(self.span)
+        sink = self.sink
+        start_ns = time.time_ns()
+        span = self.tracer.start_span(
+            attr.STEP_SPAN,
+            context=context,
+            attributes=span_attributes(values, payloads=sink is None),
+            start_time=start_ns,
+        )
+        step = StepState(
+            self,
+            span,
+            step_id=step_id,
+            number=number,
+            operation=operation,
+            explicit=explicit,
+            values=values,
+            start_ns=start_ns,
+        )
+        if sink is not None:
+            trace_id, span_id = span_ids(span)
+            sink.record_started(
+                SpanRecord(attr.STEP_SPAN, dict(values), trace_id, span_id, start_ns, owner=step)
+            )
+        with self._lock:
+            if self.ended:
+                # The run ended while this step was being created: end it right away.
+                late = True
+            else:
+                late = False
+                self._open_steps[step_id] = step
+                self.last_step = step
+        if late:
+            step.end()
+            return None
+        return step
 
+    def step_ended(self, step: StepState) -> None:
+        with self._lock:
+            self._open_steps.pop(step.id, None)
 
-def _cached(key: tuple[str, str | None], read: _Reader) -> bool:
-    now = time.monotonic()
-    with _cache_lock:
-        hit = _cache.get(key)
-        if hit is not None and now - hit[0] < _settings.enablement_cache_seconds:
-            return hit[1]
-    try:
-        value = bool(read())
-    except Exception as exc:
-        # A store that cannot answer means "not enabled": recording must never be what
-        # breaks the caller.
-        log_internal_error("enablement", exc)
-        value = False
-    with _cache_lock:
-        if len(_cache) > 10_000:
-            _cache.clear()
-        _cache[key] = (now, value)
-    return value
+    # -- user-set fields ----------------------------------------------------------------
+    def set_status(self, status: Status) -> None:
+        with self._lock:
+            if self._status is None or may_replace(self._status, status):
+                self._status = status
 
+    def set_attributes(self, values: dict[str, Any]) -> None:
+        with self._lock:
+            if self.ended:
+                return
+            self._values.update(values)
+        self.span.set_attributes(values)
 
-class _Reader(Protocol):
-    def __call__(self) -> bool: ...
+    def add_summary(self, values: dict[str, Any]) -> None:
+        with self._lock:
+            self._seed.update(values)
+
+    def add_step_update(
+        self,
+        step_id: uuid.UUID,
+        assistant_message_id: int | None,
+        history_tip_message_id: int | None,
+    ) -> None:
+        """Message ids for a step that already ended, written when the run ends."""
+        with self._lock:
+            update = self._step_updates.setdefault(step_id, {"step_id": str(step_id)})
+            if assistant_message_id is not None:
+                update["assistant_message_id"] = assistant_message_id
+            if history_tip_message_id is not None:
+                update["history_tip_message_id"] = history_tip_message_id
+
+    # -- ending -------------------------------------------------------------------------
+    def end(self, exc: BaseException | None = None) -> None:
+        """End every open step, then the run span (idempotent)."""
+        with self._lock:
+            if self.ended:
+                return
+            self.ended = True
+            open_steps = list(self._open_steps.values())
+            chosen = self._status
+            seed = dict(self._seed)
+            step_updates = list(self._step_updates.values())
+        # A step whose last attempt is being finished on the reaper thread is waited
+        # for by its end(); one whose attempt is still queued there is settled here.
+        for step in open_steps:
+            step.end()
+        status = chosen or Status.COMPLETED
+        error = None
+        if exc is not None:
+            exc_status = status_for_exception(exc)
+            if chosen is None or may_replace(chosen, exc_status):
+                status = exc_status
+            error = error_payload(exc, settings().redactor)
+        values: dict[str, Any] = {attr.RUN_STATUS: status.value}
+        if error is not None:
+            values[attr.RUN_ERROR] = error
+            values[attr.ERROR_TYPE] = str(error["type"])
+        if seed:
+            values[attr.RUN_SUMMARY_SEED] = seed
+        if step_updates:
+            values[attr.RUN_STEP_UPDATES] = step_updates
+        sink = self.sink
+        self.span.set_attributes(span_attributes(values, payloads=sink is None))
+        if status is Status.ERROR:
+            self.span.set_status(StatusCode.ERROR, str((error or {}).get("message", ""))[:500])
+        end_ns = time.time_ns()
+        self.span.end(end_time=end_ns)
+        if sink is not None:
+            final = self._values
+            final.update(values)
+            trace_id, span_id = span_ids(self.span)
+            sink.record_ended(
+                SpanRecord(attr.RUN_SPAN, final, trace_id, span_id, self.start_ns, end_ns)
+            )

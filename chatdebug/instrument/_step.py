@@ -10,9 +10,9 @@ from opentelemetry import trace
 from .._safety import suppress_internal_errors
 from .._status import Operation
 from ._context import current_run, step_var
-from ._decorate import ScopeFactory
-from ._errors import status_for_exception
-from ._step_state import StepState
+from ._outcome import status_for_exception
+from ._scope import ScopeFactory
+from ._state import StepState
 
 __all__ = ["StepHandle", "step"]
 

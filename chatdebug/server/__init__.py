@@ -1,2 +1,9 @@
 """The HTTP side of ``chatdebug serve``: ``/metrics``, health, the read API, auth and the web
-viewer's static files."""
+viewer's static files.
+
+Needs the ``serve`` extra (Starlette): ``chatdebug serve`` imports it only when it starts.
+"""
+
+from .app import Readiness, ServerState, create_app
+
+__all__ = ["Readiness", "ServerState", "create_app"]

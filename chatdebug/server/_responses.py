@@ -3,7 +3,6 @@ the viewer carries."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any, Final
@@ -81,8 +80,3 @@ def error_response(status: int, message: str, headers: Mapping[str, str] | None 
 def no_content() -> Response:
     """204 with the API headers."""
     return Response(status_code=204, headers=dict(API_HEADERS))
-
-
-def dumps(content: Any) -> str:
-    """The same JSON the API sends, as text (for the command line)."""
-    return json.dumps(_finite(content), ensure_ascii=False, indent=2)

@@ -1,15 +1,29 @@
 """Persistence of debug runs and steps: SQLite (embedded default) and PostgreSQL.
 
 Open one with :func:`open_store`; every backend implements the :class:`Store` contract
-with identical behaviour.
+with identical behaviour, and the bulk write path (:class:`BulkWriter`, found with
+:func:`bulk_writer`).
 """
 
-from ._base import (
-    CLEAR,
+from ._codec import EncodedJSON, encode_json
+from ._contract import (
     DEFAULT_LIST_LIMIT,
     DEFAULT_RETENTION_DAYS,
     MAX_RETENTION_DAYS,
     PURGE_BATCH_SIZE,
+    BulkWriter,
+    Store,
+    bulk_writer,
+)
+from ._database_url import database_location, mask_password
+from ._errors import RunFinalized, RunNotFound, StoreConfigError, StoreError, StoreUnavailable
+from ._open import open_store
+from ._postgres import PostgresStore
+from ._sqlite import SQLiteStore
+from ._values import (
+    CLEAR,
+    BulkWrites,
+    Clear,
     FinalizeResult,
     NewRun,
     NewStep,
@@ -20,14 +34,7 @@ from ._base import (
     RunUpdate,
     Step,
     StepUpdate,
-    Store,
 )
-from ._codec import EncodedJSON, encode_json
-from ._errors import RunFinalized, RunNotFound, StoreConfigError, StoreError, StoreUnavailable
-from ._open import open_store
-from ._postgres import PostgresStore
-from ._sqlite import SQLiteStore
-from ._url import database_location, mask_password
 
 __all__ = [
     "CLEAR",
@@ -35,6 +42,9 @@ __all__ = [
     "DEFAULT_RETENTION_DAYS",
     "MAX_RETENTION_DAYS",
     "PURGE_BATCH_SIZE",
+    "BulkWriter",
+    "BulkWrites",
+    "Clear",
     "EncodedJSON",
     "FinalizeResult",
     "NewRun",
@@ -54,6 +64,7 @@ __all__ = [
     "StoreConfigError",
     "StoreError",
     "StoreUnavailable",
+    "bulk_writer",
     "database_location",
     "encode_json",
     "mask_password",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from ._base import Store
-from ._url import parse_database_url, resolve_url
+from ._contract import Store
+from ._database_url import parse_database_url, resolve_url
 
 __all__ = ["open_store"]
 

@@ -11,30 +11,18 @@ from typing import Any, Final
 from psycopg import errors as pg_errors
 
 from . import _postgres_sql as sql
-from ._base import (
-    DEFAULT_LIST_LIMIT,
-    PURGE_BATCH_SIZE,
-    Backend,
-    FinalizeResult,
-    NewRun,
-    NewStep,
-    PurgeResult,
-    Run,
-    RunFilter,
-    RunPosition,
-    RunUpdate,
-    Step,
-    StepUpdate,
-    Store,
-)
-from ._bulk import BulkWrites, bulk_parameters
 from ._codec import utc
+from ._contract import DEFAULT_LIST_LIMIT, PURGE_BATCH_SIZE, Backend, BulkWriter, Store
 from ._errors import RunNotFound, StoreError, StoreUnavailable
 from ._migrations import migrations
-from ._params import (
+from ._postgres_conn import PostgresConnections
+from ._recent import recent_runs_parameters
+from ._rows import run_from_row, step_from_row
+from ._rules import (
     SETTING_ALLOW_USERS,
     SETTING_RETENTION_DAYS,
     DuplicateStepNumber,
+    bulk_parameters,
     classify_unwritten_step,
     create_step_with_retries,
     new_run_params,
@@ -45,9 +33,19 @@ from ._params import (
     validate_limit,
     validate_retention_days,
 )
-from ._postgres_conn import PostgresConnections
-from ._recent import recent_runs_parameters
-from ._rows import run_from_row, step_from_row
+from ._values import (
+    BulkWrites,
+    FinalizeResult,
+    NewRun,
+    NewStep,
+    PurgeResult,
+    Run,
+    RunFilter,
+    RunPosition,
+    RunUpdate,
+    Step,
+    StepUpdate,
+)
 
 __all__ = ["PostgresStore"]
 
@@ -71,7 +69,7 @@ def _step(row: Any) -> Step:
     return step_from_row(row, _same_uuid, utc)
 
 
-class PostgresStore(Store):
+class PostgresStore(Store, BulkWriter):
     """:class:`~chatdebug.store.Store` on PostgreSQL.
 
     Connections come from a pool that checks each one before lending it, so a restarted
@@ -264,8 +262,9 @@ class PostgresStore(Store):
             conn.execute(sql.TOUCH_STEP, values).fetchall()
 
     def write_bulk(self, writes: BulkWrites, pace: Callable[[], None] | None = None) -> bool:
-        """The bulk write path (see :mod:`chatdebug.store._bulk`): one ``executemany``
-        per kind, all of them pipelined in one round trip; all or nothing."""
+        """The bulk write path (see :class:`~chatdebug.store.BulkWriter`): one
+        ``executemany`` per kind, all of them pipelined in one round trip; all or
+        nothing."""
         values = bulk_parameters(writes, self._now(), None, pace)
         statements = [
             (sql.INSERT_RUN_BULK, values.runs, True),

@@ -1,13 +1,15 @@
 """Connections of the PostgreSQL store: a checked pool, errors translated and scrubbed,
-operations grouped into batches, a new pool after ``fork``."""
+outages of the server noticed and recovered from, operations grouped into batches, a
+new pool after ``fork``."""
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -16,11 +18,9 @@ from psycopg.rows import TupleRow
 from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
+from .._lifecycle import ForkStage, abandon, register_fork_safe
+from ._database_url import parse_database_url, scrub
 from ._errors import StoreConfigError, StoreError, StoreUnavailable
-from ._fork import abandon, register_fork_safe
-from ._postgres_batch import Batch
-from ._postgres_outage import OutageHandling, first_line, probe
-from ._url import parse_database_url, scrub
 
 __all__ = ["Connection", "PostgresConnections"]
 
@@ -31,6 +31,19 @@ _POOL_ERRORS: Final = (PoolClosed, PoolTimeout, psycopg.Error)
 BATCH_CONNECTION_WAIT: Final = 2.0
 """Longest wait of a batch for a pooled connection."""
 
+# SQLSTATE classes meaning "the server or the connection is not usable right now" (or a
+# transaction lost a race), worth retrying: connection exception, transaction rollback,
+# insufficient resources, operator intervention (shutdown, cancel).
+_UNAVAILABLE_CLASSES: Final = frozenset({"08", "40", "53", "57"})
+
+# SQLSTATE classes meaning the server went away (connection exception, operator
+# intervention such as a shutdown): the pool's connections are suspect from then on.
+_LOST_CLASSES: Final = frozenset({"08", "57"})
+
+PROBE_INTERVAL_SECONDS: Final = 0.5
+"""While the server is unreachable, how often an operation may try a connection of its
+own; the others in between fail at once."""
+PROBE_CONNECT_TIMEOUT: Final = 2  # seconds, libpq's minimum
 
 _SAVEPOINT: Final = b"SAVEPOINT chatdebug_op"
 _RELEASE: Final = b"RELEASE SAVEPOINT chatdebug_op"
@@ -42,19 +55,77 @@ def _configure(conn: Connection) -> None:
     conn.adapters.register_loader("jsonb", TextLoader)
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
+def _probe(target: str, kwargs: dict[str, Any]) -> str | None:
+    """Why no connection can be made, or ``None``. One direct connection fails fast and
+    says why, where a pool would only time out."""
+    try:
+        psycopg.connect(target, **kwargs).close()
+    except psycopg.Error as exc:
+        return _first_line(exc)
+    return None
+
+
 def _parse_conninfo(target: str) -> tuple[str | None, dict[str, Any]]:
     try:
         return None, conninfo_to_dict(target)
     except psycopg.Error as exc:
-        return first_line(exc), {}
+        return _first_line(exc), {}
 
 
-class PostgresConnections(OutageHandling):
+class _Batch:
+    """The state of one thread's open batch (see :meth:`PostgresConnections.batch`).
+
+    Its connection is in pipeline mode: commands are sent without waiting for their
+    results, which arrive when a statement's rows are fetched. Every operation
+    therefore costs one round trip, its savepoint included. ``failed`` is the error
+    that made the batch unusable (its transaction is then rolled back at the end).
+    """
+
+    __slots__ = ("_pipeline_cm", "conn", "failed", "pid", "pipeline", "savepoint")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.failed: StoreUnavailable | None = None
+        self.pid = os.getpid()
+        self.savepoint = False  # whether the savepoint of an operation is open
+        self._pipeline_cm: AbstractContextManager[psycopg.Pipeline] | None = None
+        self.pipeline: psycopg.Pipeline | None = None
+
+    def enter_pipeline(self) -> None:
+        self._pipeline_cm = self.conn.pipeline()
+        self.pipeline = self._pipeline_cm.__enter__()
+
+    def exit_pipeline(self, exc: BaseException | None = None) -> None:
+        """Leave pipeline mode, collecting every result (raising the first error,
+        unless ``exc`` is already on its way)."""
+        cm, self._pipeline_cm, self.pipeline = self._pipeline_cm, None, None
+        if cm is not None:
+            if exc is None:
+                cm.__exit__(None, None, None)
+            else:
+                cm.__exit__(type(exc), exc, exc.__traceback__)
+
+    def sync(self) -> None:
+        """Wait for every command sent so far; raises the first error among them."""
+        if self.pipeline is not None:
+            self.pipeline.sync()
+
+
+class PostgresConnections:
     """A pool of autocommit connections to one database.
 
     Each connection is checked before it is lent, so connections a restarted server
     dropped are replaced instead of failing an operation. Every error message has the
     URL's password scrubbed; ``location`` is the URL with the password masked.
+
+    A driver error that means the server went away is noted, and from then on every use
+    of the pool first goes through :meth:`_recover`, which starts over with a new pool
+    once a connection of our own works.
 
     :meth:`batch` lends one connection to a thread for a whole block (checked once),
     whose operations then share one transaction, each in a savepoint. In a forked
@@ -83,7 +154,7 @@ class PostgresConnections(OutageHandling):
             kwargs["connect_timeout"] = max(2, round(connect_timeout))  # libpq's minimum
         if "application_name" not in given:
             kwargs["application_name"] = "chatdebug"
-        problem = probe(parsed.target, kwargs)
+        problem = _probe(parsed.target, kwargs)
         if problem is not None:
             raise StoreUnavailable(
                 f"chatdebug: cannot connect to PostgreSQL at {self.location}: "
@@ -113,7 +184,7 @@ class PostgresConnections(OutageHandling):
         self._lost: str | None = None  # why the server was last found unreachable
         self._probe_lock = threading.Lock()
         self._last_probe = 0.0
-        register_fork_safe(self)
+        register_fork_safe(self, ForkStage.CONNECTIONS)
 
     def _new_pool(self) -> ConnectionPool[Connection]:
         return ConnectionPool(
@@ -155,8 +226,89 @@ class PostgresConnections(OutageHandling):
     def _scrub(self, text: str) -> str:
         return scrub(text, self._password)
 
-    def _current_batch(self) -> Batch | None:
-        batch: Batch | None = getattr(self._local, "batch", None)
+    # errors and outages -------------------------------------------------------------
+    def _note_lost(self, reason: str) -> None:
+        """The server was found unreachable: recover through :meth:`_recover`."""
+        self._lost = reason
+
+    def _recover(self) -> None:
+        """Before using the pool after an outage was seen: try one connection of our own
+        (at most every :data:`PROBE_INTERVAL_SECONDS`, other callers failing at once
+        meanwhile); once it works, start over with a new pool.
+
+        The pool's own reconnection backs off exponentially (to minutes) and a borrower
+        waits for its whole ``timeout``; this way writes resume within about a second
+        of the server coming back, and nobody waits on a pool that cannot connect."""
+        reason = self._lost
+        if reason is None:
+            return
+        problem: str | None = reason
+        if self._probe_lock.acquire(blocking=False):
+            try:
+                if self._lost is None:
+                    return  # another thread recovered meanwhile
+                now = time.monotonic()
+                if now - self._last_probe >= PROBE_INTERVAL_SECONDS:
+                    self._last_probe = now
+                    kwargs = {**self._kwargs, "connect_timeout": PROBE_CONNECT_TIMEOUT}
+                    problem = _probe(self._target, kwargs)
+                    if problem is None:
+                        self._replace_pool()
+                        self._lost = None
+                        return
+                    problem = self._scrub(problem)
+                    self._lost = problem
+            finally:
+                self._probe_lock.release()
+        raise StoreUnavailable(
+            f"chatdebug: PostgreSQL at {self.location} is unavailable: {problem}"
+        )
+
+    def _replace_pool(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            old, self._pool = self._pool, self._new_pool()
+            self._pool.open(wait=False)
+        if old is not None:
+            # Its workers may be sleeping in a reconnect backoff: close it aside.
+            threading.Thread(
+                target=old.close, kwargs={"timeout": 1.0}, name="chatdebug-pool-close", daemon=True
+            ).start()
+
+    def _raise_pool_error(self, exc: PoolClosed | PoolTimeout | psycopg.Error) -> NoReturn:
+        """Raise the store error for a failure to get or use a pooled connection."""
+        if isinstance(exc, PoolClosed):
+            raise StoreError("chatdebug: the store is closed") from None
+        if isinstance(exc, PoolTimeout):
+            self._note_lost(f"no connection within {self._timeout:g}s")
+            raise StoreUnavailable(
+                f"chatdebug: no PostgreSQL connection to {self.location} within {self._timeout:g}s"
+            ) from exc
+        raise self._translate(exc) from exc
+
+    def _translate(self, exc: psycopg.Error) -> StoreError:
+        message = self._scrub(_first_line(exc))
+        sqlstate = exc.sqlstate or ""
+        lost = isinstance(exc, psycopg.InterfaceError) or (
+            isinstance(exc, psycopg.OperationalError)
+            and (not sqlstate or sqlstate[:2] in _UNAVAILABLE_CLASSES)
+        )
+        if lost:
+            if (
+                isinstance(exc, psycopg.InterfaceError)
+                or sqlstate[:2] in _LOST_CLASSES
+                or (not sqlstate)
+            ):
+                self._note_lost(message)
+            return StoreUnavailable(
+                f"chatdebug: PostgreSQL at {self.location} is unavailable: {message}"
+            )
+        return StoreError(f"chatdebug: PostgreSQL error: {message}")
+
+    # operations and batches ---------------------------------------------------------
+    def _current_batch(self) -> _Batch | None:
+        batch: _Batch | None = getattr(self._local, "batch", None)
         return batch
 
     @contextmanager
@@ -185,7 +337,7 @@ class PostgresConnections(OutageHandling):
         return nullcontext() if self._current_batch() is not None else conn.transaction()
 
     @contextmanager
-    def _in_batch(self, batch: Batch, pipeline: bool) -> Iterator[Connection]:
+    def _in_batch(self, batch: _Batch, pipeline: bool) -> Iterator[Connection]:
         """One operation inside ``batch``, in a savepoint that is rolled back to when
         it raises. A :class:`StoreUnavailable`, or an error that leaves the batch's
         transaction unusable, makes the batch fail: its remaining operations and its
@@ -220,7 +372,7 @@ class PostgresConnections(OutageHandling):
             self._note_failure(batch, exc)
             raise
 
-    def _note_failure(self, batch: Batch, error: BaseException) -> None:
+    def _note_failure(self, batch: _Batch, error: BaseException) -> None:
         if batch.conn.broken:
             self._note_lost(f"lost the connection: {error}")
         if batch.failed is not None:
@@ -232,7 +384,7 @@ class PostgresConnections(OutageHandling):
                 f"chatdebug: lost the connection to PostgreSQL at {self.location}: {error}"
             )
 
-    def _undo(self, batch: Batch) -> None:
+    def _undo(self, batch: _Batch) -> None:
         """Roll the batch back to the start of the failed operation. Commands after an
         error were skipped by the server: wait for them first."""
         conn = batch.conn
@@ -248,7 +400,7 @@ class PostgresConnections(OutageHandling):
         except psycopg.Error as exc:
             batch.failed = StoreUnavailable(
                 f"chatdebug: could not undo an operation on PostgreSQL at {self.location}: "
-                f"{self._scrub(first_line(exc))}"
+                f"{self._scrub(_first_line(exc))}"
             )
             return
         if conn.info.transaction_status != TransactionStatus.INTRANS:
@@ -271,7 +423,7 @@ class PostgresConnections(OutageHandling):
             conn = pool.getconn(timeout=min(self._timeout, BATCH_CONNECTION_WAIT))
         except _POOL_ERRORS as exc:
             self._raise_pool_error(exc)
-        batch = Batch(conn)
+        batch = _Batch(conn)
         try:
             transaction = conn.transaction()
             try:

@@ -250,7 +250,7 @@ ON CONFLICT (user_id) DO UPDATE SET
     debug_logging_enabled = EXCLUDED.debug_logging_enabled, updated_at = EXCLUDED.updated_at
 RETURNING user_id"""
 
-# The bulk write path (see _bulk.py): the same statements, reading nothing back;
+# The bulk write path (see _contract.py): the same statements, reading nothing back;
 # executemany sums the row counts, which tell whether every write applied.
 INSERT_RUN_BULK: Final = INSERT_RUN.rsplit("RETURNING", 1)[0]
 INSERT_STEP_BULK: Final = INSERT_STEP.rsplit("RETURNING", 1)[0]

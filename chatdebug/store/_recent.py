@@ -9,8 +9,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
 
-from ._base import RunFilter, RunPosition
 from ._codec import utc
+from ._values import RunFilter, RunPosition
 
 __all__ = ["RECENT_RUN_CONDITIONS", "recent_runs_parameters"]
 

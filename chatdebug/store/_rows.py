@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from ._base import Run, Step
 from ._codec import load_attempts, load_object, load_optional_object
+from ._values import Run, Step
 
 __all__ = [
     "RUN_COLUMNS",

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from typing import Any, Final
 
+from .._lifecycle import ForkStage, abandon, register_fork_safe
+from ._database_url import MEMORY
 from ._errors import StoreConfigError, StoreError, StoreUnavailable
-from ._fork import abandon, register_fork_safe
-from ._url import MEMORY
 
 __all__ = ["SQLiteConnections"]
 
@@ -79,7 +79,7 @@ class SQLiteConnections:
         with self.errors():
             # Keeps an in-memory database alive; for a file, reports a bad path at once.
             self._keeper: sqlite3.Connection | None = self._connect()
-        register_fork_safe(self)
+        register_fork_safe(self, ForkStage.CONNECTIONS)
 
     def _after_fork_in_child(self) -> None:
         # The parent's threads (and their locks and batches) do not exist here.

@@ -205,7 +205,7 @@ VALUES (:user_id, :enabled, :now)
 ON CONFLICT (user_id) DO UPDATE SET
     debug_logging_enabled = excluded.debug_logging_enabled, updated_at = excluded.updated_at"""
 
-# The bulk write path (see _bulk.py): the same statements, reading nothing back; the
+# The bulk write path (see _contract.py): the same statements, reading nothing back; the
 # row counts tell whether every write applied.
 INSERT_RUN_BULK: Final = INSERT_RUN.rsplit("RETURNING", 1)[0]
 INSERT_STEP_BULK: Final = INSERT_STEP.rsplit("RETURNING", 1)[0]

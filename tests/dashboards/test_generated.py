@@ -43,6 +43,7 @@ def test_committed_file_is_the_generator_output(path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_check_mode_reports_a_stale_file(tmp_path: Path) -> None:
     ok = subprocess.run(
         [sys.executable, str(DASHBOARDS / "build.py"), "--check"],

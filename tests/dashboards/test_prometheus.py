@@ -32,9 +32,9 @@ import yaml  # type: ignore[import-untyped]
 
 from chatdebug.store import NewRun, RunUpdate, open_store
 from dashboards import alerts, runs
-from tests.conftest import require_postgres, require_tool, with_search_path
 from tests.dashboards._grafana import expand_promql, expand_sql
 from tests.store.support import FakeClock
+from tests.support import require_postgres, require_tool, with_search_path
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = ROOT / "dashboards"

@@ -6,10 +6,13 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml  # type: ignore[import-untyped]
 
 from dashboards import alerts
-from tests.conftest import require_tool
+from tests.support import require_tool
+
+pytestmark = pytest.mark.slow  # runs promtool
 
 PROMETHEUS_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "prometheus"
 

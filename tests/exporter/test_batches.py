@@ -39,11 +39,7 @@ from chatdebug.store import (
     Store,
     open_store,
 )
-from tests.conftest import postgres_dsn, require_postgres
-from tests.fakes.tcp_proxy import TCPProxy
-from tests.store.support import T0
-
-from .conftest import (
+from tests.exporter.support import (
     finished_step_attributes,
     sample,
     start_run,
@@ -51,6 +47,9 @@ from .conftest import (
     wait_for,
     writes_blocked,
 )
+from tests.fakes.tcp_proxy import TCPProxy
+from tests.store.support import T0
+from tests.support import postgres_dsn, require_postgres
 
 
 def _writer(store: Store, metrics: Metrics) -> BackgroundWriter:
@@ -158,6 +157,7 @@ def test_rejected_events_do_not_stop_the_rest_of_their_batch(
     writer.shutdown(5)
 
 
+@pytest.mark.slow
 def test_sqlite_outage_retries_the_batch_and_counts_each_event_once(
     sqlite_url: str, metrics: Metrics
 ) -> None:
@@ -189,6 +189,7 @@ def proxied_pg(pg_url: str) -> Iterator[tuple[TCPProxy, str]]:
         yield proxy, proxy.rewrite_url(pg_url)
 
 
+@pytest.mark.slow
 def test_postgres_outage_retries_the_batch_and_counts_each_event_once(
     proxied_pg: tuple[TCPProxy, str], metrics: Metrics
 ) -> None:
@@ -213,6 +214,7 @@ def test_postgres_outage_retries_the_batch_and_counts_each_event_once(
         store.close()
 
 
+@pytest.mark.slow
 def test_shutdown_during_an_outage_drops_the_batch_once(sqlite_url: str, metrics: Metrics) -> None:
     store = SQLiteStore(sqlite_url.removeprefix("sqlite:///"), busy_timeout=0.02)
     writer = _writer(store, metrics)

@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode, Tracer
 
+from chatdebug import _spans as attr
 from chatdebug._safety import internal_error_counts
+from chatdebug._spans import SpanRecord
 from chatdebug.exporter._convert import (
     placeholder_run,
     run_ended,
@@ -18,11 +20,13 @@ from chatdebug.exporter._convert import (
     step_ended,
     step_started,
 )
-from chatdebug.instrument import _attributes as attr
-from chatdebug.instrument._records import SpanRecord
 from chatdebug.store import CLEAR, EncodedJSON
-
-from .conftest import finished_step_attributes, run_attributes, step_attributes, user_request
+from tests.exporter.support import (
+    finished_step_attributes,
+    run_attributes,
+    step_attributes,
+    user_request,
+)
 
 Recorded = tuple[Tracer, InMemorySpanExporter]
 

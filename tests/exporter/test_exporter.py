@@ -14,12 +14,17 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from chatdebug import _spans as attr
 from chatdebug.exporter import StoreSpanExporter
-from chatdebug.instrument import _attributes as attr
 from chatdebug.metrics import Metrics
 from chatdebug.store import Store, open_store
-
-from .conftest import finished_step_attributes, sample, start_run, start_step, user_request
+from tests.exporter.support import (
+    finished_step_attributes,
+    sample,
+    start_run,
+    start_step,
+    user_request,
+)
 
 
 def _record_run(provider: TracerProvider, run_id: uuid.UUID, steps: int = 2) -> None:

@@ -7,16 +7,16 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
+from chatdebug import _spans as attr
 from chatdebug._safety import internal_error_counts
 from chatdebug.exporter import StoreSpanProcessor
 from chatdebug.exporter._convert import span_time
-from chatdebug.instrument import _attributes as attr
 from chatdebug.metrics import Metrics
 from chatdebug.store import Store
-
-from .conftest import (
+from tests.exporter.support import (
     finished_step_attributes,
     sample,
     start_run,
@@ -62,6 +62,7 @@ def test_run_is_in_progress_while_its_span_is_open(store: Store, provider: Trace
     span.end()
 
 
+@pytest.mark.slow
 def test_run_row_appears_without_a_flush(store: Store, provider: TracerProvider) -> None:
     _processor(store, provider)
     run_id = uuid.uuid4()
@@ -141,6 +142,7 @@ def test_first_message_falls_back_to_first_user_message(
     assert stored.summary["step_count"] == 1
 
 
+@pytest.mark.slow
 def test_heartbeats_bump_updated_at(store: Store, provider: TracerProvider) -> None:
     processor = _processor(store, provider, stale_threshold=timedelta(milliseconds=40))
     tracer = provider.get_tracer("test")
@@ -274,6 +276,7 @@ def test_malformed_span_is_ignored_and_counted(store: Store, provider: TracerPro
     assert internal_error_counts()["exporter"] == before + 2  # at start and at end
 
 
+@pytest.mark.slow
 def test_abandoned_span_stops_getting_heartbeats(store: Store, provider: TracerProvider) -> None:
     processor = _processor(store, provider, stale_threshold=timedelta(milliseconds=20))
     run_id = uuid.uuid4()

@@ -20,8 +20,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from prometheus_client import CollectorRegistry
 
 import chatdebug
+from chatdebug import _spans as attr
 from chatdebug.exporter._summary import truncate_label
-from chatdebug.instrument import _attributes as attr
 from chatdebug.metrics import Metrics
 from tests.fakes import wire
 from tests.fakes.server import FakeServer
@@ -217,6 +217,7 @@ def test_spans_keep_the_genai_attributes_but_no_payloads(
         provider.shutdown()
 
 
+@pytest.mark.slow
 def test_open_records_get_heartbeats_under_a_drop_all_sampler(
     database_url: str, fake_server: FakeServer
 ) -> None:

@@ -18,10 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from chatdebug.exporter import StoreSpanProcessor
 from chatdebug.metrics import Metrics
 from chatdebug.store import PostgresStore, Store, open_store
-from tests.conftest import postgres_dsn, require_postgres
-from tests.fakes.tcp_proxy import TCPProxy
-
-from .conftest import (
+from tests.exporter.support import (
     finished_step_attributes,
     sample,
     start_run,
@@ -29,6 +26,8 @@ from .conftest import (
     wait_for,
     writes_blocked,
 )
+from tests.fakes.tcp_proxy import TCPProxy
+from tests.support import postgres_dsn, require_postgres
 
 
 def _dropped(metrics: Metrics, reason: str) -> float:
@@ -101,6 +100,7 @@ def proxied_pg(pg_url: str) -> Iterator[tuple[TCPProxy, str]]:
         yield proxy, proxy.rewrite_url(pg_url)
 
 
+@pytest.mark.slow
 def test_store_outage_loses_nothing(
     proxied_pg: tuple[TCPProxy, str], provider: TracerProvider, metrics: Metrics
 ) -> None:
@@ -148,6 +148,7 @@ def test_store_outage_loses_nothing(
         store.close()
 
 
+@pytest.mark.slow
 def test_forked_child_records_its_own_runs_only(sqlite_url: str) -> None:
     store = open_store(sqlite_url)
     store.migrate()
@@ -206,6 +207,7 @@ def test_forked_child_records_its_own_runs_only(sqlite_url: str) -> None:
         store.close()
 
 
+@pytest.mark.slow
 def test_queued_events_are_flushed_at_exit(sqlite_url: str) -> None:
     run_id = uuid.uuid4()
     script = textwrap.dedent(
@@ -214,7 +216,7 @@ def test_queued_events_are_flushed_at_exit(sqlite_url: str) -> None:
         from opentelemetry.sdk.trace import TracerProvider
         from chatdebug.exporter import StoreSpanProcessor
         from chatdebug.store import open_store
-        from tests.exporter.conftest import start_run
+        from tests.exporter.support import start_run
 
         provider = TracerProvider(shutdown_on_exit=False)  # only our own atexit hook
         provider.add_span_processor(

@@ -26,8 +26,16 @@ from chatdebug.exporter._events import (
 )
 from chatdebug.exporter._health import ExporterHealth
 from chatdebug.exporter._writer import BackgroundWriter
-from chatdebug.store import CLEAR, NewRun, NewStep, RunUpdate, StepUpdate, Store, encode_json
-from chatdebug.store._bulk import bulk_writer
+from chatdebug.store import (
+    CLEAR,
+    NewRun,
+    NewStep,
+    RunUpdate,
+    StepUpdate,
+    Store,
+    bulk_writer,
+    encode_json,
+)
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

@@ -17,8 +17,9 @@ import httpx
 import pytest
 
 from chatdebug.store import open_store
+from tests.exporter.support import writes_blocked
 
-from .conftest import writes_blocked
+pytestmark = pytest.mark.slow  # every test runs a child interpreter
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -126,7 +127,6 @@ uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off")).run(soc
 """
 
 
-@pytest.mark.slow
 def test_sigterm_through_a_graceful_server_shutdown_writes_what_is_queued(
     database_url: str,
 ) -> None:

@@ -7,14 +7,16 @@ import time
 import uuid
 from urllib.parse import urlsplit
 
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from chatdebug.exporter import StoreSpanProcessor
 from chatdebug.metrics import Metrics
 from chatdebug.store import PostgresStore
+from tests.exporter.support import sample, start_run, start_step, wait_for
 from tests.fakes.tcp_proxy import TCPProxy
 
-from .conftest import sample, start_run, start_step, wait_for
+pytestmark = pytest.mark.slow  # a PostgreSQL outage through a TCP proxy, with waits
 
 
 def test_outage_is_visible_and_queued_writes_resume_when_the_server_returns(

@@ -12,10 +12,10 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 import chatdebug
+from chatdebug import _spans as attr
+from chatdebug._spans import SpanRecord
 from chatdebug.instrument import InstrumentSettings, install
-from chatdebug.instrument import _attributes as attr
-from chatdebug.instrument._reaper import drain
-from chatdebug.instrument._records import SpanRecord
+from chatdebug.instrument.capture._reaper import drain
 from tests.fakes import wire
 from tests.fakes.server import FakeServer
 

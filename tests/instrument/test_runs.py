@@ -12,11 +12,11 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 import chatdebug
+from chatdebug import _spans as attr
 from chatdebug.instrument import InstrumentSettings, install, settings
-from chatdebug.instrument import _attributes as attr
 from tests.fakes import wire
 from tests.fakes.server import FakeServer
-from tests.instrument.conftest import Spans, jattr
+from tests.instrument.support import Spans, jattr
 
 
 class Boom(Exception):

@@ -15,9 +15,9 @@ import pytest
 from chatdebug.metrics import Metrics
 from chatdebug.ops import PurgeOutcome, Purger, Ticker
 from chatdebug.store import Store, open_store
-from tests.conftest import postgres_dsn, with_search_path
 from tests.ops.support import iterations, removed, runs_aged, sample
 from tests.store.support import FakeClock, count, is_sqlite, raw
+from tests.support import postgres_dsn, with_search_path
 
 
 def test_a_tick_deletes_exactly_the_runs_older_than_the_retention(
@@ -192,6 +192,7 @@ def test_the_purge_lock_is_per_schema(pg_url: str, clock: FakeClock, metrics: Me
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+@pytest.mark.slow
 def test_sqlite_purges_wait_for_each_other(
     sqlite_url: str, clock: FakeClock, metrics: Metrics
 ) -> None:
@@ -225,6 +226,7 @@ def test_sqlite_purges_wait_for_each_other(
         store.close()
 
 
+@pytest.mark.slow
 def test_the_ticker_ticks_at_once_then_on_its_interval_and_stops(
     store: Store, metrics: Metrics
 ) -> None:

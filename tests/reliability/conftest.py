@@ -3,10 +3,7 @@ a PostgreSQL proxy and store stalls on either backend."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,14 +11,12 @@ from urllib.parse import urlsplit
 import pytest
 
 from chatdebug.store import open_store
-from tests.conftest import postgres_dsn, require_postgres
 from tests.fakes import wire
 from tests.fakes.server import FakeServer
 from tests.fakes.tcp_proxy import TCPProxy
+from tests.support import postgres_dsn, require_postgres
 
-from ._driver import AppProcess
-
-StartApp = Callable[..., AppProcess]
+from ._driver import AppProcess, Stall, StartApp
 
 
 @pytest.fixture
@@ -61,78 +56,6 @@ def pg_proxy(pg_url: str) -> Iterator[tuple[TCPProxy, str]]:
     target = urlsplit(postgres_dsn())
     with TCPProxy(target.hostname or "127.0.0.1", target.port or 5432) as proxy:
         yield proxy, proxy.rewrite_url(pg_url)
-
-
-_LOCK_HOLDER = textwrap.dedent(
-    """
-    import sqlite3, sys, time
-    conn = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
-    conn.execute("BEGIN EXCLUSIVE")
-    print(time.time(), flush=True)
-    sys.stdin.readline()  # held until told (or the test ends)
-    conn.execute("COMMIT")
-    print(time.time(), flush=True)
-    """
-)
-
-
-class SQLiteLock:
-    """Another process holding an exclusive transaction on the database file."""
-
-    def __init__(self, path: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _LOCK_HOLDER, path],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        self.locked_at = float(self.proc.stdout.readline())
-
-    def release(self) -> float:
-        """Commit and let the process end; the wall-clock time of the commit."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write("\n")
-        self.proc.stdin.flush()
-        released_at = float(self.proc.stdout.readline())
-        self.close()
-        return released_at
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None:
-                pipe.close()
-
-
-class Stall:
-    """Makes the store unusable and usable again: a SQLite file locked by another
-    process, or PostgreSQL behind a stopped proxy."""
-
-    def __init__(self, url: str, proxy: TCPProxy | None, direct_url: str) -> None:
-        self.url = url
-        self.direct_url = direct_url  # for the test's own reads, past the proxy
-        self._proxy = proxy
-        self._lock: SQLiteLock | None = None
-
-    def begin(self) -> None:
-        if self._proxy is not None:
-            self._proxy.stop()
-        else:
-            self._lock = SQLiteLock(self.url.removeprefix("sqlite:///"))
-
-    def end(self) -> None:
-        if self._proxy is not None:
-            self._proxy.start()
-        elif self._lock is not None:
-            self._lock.release()
-            self._lock = None
-
-    def close(self) -> None:
-        if self._lock is not None:
-            self._lock.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -16,12 +16,15 @@ import pytest
 from ._driver import (
     AppProcess,
     RunsOutcome,
+    Stall,
+    StartApp,
     assert_all_written,
     figure,
     missing_events,
     stored_rows,
 )
-from .conftest import Stall, StartApp
+
+pytestmark = pytest.mark.slow  # application processes and store stalls
 
 RUNS = 40
 STEPS = 2

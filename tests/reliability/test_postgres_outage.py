@@ -11,6 +11,7 @@ from tests.fakes.tcp_proxy import TCPProxy
 
 from ._driver import (
     RunsOutcome,
+    StartApp,
     assert_all_written,
     completed_counts,
     figure,
@@ -18,7 +19,6 @@ from ._driver import (
     status_counts,
     wait_until,
 )
-from .conftest import StartApp
 
 OUTAGE_SECONDS = 30.0
 RUNS = 1_000

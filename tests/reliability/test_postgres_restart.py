@@ -9,6 +9,7 @@ import pytest
 
 from ._driver import (
     RunsOutcome,
+    StartApp,
     assert_all_written,
     completed_counts,
     figure,
@@ -17,7 +18,6 @@ from ._driver import (
     wait_until,
 )
 from ._pgcluster import PrivateCluster
-from .conftest import StartApp
 
 RUNS = 500
 DOWN_SECONDS = 5.0

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from ._driver import (
     EVENTS_PER_RUN,
     EVENTS_PER_STEP,
     RunsOutcome,
+    Stall,
+    StartApp,
     figure,
     missing_events,
     stored_rows,
 )
-from .conftest import Stall, StartApp
+
+pytestmark = pytest.mark.slow  # application processes and store stalls
 
 QUEUE_SIZE = 100
 RUNS = 100

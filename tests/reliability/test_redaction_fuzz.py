@@ -38,7 +38,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry
 
 import chatdebug
-from chatdebug.instrument._reaper import drain
+from chatdebug.instrument.capture._reaper import drain
 from chatdebug.metrics import Metrics
 from tests.fakes import wire
 from tests.fakes.server import JSON_HEADERS, SSE_HEADERS, FakeServer, Reply
@@ -406,6 +406,7 @@ def test_no_secret_in_any_stored_column_or_span_attribute(
     assert counts["exchanges"] >= EXAMPLES * EXCHANGES_PER_EXAMPLE
 
 
+@pytest.mark.slow
 def test_no_secret_when_an_sse_stream_is_cut_at_every_byte(
     fuzz: FuzzSetup, record_property: Callable[[str, object], None]
 ) -> None:

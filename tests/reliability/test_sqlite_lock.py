@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from ._driver import RunsOutcome, assert_all_written, completed_counts, figure, since, wait_until
-from .conftest import SQLiteLock, StartApp
+from ._driver import (
+    RunsOutcome,
+    SQLiteLock,
+    StartApp,
+    assert_all_written,
+    completed_counts,
+    figure,
+    since,
+    wait_until,
+)
 
 LOCK_SECONDS = 10.0
 RUNS = 300

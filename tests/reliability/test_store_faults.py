@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from ._driver import (
     RunsOutcome,
+    StartApp,
     assert_all_written,
     figure,
     missing_events,
     stored_rows,
 )
-from .conftest import StartApp
+
+pytestmark = pytest.mark.slow  # application processes
 
 RUNS = 60
 STEPS = 2

@@ -17,8 +17,7 @@ from starlette.applications import Starlette
 
 import chatdebug
 from chatdebug.metrics import Metrics
-from chatdebug.server._state import ServerState
-from chatdebug.server.app import create_app
+from chatdebug.server import ServerState, create_app
 from chatdebug.store import Store
 from tests.fakes import wire
 from tests.fakes.server import JSON_HEADERS, FakeServer, Reply

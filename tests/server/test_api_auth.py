@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from chatdebug.cli import main
 from chatdebug.server import auth
 from chatdebug.store import Store, open_store
 from tests.server._api_support import ADMIN_TOKEN, READ_TOKEN, build_app
@@ -152,17 +151,3 @@ def test_tokens_are_compared_in_constant_time(
     # No plain == on secrets in the module.
     source = Path(auth.__file__).read_text(encoding="utf-8")
     assert "token ==" not in source and "== token" not in source
-
-
-@pytest.mark.parametrize("tokens", [[], ["--token", READ_TOKEN], ["--admin-token", ADMIN_TOKEN]])
-def test_serve_refuses_a_public_address_without_both_tokens(
-    sqlite_url: str,
-    tokens: list[str],
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("CHATDEBUG_API_TOKEN", raising=False)
-    monkeypatch.delenv("CHATDEBUG_ADMIN_TOKEN", raising=False)
-    argv = ["--database-url", sqlite_url, "serve", "--listen", "0.0.0.0:0", *tokens]
-    assert main(argv) == 2
-    assert "refusing to listen on non-loopback" in capsys.readouterr().err

@@ -1,5 +1,5 @@
 """The read API on both backends against runs recorded through the real openai SDK: the
-reference's JSON shapes field by field, the chat routes, the export, tolerant decoding."""
+JSON documents field by field, the chat routes, the export, tolerant decoding."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from tests.server._api_support import (
 )
 from tests.store.support import raw
 
-# Reference §8.1, in order; "?" fields are omitted when null.
+# The documents' fields, in the order they are served; "?" fields are omitted when null.
 SUMMARY_FIELDS = [
     "id", "chat_id", "kind", "status", "provider?", "model?", "summary",
     "started_at", "updated_at", "finished_at?",
@@ -53,7 +53,7 @@ AUTH = {"Authorization": f"Bearer {READ_TOKEN}"}
 
 
 def assert_shape(document: dict[str, Any], fields: list[str], row: Any) -> None:
-    """Keys in the reference's order, required ones present, optional ones present exactly
+    """Keys in the documented order, required ones present, optional ones present exactly
     when the row's value is not null, and each value equal to the stored one."""
     expected = []
     for spec in fields:

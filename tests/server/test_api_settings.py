@@ -1,5 +1,5 @@
-"""Settings routes with the reference's semantics and status codes, and the deletion
-hooks as API calls and as public Python functions (both backends)."""
+"""Settings routes with their semantics and status codes, and the deletion hooks as API
+calls and as public Python functions (both backends)."""
 
 from __future__ import annotations
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 
 from chatdebug.store import open_store
-from tests.conftest import require_postgres
 from tests.fakes.tcp_proxy import TCPProxy
 from tests.ops.serve_process import ServeProcess
 from tests.ops.support import NOW, runs_aged
 from tests.store.support import FakeClock, count
+from tests.support import require_postgres
 
 
 @pytest.mark.slow

@@ -24,7 +24,6 @@ from selenium.webdriver.support.wait import WebDriverWait
 import chatdebug
 from chatdebug.metrics import Metrics
 from chatdebug.store import Store
-from tests.conftest import require_tool
 from tests.fakes import wire
 from tests.fakes.server import FakeServer
 from tests.server._api_support import (
@@ -37,6 +36,7 @@ from tests.server._api_support import (
     record_simple_turn,
     record_tool_turn,
 )
+from tests.support import require_tool
 
 pytestmark = pytest.mark.slow
 

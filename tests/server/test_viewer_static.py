@@ -11,12 +11,12 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from chatdebug.server._static import static_routes, viewer_files
+from chatdebug.server.app import viewer_files, viewer_routes
 
 
 @pytest.fixture
 def client() -> Iterator[TestClient]:
-    with TestClient(Starlette(routes=static_routes())) as opened:
+    with TestClient(Starlette(routes=viewer_routes())) as opened:
         yield opened
 
 
@@ -37,7 +37,7 @@ def test_page_and_assets_carry_the_security_headers(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/static/../_static.py", "/static/%2e%2e%2f_static.py", "/static/nope.js", "/static/"]
+    "path", ["/static/../app.py", "/static/%2e%2e%2fapp.py", "/static/nope.js", "/static/"]
 )
 def test_only_the_viewer_files_are_served(client: TestClient, path: str) -> None:
     assert client.get(path).status_code == 404

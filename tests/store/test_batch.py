@@ -30,9 +30,9 @@ from chatdebug.store import (
     StoreUnavailable,
     open_store,
 )
-from tests.conftest import postgres_dsn, require_postgres
 from tests.fakes.tcp_proxy import TCPProxy
 from tests.store.support import FakeClock, count, make_run, make_step
+from tests.support import postgres_dsn, require_postgres
 
 T = TypeVar("T")
 THREADS = 8
@@ -224,6 +224,7 @@ def proxied_pg(pg_url: str) -> Iterator[tuple[TCPProxy, str]]:
         yield proxy, proxy.rewrite_url(pg_url)
 
 
+@pytest.mark.slow
 def test_losing_postgres_fails_the_whole_batch(proxied_pg: tuple[TCPProxy, str]) -> None:
     proxy, url = proxied_pg
     store = PostgresStore(url, timeout=1.0)

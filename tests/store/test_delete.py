@@ -8,8 +8,8 @@ import psycopg
 import pytest
 
 from chatdebug.store import PurgeResult, RunUpdate, Store
-from tests.conftest import postgres_dsn, with_search_path
 from tests.store.support import T0, FakeClock, count, make_run, make_step
+from tests.support import postgres_dsn, with_search_path
 
 DAY = timedelta(days=1)
 PURGE_LOCK = (

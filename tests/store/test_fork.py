@@ -18,6 +18,7 @@ from chatdebug.store import NewStep, RunUpdate, StepUpdate, Store, open_store
 from tests.store.support import count, make_run, make_step
 
 pytestmark = [
+    pytest.mark.slow,  # forks
     pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork"),
     # The PostgreSQL pool runs threads; forking is exactly what is tested here.
     pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning"),

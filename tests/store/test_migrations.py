@@ -10,6 +10,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
+import pytest
+
 from chatdebug.store import open_store
 from tests.store.support import count, is_sqlite, make_run, raw
 
@@ -72,6 +74,7 @@ store.close()
 """
 
 
+@pytest.mark.slow
 def test_concurrent_migrations_from_two_processes(database_url: str) -> None:
     # Both processes are told to migrate at the same moment, after their start-up.
     at = time.time() + 1.5

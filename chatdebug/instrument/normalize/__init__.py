@@ -12,13 +12,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from ._base import Codec, NormalizedResponse, StreamAssembler
+from ._payloads import (
+    MAX_STREAM_TEXT_BYTES,
+    MAX_TEXT_LENGTH,
+    Codec,
+    NormalizedResponse,
+    StreamAssembler,
+    bound_text,
+    is_retryable_status,
+)
+from ._sse import SSEEvent, SSEParser
 from .anthropic import AnthropicMessagesCodec
 from .generic import GenericCodec
 from .openai_chat import OpenAIChatCodec
 from .openai_responses import OpenAIResponsesCodec
 
 __all__ = [
+    "MAX_STREAM_TEXT_BYTES",
+    "MAX_TEXT_LENGTH",
     "AnthropicMessagesCodec",
     "Codec",
     "Detection",
@@ -26,8 +37,12 @@ __all__ = [
     "NormalizedResponse",
     "OpenAIChatCodec",
     "OpenAIResponsesCodec",
+    "SSEEvent",
+    "SSEParser",
     "StreamAssembler",
+    "bound_text",
     "detect",
+    "is_retryable_status",
 ]
 
 

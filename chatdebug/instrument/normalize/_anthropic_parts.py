@@ -11,7 +11,7 @@ import json
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
-from ._base import bound_text, make_usage, text_part
+from ._payloads import bound_text, make_usage, text_part
 
 __all__ = [
     "block_parts",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from .._sse import SSEEvent
 from ._anthropic_parts import (
     block_parts,
     citation_source,
@@ -22,7 +21,7 @@ from ._anthropic_parts import (
     tool_call_part,
     usage_from,
 )
-from ._base import (
+from ._payloads import (
     ELLIPSIS,
     MAX_STREAM_TEXT_BYTES,
     NormalizedResponse,
@@ -31,6 +30,7 @@ from ._base import (
     loads_json,
     text_part,
 )
+from ._sse import SSEEvent
 
 _COMPACT_AT: Final = 64
 """Deltas kept as separate strings before they are joined into one."""

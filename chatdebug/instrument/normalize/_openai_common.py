@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from ._base import bound_text, http_error_payload, make_usage
+from ._payloads import bound_text, http_error_payload, make_usage
 
 __all__ = [
     "NEUTRAL_FINISH",

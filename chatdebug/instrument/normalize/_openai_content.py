@@ -16,8 +16,15 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .._sse import SSEEvent
-from ._base import ELLIPSIS, MAX_STREAM_TEXT_BYTES, TextBudget, bound_text, loads_json, text_part
+from ._payloads import (
+    ELLIPSIS,
+    MAX_STREAM_TEXT_BYTES,
+    TextBudget,
+    bound_text,
+    loads_json,
+    text_part,
+)
+from ._sse import SSEEvent
 
 _COMPACT_AT: Final = 64
 """Deltas kept as separate strings before they are joined into one."""

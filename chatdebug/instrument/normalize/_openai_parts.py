@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
-from ._base import bound_text
 from ._openai_common import as_dict, as_list, as_str
+from ._payloads import bound_text
 
 __all__ = [
     "audio_part",

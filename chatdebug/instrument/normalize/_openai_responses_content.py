@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from ._base import MAX_STREAM_TEXT_BYTES, NormalizedResponse
 from ._openai_common import as_dict, as_int, as_list, as_str, error_info, usage_from
 from ._openai_content import ContentBuilder, JsonEventStream
+from ._payloads import MAX_STREAM_TEXT_BYTES, NormalizedResponse
 
 __all__ = [
     "HOSTED_CALLS",

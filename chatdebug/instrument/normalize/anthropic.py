@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from ._anthropic_parts import block_parts, finish_reason, response_payload, usage_from
 from ._anthropic_stream import AnthropicStreamAssembler, stream_error_payload
-from ._base import JSONBodyCodec, NormalizedResponse, bound_text, http_error_payload, text_part
+from ._payloads import JSONBodyCodec, NormalizedResponse, bound_text, http_error_payload, text_part
 
 __all__ = ["AnthropicMessagesCodec"]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from .._sse import SSEEvent
 from ._anthropic_parts import usage_from as anthropic_usage
-from ._base import JSONBodyCodec, NormalizedResponse, bound_text, http_error_payload, make_usage
+from ._payloads import JSONBodyCodec, NormalizedResponse, bound_text, http_error_payload, make_usage
+from ._sse import SSEEvent
 
 __all__ = ["GenericCodec", "GenericStreamAssembler", "usage_of"]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from ._base import MAX_STREAM_TEXT_BYTES, JSONBodyCodec, NormalizedResponse, text_part
 from ._openai_chat_content import ChatContent, absorb
 from ._openai_common import (
     as_dict,
@@ -29,6 +28,7 @@ from ._openai_common import (
 )
 from ._openai_content import JsonEventStream
 from ._openai_parts import audio_part, file_input_part, media_part, tool_call_part, tool_result_part
+from ._payloads import MAX_STREAM_TEXT_BYTES, JSONBodyCodec, NormalizedResponse, text_part
 
 __all__ = ["OpenAIChatCodec"]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from ._base import JSONBodyCodec, NormalizedResponse, text_part
 from ._openai_common import (
     as_dict,
     as_list,
@@ -34,6 +33,7 @@ from ._openai_responses_content import (
     final_fields,
     response_usage,
 )
+from ._payloads import JSONBodyCodec, NormalizedResponse, text_part
 
 __all__ = ["OpenAIResponsesCodec"]
 

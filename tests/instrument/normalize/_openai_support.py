@@ -7,8 +7,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from chatdebug.instrument._sse import SSEEvent, SSEParser
-from chatdebug.instrument.normalize._base import NormalizedResponse, StreamAssembler
+from chatdebug.instrument.normalize._payloads import NormalizedResponse, StreamAssembler
+from chatdebug.instrument.normalize._sse import SSEEvent, SSEParser
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -12,8 +12,8 @@ from anthropic.types import Message, RawMessageStreamEvent, message_create_param
 from anthropic.types.shared import ErrorResponse
 from pydantic import TypeAdapter
 
-from chatdebug.instrument._sse import SSEParser
-from chatdebug.instrument.normalize._base import MAX_TEXT_LENGTH
+from chatdebug.instrument.normalize._payloads import MAX_TEXT_LENGTH
+from chatdebug.instrument.normalize._sse import SSEParser
 from chatdebug.instrument.normalize.anthropic import AnthropicMessagesCodec
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from chatdebug.instrument._sse import SSEEvent, SSEParser
-from chatdebug.instrument.normalize._base import MAX_STREAM_TEXT_BYTES, NormalizedResponse
+from chatdebug.instrument.normalize._payloads import MAX_STREAM_TEXT_BYTES, NormalizedResponse
+from chatdebug.instrument.normalize._sse import SSEEvent, SSEParser
 from chatdebug.instrument.normalize.anthropic import AnthropicMessagesCodec
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from openai.types import Completion, CreateEmbeddingResponse
 
-from chatdebug.instrument._sse import SSEEvent
+from chatdebug.instrument.normalize._sse import SSEEvent
 from chatdebug.instrument.normalize.generic import GenericCodec
 
 EMBEDDINGS_RESPONSE = {

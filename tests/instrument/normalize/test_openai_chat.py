@@ -12,8 +12,8 @@ from openai.types import ErrorObject
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, completion_create_params
 from pydantic import TypeAdapter
 
-from chatdebug.instrument._sse import SSEEvent
-from chatdebug.instrument.normalize._base import MAX_STREAM_TEXT_BYTES, MAX_TEXT_LENGTH
+from chatdebug.instrument.normalize._payloads import MAX_STREAM_TEXT_BYTES, MAX_TEXT_LENGTH
+from chatdebug.instrument.normalize._sse import SSEEvent
 from chatdebug.instrument.normalize.openai_chat import OpenAIChatCodec
 
 from ._openai_support import FIXTURES, dumped, events, force, load, raw, run, sse, summary

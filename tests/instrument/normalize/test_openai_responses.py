@@ -10,8 +10,8 @@ import pytest
 from openai.types.responses import Response, ResponseStreamEvent, response_create_params
 from pydantic import TypeAdapter
 
-from chatdebug.instrument._sse import SSEEvent
-from chatdebug.instrument.normalize._base import MAX_STREAM_TEXT_BYTES, MAX_TEXT_LENGTH
+from chatdebug.instrument.normalize._payloads import MAX_STREAM_TEXT_BYTES, MAX_TEXT_LENGTH
+from chatdebug.instrument.normalize._sse import SSEEvent
 from chatdebug.instrument.normalize.openai_responses import OpenAIResponsesCodec
 
 from ._openai_support import FIXTURES, dumped, events, force, load, raw, run, sse, summary

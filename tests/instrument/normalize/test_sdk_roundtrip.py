@@ -15,17 +15,17 @@ import openai
 import pytest
 
 import chatdebug
-from chatdebug.instrument import _attributes as attr
-from chatdebug.instrument._redact import DEFAULT_REDACTOR
-from chatdebug.instrument._sse import SSEParser
+from chatdebug import _spans as attr
 from chatdebug.instrument.normalize import (
     AnthropicMessagesCodec,
     Codec,
     OpenAIChatCodec,
     OpenAIResponsesCodec,
 )
+from chatdebug.instrument.normalize._sse import SSEParser
+from chatdebug.instrument.redact._redactor import DEFAULT_REDACTOR
 from tests.fakes.server import JSON_HEADERS, SSE_HEADERS, FakeServer, Reply
-from tests.instrument.conftest import Spans, jattr
+from tests.instrument.support import Spans, jattr
 
 FIXTURES = Path(__file__).parent / "fixtures"
 USER: Any = [{"role": "user", "content": "hi"}]

@@ -1,0 +1,147 @@
+"""The JSON documents of runs, steps and exports, used by the read API (``server``) and
+the command line (``cli``): ``ChatDebugRunSummary``, ``ChatDebugRun`` (with its ordered
+``steps``), ``ChatDebugStep`` and the chat export document (``version`` 1), plus the
+reads that combine several store calls into one of them.
+
+Optional fields (marked ``?`` below) are omitted when null. Timestamps are RFC 3339 in
+UTC with a ``Z``. JSON columns arrive from the store already decoded tolerantly: a
+malformed payload is a ``{"error": "malformed debug payload", "parse_error", "raw"}``
+object (attempts: a one-element list of ``"malformed attempts payload"``), a JSON
+``null`` in a non-null column is ``{}`` (attempts ``[]``). Bodies inside attempts stay
+the base64 strings they were stored as.
+
+Nothing here needs Starlette: ``chatdebug export`` works without the ``serve`` extra.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from .store import DEFAULT_LIST_LIMIT, Run, Step, Store
+
+__all__ = [
+    "EXPORT_VERSION",
+    "chat_export",
+    "export_document",
+    "rfc3339",
+    "run_document",
+    "run_summary_document",
+    "run_with_steps",
+    "step_document",
+]
+
+EXPORT_VERSION: Final = 1
+
+
+def rfc3339(value: datetime) -> str:
+    """``2025-03-01T12:00:00.123456Z`` (the value is UTC already)."""
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _put(target: dict[str, Any], key: str, value: Any) -> None:
+    if value is not None:
+        target[key] = value
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def run_summary_document(run: Run) -> dict[str, Any]:
+    """``ChatDebugRunSummary``: ``id, chat_id, kind, status, provider?, model?, summary,
+    started_at, updated_at, finished_at?``."""
+    out: dict[str, Any] = {
+        "id": str(run.id),
+        "chat_id": run.chat_id,
+        "kind": run.kind,
+        "status": run.status,
+    }
+    _put(out, "provider", run.provider)
+    _put(out, "model", run.model)
+    out["summary"] = _object(run.summary)
+    out["started_at"] = rfc3339(run.started_at)
+    out["updated_at"] = rfc3339(run.updated_at)
+    if run.finished_at is not None:
+        out["finished_at"] = rfc3339(run.finished_at)
+    return out
+
+
+def step_document(step: Step) -> dict[str, Any]:
+    """``ChatDebugStep``: ``id, run_id, chat_id, step_number, operation, status,
+    history_tip_message_id?, assistant_message_id?, normalized_request,
+    normalized_response?, usage?, attempts, error?, metadata, started_at, updated_at,
+    finished_at?``."""
+    out: dict[str, Any] = {
+        "id": str(step.id),
+        "run_id": str(step.run_id),
+        "chat_id": step.chat_id,
+        "step_number": step.step_number,
+        "operation": step.operation,
+        "status": step.status,
+    }
+    _put(out, "history_tip_message_id", step.history_tip_message_id)
+    _put(out, "assistant_message_id", step.assistant_message_id)
+    out["normalized_request"] = _object(step.normalized_request)
+    _put(out, "normalized_response", step.normalized_response)
+    _put(out, "usage", step.usage)
+    out["attempts"] = list(step.attempts or [])
+    _put(out, "error", step.error)
+    out["metadata"] = _object(step.metadata)
+    out["started_at"] = rfc3339(step.started_at)
+    out["updated_at"] = rfc3339(step.updated_at)
+    if step.finished_at is not None:
+        out["finished_at"] = rfc3339(step.finished_at)
+    return out
+
+
+def run_document(run: Run, steps: Sequence[Step]) -> dict[str, Any]:
+    """``ChatDebugRun``: ``id, chat_id, root_chat_id?, parent_chat_id?,
+    model_config_id?, trigger_message_id?, history_tip_message_id?, kind, status,
+    provider?, model?, summary, started_at, updated_at, finished_at?, steps``."""
+    out: dict[str, Any] = {"id": str(run.id), "chat_id": run.chat_id}
+    _put(out, "root_chat_id", run.root_chat_id)
+    _put(out, "parent_chat_id", run.parent_chat_id)
+    _put(out, "model_config_id", run.model_config_id)
+    _put(out, "trigger_message_id", run.trigger_message_id)
+    _put(out, "history_tip_message_id", run.history_tip_message_id)
+    summary = run_summary_document(run)
+    del summary["id"], summary["chat_id"]
+    out.update(summary)  # kind … finished_at, in the documented field order
+    out["steps"] = [step_document(step) for step in steps]
+    return out
+
+
+def export_document(
+    chat_id: str, runs: Sequence[tuple[Run, Sequence[Step]]], exported_at: datetime
+) -> dict[str, Any]:
+    """The chat export: ``{"version": 1, "scope": "chat", "exported_at", "chat_id",
+    "run_count", "limited_to_most_recent": 100, "runs": [ChatDebugRun…]}``."""
+    return {
+        "version": EXPORT_VERSION,
+        "scope": "chat",
+        "exported_at": rfc3339(exported_at),
+        "chat_id": chat_id,
+        "run_count": len(runs),
+        "limited_to_most_recent": DEFAULT_LIST_LIMIT,
+        "runs": [run_document(run, steps) for run, steps in runs],
+    }
+
+
+# -- reads -----------------------------------------------------------------------------
+
+
+def run_with_steps(store: Store, chat_id: str, run_id: uuid.UUID) -> dict[str, Any] | None:
+    """``ChatDebugRun`` of the run, or ``None`` when it does not exist in that chat."""
+    run = store.get_run(run_id)
+    if run is None or run.chat_id != chat_id:
+        return None
+    return run_document(run, store.list_steps(run_id))
+
+
+def chat_export(store: Store, chat_id: str, now: datetime) -> dict[str, Any]:
+    """The export document of the chat's newest 100 runs, each with its steps."""
+    runs = store.list_runs(chat_id, DEFAULT_LIST_LIMIT)
+    return export_document(chat_id, [(run, store.list_steps(run.id)) for run in runs], now)

@@ -1,0 +1,115 @@
+"""What the transport learns from a request before sending it (computed once)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ... import _spans as attr
+from ..normalize import Detection, detect
+from ..redact import Redactor
+
+__all__ = ["RETRY_COUNT_HEADER", "RequestView", "b64", "read_request"]
+
+RETRY_COUNT_HEADER = "x-stainless-retry-count"
+TRUNCATED = b"[TRUNCATED]"
+
+
+def b64(data: bytes) -> str:
+    """Bodies are stored as base64 text: the attempt format keeps bytes, not text."""
+    return base64.b64encode(data).decode("ascii")
+
+
+@dataclass(slots=True)
+class RequestView:
+    method: str
+    url: str
+    """Redacted URL."""
+    path: str
+    host: str
+    headers: dict[str, str]
+    """Redacted headers."""
+    body_record: str | None
+    """Base64 of the redacted (or ``[TRUNCATED]``) body; None when not replayable."""
+    detection: Detection
+    normalized_request: dict[str, Any]
+    is_stream: bool
+    request_model: str | None
+    retry_count: int | None
+    """``x-stainless-retry-count`` (None when absent: the client does not retry)."""
+
+    def span_attributes(self) -> dict[str, Any]:
+        """GenAI request attributes for the step span."""
+        values: dict[str, Any] = {
+            attr.GEN_AI_OPERATION_NAME: self.detection.codec.operation_name,
+            attr.GEN_AI_PROVIDER_NAME: self.detection.provider,
+            attr.GEN_AI_REQUEST_STREAM: self.is_stream,
+            attr.STEP_API_FORMAT: self.detection.codec.name,
+        }
+        if self.request_model:
+            values[attr.GEN_AI_REQUEST_MODEL] = self.request_model
+        return values
+
+
+def _request_content(request: Any) -> bytes | None:
+    # httpx keeps the body of requests built from json=/content= in ``_content``; a
+    # streaming upload raises RequestNotRead and is not read (it cannot be replayed).
+    try:
+        content = request.content
+    except Exception:
+        return None
+    return content if isinstance(content, bytes) else None
+
+
+def read_request(request: Any, redactor: Redactor, max_body_bytes: int) -> RequestView:
+    """Build the :class:`RequestView` of an httpx/httpx2 request without consuming it."""
+    url = request.url
+    method = str(request.method)
+    path = str(url.path)
+    host = str(url.host)
+    pairs = list(request.headers.multi_items())
+    retry_count: int | None = None
+    for name, value in pairs:
+        if name.lower() == RETRY_COUNT_HEADER:
+            try:
+                retry_count = int(value)
+            except ValueError:
+                retry_count = 0
+    content = _request_content(request)
+    body_record: str | None = None
+    parsed: Any = None
+    if content is not None:
+        if len(content) > max_body_bytes:
+            body_record = b64(TRUNCATED)
+        elif content:
+            body_record = b64(redactor.redact_json(content))
+        if content:
+            try:
+                parsed = orjson.loads(content)
+            except orjson.JSONDecodeError:
+                try:  # what orjson refuses (NaN, huge integers) the json module may take
+                    parsed = json.loads(content)
+                except (ValueError, RecursionError):
+                    parsed = None
+    detection = detect(method, host, path, port=url.port)
+    codec = detection.codec
+    normalized = redactor.redact_payload(codec.normalize_request(parsed))
+    return RequestView(
+        method=method,
+        url=redactor.redact_url(str(url)),
+        # The route decides the format above; what is stored gets the value patterns, as
+        # the URL does (a key or an account id in a path segment is still a secret).
+        path=redactor.redact_text(path),
+        host=host,
+        headers=redactor.redact_headers(pairs),
+        body_record=body_record,
+        detection=detection,
+        normalized_request=normalized,
+        is_stream=codec.is_stream_request(parsed),
+        request_model=codec.request_model(parsed),
+        retry_count=retry_count,
+    )
