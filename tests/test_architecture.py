@@ -261,6 +261,8 @@ PUBLIC_NAMES = {
         "AnthropicMessagesCodec",
         "Codec",
         "Detection",
+        "GeminiAuxCodec",
+        "GeminiCodec",
         "GenericCodec",
         "NormalizedResponse",
         "OpenAIChatCodec",

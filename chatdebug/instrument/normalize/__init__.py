@@ -2,7 +2,8 @@
 
 :func:`detect` picks the codec from the request path (formats are recognised wherever
 they are served: ``/v1/chat/completions``, Azure's
-``/openai/deployments/x/chat/completions``, OpenRouter's ``/api/v1/...``) and the
+``/openai/deployments/x/chat/completions``, OpenRouter's ``/api/v1/...``, Gemini's
+``.../models/{model}:generateContent`` on Google AI, Vertex AI or a gateway) and the
 ``gen_ai.provider.name`` from the host, falling back to the format's owner for unknown
 hosts (a loopback test server, a self-hosted vLLM).
 """
@@ -23,6 +24,9 @@ from ._payloads import (
 )
 from ._sse import SSEEvent, SSEParser
 from .anthropic import AnthropicMessagesCodec
+from .gemini import GeminiAuxCodec, GeminiCodec
+from .gemini import gemini_codec as _gemini_codec
+from .gemini import gemini_route as _gemini_route
 from .generic import GenericCodec
 from .openai_chat import OpenAIChatCodec
 from .openai_responses import OpenAIResponsesCodec
@@ -33,6 +37,8 @@ __all__ = [
     "AnthropicMessagesCodec",
     "Codec",
     "Detection",
+    "GeminiAuxCodec",
+    "GeminiCodec",
     "GenericCodec",
     "NormalizedResponse",
     "OpenAIChatCodec",
@@ -113,6 +119,13 @@ def _format(method: str, path: str) -> tuple[Codec, str]:
         or ("/publishers/anthropic/" in path and path.endswith(("rawpredict", "streamrawpredict")))
     ):
         return _ANTHROPIC, "anthropic"
+    # Gemini keeps the model (and whether to stream) in the route, kept as sent.
+    gemini = _gemini_route(route) if post else None
+    if gemini is not None:
+        # Vertex AI's resource layout on an unknown host (a gateway relaying it) is still
+        # Vertex AI's.
+        owner = "gcp.vertex_ai" if gemini.vertex else "gcp.gemini"
+        return _gemini_codec(method, route, gemini), owner
     if path.endswith("/embeddings"):
         return GenericCodec(method, route, "embeddings"), "unknown"
     if post and path.endswith("/completions"):

@@ -1,8 +1,8 @@
 """Provider-neutral payload shapes and the helpers every provider normalizer shares.
 
 A *codec* knows one wire format (OpenAI Chat Completions, OpenAI Responses, Anthropic
-Messages, or the generic fallback) and turns what the transport captured into the
-payloads stored on a step:
+Messages, Gemini ``generateContent``, or the generic fallback) and turns what the
+transport captured into the payloads stored on a step:
 
 * ``normalized_request``  ``{"messages": [...], "tools": [...], "options": {...},
   "tool_choice"?, ...}``
@@ -223,10 +223,12 @@ class Codec(Protocol):
     """One wire format."""
 
     name: str
-    """``openai.chat_completions``, ``openai.responses``, ``anthropic.messages`` or
+    """``openai.chat_completions``, ``openai.responses``, ``anthropic.messages``,
+    ``gemini.generate_content`` (``gemini.count_tokens``, ``gemini.embed_content``) or
     ``generic``."""
     operation_name: str
-    """``gen_ai.operation.name``: ``chat``, ``text_completion``, ``embeddings`` …"""
+    """``gen_ai.operation.name``: ``chat``, ``generate_content``, ``text_completion``,
+    ``embeddings`` …"""
 
     def is_stream_request(self, body: Any) -> bool:
         """Whether the parsed request body asks for a streamed answer."""
