@@ -29,10 +29,14 @@ from .instrument import (
     bind_context,
     httpx2_client,
     httpx_client,
+    instrument_aiohttp,
+    instrument_http,
     instrument_httpx,
     run,
     step,
     traced_run,
+    uninstrument_aiohttp,
+    uninstrument_http,
     uninstrument_httpx,
 )
 
@@ -56,6 +60,8 @@ __all__ = [
     "flush",
     "httpx2_client",
     "httpx_client",
+    "instrument_aiohttp",
+    "instrument_http",
     "instrument_httpx",
     "metrics_asgi_app",
     "metrics_wsgi_app",
@@ -64,5 +70,7 @@ __all__ = [
     "start_metrics_server",
     "step",
     "traced_run",
+    "uninstrument_aiohttp",
+    "uninstrument_http",
     "uninstrument_httpx",
 ]

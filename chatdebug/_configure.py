@@ -34,9 +34,21 @@ from .environment_variables import (
     DEFAULT_DATABASE_URL,
 )
 from .exporter import StoreSpanProcessor
-from .instrument import InstrumentSettings, Redactor, install, uninstrument_httpx
+from .instrument import (
+    InstrumentSettings,
+    Redactor,
+    install,
+    uninstrument_aiohttp,
+    uninstrument_httpx,
+)
+from .instrument import instrument_http as _instrument_http
 from .instrument import instrument_httpx as _instrument_httpx
-from .instrument.capture import drain, is_httpx_instrumented
+from .instrument.capture import (
+    compile_model_urls,
+    drain,
+    is_aiohttp_instrumented,
+    is_httpx_instrumented,
+)
 from .metrics import Metrics
 from .store import Store, database_location, open_store
 
@@ -90,12 +102,16 @@ class _Plan:
     max_body_bytes: int
     enablement_cache_seconds: float
     instrument_httpx: bool
+    instrument_http: bool
     exit_flush_timeout: float
+    model_urls: tuple[re.Pattern[str], ...]
+    stream_usage: bool
 
     def key(self) -> tuple[object, ...]:
         """What makes two calls "the same configuration". Objects the caller hands over
         count by identity (they are kept alive by the configuration, so an id is not
-        reused while it is compared); values by equality. ``instrument_httpx`` is not
+        reused while it is compared); values by equality. ``instrument_httpx`` and
+        ``instrument_http`` are not
         part of it: patching is process-wide and never rebuilds the pipeline."""
         return (
             self.url,
@@ -111,6 +127,8 @@ class _Plan:
             self.max_body_bytes,
             self.enablement_cache_seconds,
             self.exit_flush_timeout,
+            tuple((p.pattern, p.flags) for p in self.model_urls),
+            self.stream_usage,
         )
 
 
@@ -134,7 +152,10 @@ def configure(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     enablement_cache_seconds: float = DEFAULT_ENABLEMENT_CACHE_SECONDS,
     instrument_httpx: bool = False,
+    instrument_http: bool = False,
     exit_flush_timeout: float | None = None,
+    model_urls: str | re.Pattern[str] | Iterable[str | re.Pattern[str]] | None = None,
+    stream_usage: bool = False,
 ) -> Configuration:
     """Set up the store, the exporter and tracing, and return what was set up.
 
@@ -173,10 +194,23 @@ def configure(
       httpx/httpx2 client of the process records, SDK default clients included. The
       patch is process-wide: it outlives :func:`shutdown` and reconfigurations, and
       ``False`` leaves it as it is (:func:`chatdebug.uninstrument_httpx` removes it).
+    * **instrument_http** - ``True`` calls :func:`chatdebug.instrument_http`: as
+      ``instrument_httpx``, and every aiohttp session too when aiohttp is installed
+      (google-genai's async client). Process-wide in the same way
+      (:func:`chatdebug.uninstrument_http` removes it).
     * **exit_flush_timeout** - seconds the exporter gets at interpreter exit, on
       :func:`shutdown` and at a reconfiguration to write what it still holds, at least 0;
       default env ``CHATDEBUG_EXIT_FLUSH_TIMEOUT``, else 10. What it could not write is
       counted with ``reason="shutdown"`` and logged once with the number of events.
+    * **model_urls** - URLs that process-wide instrumentation records as model calls
+      besides the routes it recognises: shell-style globs (``"https://llm.internal/*"``)
+      matched against the whole URL without its query, or compiled patterns searched in
+      it. Other requests through a patched client are passed through unrecorded.
+    * **stream_usage** - ``True`` makes OpenAI Chat Completions streaming requests that do
+      not ask for usage ask for it (``stream_options.include_usage``) before they are
+      sent, so their steps have token counts; the recorded request is what was sent, and
+      says the option was added. Default ``False``: requests are sent as the caller made
+      them.
 
     **Checks first.** Every argument, and every environment variable used in its
     place, is checked before anything happens: a wrong type raises :class:`TypeError`,
@@ -218,13 +252,18 @@ def configure(
         max_body_bytes=max_body_bytes,
         enablement_cache_seconds=enablement_cache_seconds,
         instrument_httpx=instrument_httpx,
+        instrument_http=instrument_http,
         exit_flush_timeout=exit_flush_timeout,
+        model_urls=model_urls,
+        stream_usage=stream_usage,
     )
     key = plan.key()
     with _lock:
         if _current is not None and _current_key == key:
             if plan.instrument_httpx:
                 _instrument_httpx()  # idempotent, and nothing else to undo if it fails
+            if plan.instrument_http:
+                _instrument_http()  # idempotent too
             return _current
         return _build_and_install(plan, key)
 
@@ -247,7 +286,10 @@ def _plan(
     max_body_bytes: object,
     enablement_cache_seconds: object,
     instrument_httpx: object,
+    instrument_http: object,
     exit_flush_timeout: object,
+    model_urls: object,
+    stream_usage: object,
 ) -> _Plan:
     # Parameters are typed ``object`` here: the public signature states what is
     # accepted, and this is where callers without a type checker find out.
@@ -271,6 +313,10 @@ def _plan(
         raise _type_error("metrics", "a chatdebug.metrics.Metrics or None", metrics)
     if not isinstance(instrument_httpx, bool):
         raise _type_error("instrument_httpx", "True or False", instrument_httpx)
+    if not isinstance(instrument_http, bool):
+        raise _type_error("instrument_http", "True or False", instrument_http)
+    if not isinstance(stream_usage, bool):
+        raise _type_error("stream_usage", "True or False", stream_usage)
 
     url = database_url or os.environ.get(CHATDEBUG_DATABASE_URL) or DEFAULT_DATABASE_URL
     if store is None:
@@ -301,8 +347,22 @@ def _plan(
         max_body_bytes=_count("max_body_bytes", max_body_bytes, minimum=0),
         enablement_cache_seconds=_seconds("enablement_cache_seconds", enablement_cache_seconds),
         instrument_httpx=instrument_httpx,
+        instrument_http=instrument_http,
         exit_flush_timeout=_exit_flush_timeout(exit_flush_timeout),
+        model_urls=_model_urls(model_urls),
+        stream_usage=stream_usage,
     )
+
+
+def _model_urls(value: object) -> tuple[re.Pattern[str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, str | re.Pattern | Iterable):
+        raise _type_error("model_urls", "a str, a re.Pattern or an iterable of them", value)
+    try:
+        return compile_model_urls(cast(Iterable[str | re.Pattern[str]], value))
+    except (ValueError, re.error) as exc:
+        raise ValueError(f"chatdebug.configure(): model_urls: {exc}") from exc
 
 
 def _type_error(option: str, expected: str, value: object) -> TypeError:
@@ -455,9 +515,12 @@ def _build_and_install(plan: _Plan, key: tuple[object, ...]) -> Configuration:
             # Last of the steps that may fail before the swap: an SDK provider cannot
             # take a processor back, so nothing that could still fail comes after it.
             provider.add_span_processor(processor)
-        if plan.instrument_httpx and not is_httpx_instrumented():
+        if (plan.instrument_httpx or plan.instrument_http) and not is_httpx_instrumented():
             undo.append(("remove the httpx patch", uninstrument_httpx))
             _instrument_httpx()
+        if plan.instrument_http and not is_aiohttp_instrumented():
+            undo.append(("remove the aiohttp patch", uninstrument_aiohttp))
+            _instrument_http()
     except BaseException as exc:
         _undo(undo, exc)
         raise
@@ -475,6 +538,8 @@ def _build_and_install(plan: _Plan, key: tuple[object, ...]) -> Configuration:
             enablement_cache_seconds=plan.enablement_cache_seconds,
             redactor=plan.redactor,
             max_body_bytes=plan.max_body_bytes,
+            model_urls=plan.model_urls,
+            stream_usage=plan.stream_usage,
             sink=processor,
         )
     )
@@ -538,6 +603,7 @@ def _shutdown_locked() -> None:
 def shutdown() -> None:
     """Flush (within the exit flush timeout), stop the background writer and close the
     store; recording stops until :func:`configure` is called again. Idempotent. A patch
-    applied by ``instrument_httpx=True`` stays (see :func:`chatdebug.uninstrument_httpx`)."""
+    applied by ``instrument_httpx=True`` or ``instrument_http=True`` stays (see
+    :func:`chatdebug.uninstrument_http`)."""
     with _lock:
         _shutdown_locked()

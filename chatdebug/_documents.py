@@ -4,7 +4,14 @@ the command line (``cli``): ``ChatDebugRunSummary``, ``ChatDebugRun`` (with its 
 reads that combine several store calls into one of them.
 
 Optional fields (marked ``?`` below) are omitted when null. Timestamps are RFC 3339 in
-UTC with a ``Z``. JSON columns arrive from the store already decoded tolerantly: a
+UTC with a ``Z``.
+
+Token usage is never made up: a step whose provider reported none has no ``usage`` and
+says why in ``metadata.usage_unavailable`` (``"stream without include_usage"``,
+``"stream closed before usage"``, ``"provider sent no usage"``); a run summary's token
+totals sum the usage that was reported and ``steps_without_usage`` counts the steps
+that had none (absent when every step reported its usage). Readers show such usage as
+not reported, never as 0. JSON columns arrive from the store already decoded tolerantly: a
 malformed payload is a ``{"error": "malformed debug payload", "parse_error", "raw"}``
 object (attempts: a one-element list of ``"malformed attempts payload"``), a JSON
 ``null`` in a non-null column is ``{}`` (attempts ``[]``). Bodies inside attempts stay
@@ -52,7 +59,11 @@ def _object(value: Any) -> dict[str, Any]:
 
 def run_summary_document(run: Run) -> dict[str, Any]:
     """``ChatDebugRunSummary``: ``id, chat_id, kind, status, provider?, model?, summary,
-    started_at, updated_at, finished_at?``."""
+    started_at, updated_at, finished_at?``.
+
+    ``summary`` holds ``step_count``, ``total_input_tokens``, ``total_output_tokens``
+    (reported usage only), ``steps_without_usage?`` and the other derived and seed keys
+    once the run has ended."""
     out: dict[str, Any] = {
         "id": str(run.id),
         "chat_id": run.chat_id,
@@ -73,7 +84,10 @@ def step_document(step: Step) -> dict[str, Any]:
     """``ChatDebugStep``: ``id, run_id, chat_id, step_number, operation, status,
     history_tip_message_id?, assistant_message_id?, normalized_request,
     normalized_response?, usage?, attempts, error?, metadata, started_at, updated_at,
-    finished_at?``."""
+    finished_at?``.
+
+    ``usage`` is absent when the provider reported none; ``metadata.usage_unavailable``
+    then says why."""
     out: dict[str, Any] = {
         "id": str(step.id),
         "run_id": str(step.run_id),

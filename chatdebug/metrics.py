@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from ._not_recorded import not_recorded_counts
 from ._safety import internal_error_counts
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "TOKEN_TYPES",
     "InternalErrorsCollector",
     "Metrics",
+    "RequestsNotRecordedCollector",
 ]
 
 # The reference's buckets (1 s … 10 min) plus sub-second ones: a tick deleting one batch
@@ -89,6 +91,27 @@ class InternalErrorsCollector(Collector):
         family = CounterMetricFamily(self.NAME, self.HELP, labels=["component"])
         for component, count in sorted(internal_error_counts().items()):
             family.add_metric([component], count)
+        return [family]
+
+
+class RequestsNotRecordedCollector(Collector):
+    """``chatdebug_requests_not_recorded_total{reason}``, read from
+    :func:`chatdebug._not_recorded.not_recorded_counts` at scrape time."""
+
+    NAME: Final = "chatdebug_requests_not_recorded"
+    HELP: Final = (
+        "Requests made inside a recording run that were passed through without being "
+        "recorded, by reason (not_a_model_call: a process-wide instrumented client sent "
+        "something other than a model API call)."
+    )
+
+    def describe(self) -> Iterable[Metric]:
+        return [CounterMetricFamily(self.NAME, self.HELP, labels=["reason"])]
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(self.NAME, self.HELP, labels=["reason"])
+        for reason, count in sorted(not_recorded_counts().items()):
+            family.add_metric([reason], count)
         return [family]
 
 
@@ -257,3 +280,5 @@ class Metrics:
 
         self.internal_errors = InternalErrorsCollector()
         reg.register(self.internal_errors)
+        self.requests_not_recorded = RequestsNotRecordedCollector()
+        reg.register(self.requests_not_recorded)

@@ -4,6 +4,10 @@ database (tables ``chat_debug_runs`` and ``chat_debug_steps``).
 Queries use Grafana's SQL macros (``$__timeFilter``, ``$__timeGroupAlias``) and select
 runs and steps by ``started_at`` within the dashboard's time range; both columns are
 indexed (migration 0003).
+
+Token columns sum the usage the providers reported and are empty where none was: a step
+without usage has unknown tokens, never 0. Steps whose provider sent no usage (their
+metadata says why, ``usage_unavailable``) are counted beside the sums.
 """
 
 from __future__ import annotations
@@ -31,13 +35,20 @@ def _tokens(key: str) -> str:
     )
 
 
+_UNREPORTED: Final = "s.metadata -> 'usage_unavailable' IS NOT NULL"
+"""A step whose provider sent no usage."""
 _STEPS_OF_RUN: Final = "(SELECT count(*) FROM chat_debug_steps AS s WHERE s.run_id = r.id)"
+# NULL (an empty cell) when no step of the run reported usage.
 _RUN_TOKENS: Final = (
-    "(SELECT COALESCE(sum("
+    "(SELECT sum(COALESCE("
     + _tokens("input_tokens")
-    + "), 0) + COALESCE(sum("
+    + ", 0) + COALESCE("
     + _tokens("output_tokens")
-    + "), 0) FROM chat_debug_steps AS s WHERE s.run_id = r.id)"
+    + ", 0)) FILTER (WHERE jsonb_typeof(s.usage) = 'object') "
+    "FROM chat_debug_steps AS s WHERE s.run_id = r.id)"
+)
+_RUN_UNREPORTED: Final = (
+    f"(SELECT count(*) FROM chat_debug_steps AS s WHERE s.run_id = r.id AND {_UNREPORTED})"
 )
 _DURATION_MS: Final = "(EXTRACT(EPOCH FROM (r.finished_at - r.started_at)) * 1000)::bigint"
 _LAST_ERROR: Final = (
@@ -53,6 +64,7 @@ SELECT
   r.model AS "model",
   {_STEPS_OF_RUN} AS "steps",
   {_RUN_TOKENS} AS "tokens",
+  {_RUN_UNREPORTED} AS "steps without usage",
   {_DURATION_MS} AS "duration",
   r.summary ->> 'first_message' AS "first message",
   r.chat_id AS "chat",
@@ -80,19 +92,23 @@ ORDER BY r.started_at DESC, r.id DESC
 LIMIT 100
 """
 
-_INPUT: Final = f"COALESCE(sum({_tokens('input_tokens')}), 0)"
-_OUTPUT: Final = f"COALESCE(sum({_tokens('output_tokens')}), 0)"
+# Shown: NULL when no step reported usage; sorted: as 0.
+_INPUT: Final = f"sum({_tokens('input_tokens')})"
+_OUTPUT: Final = f"sum({_tokens('output_tokens')})"
+_SIZE: Final = f"COALESCE({_INPUT}, 0) + COALESCE({_OUTPUT}, 0)"
+_CALLS_UNREPORTED: Final = f"count(*) FILTER (WHERE {_UNREPORTED})"
 
 TOKENS_BY_CHAT: Final = f"""
 SELECT
   s.chat_id AS "chat",
   {_INPUT} AS "input tokens",
   {_OUTPUT} AS "output tokens",
-  count(DISTINCT s.run_id) AS "runs"
+  count(DISTINCT s.run_id) AS "runs",
+  {_CALLS_UNREPORTED} AS "calls without usage"
 FROM chat_debug_steps AS s
 WHERE $__timeFilter(s.started_at)
 GROUP BY s.chat_id
-ORDER BY {_INPUT} + {_OUTPUT} DESC, s.chat_id
+ORDER BY {_SIZE} DESC, s.chat_id
 LIMIT 20
 """
 
@@ -101,11 +117,12 @@ SELECT
   COALESCE(s.model, '(unknown)') AS "model",
   {_INPUT} AS "input tokens",
   {_OUTPUT} AS "output tokens",
-  count(*) AS "calls"
+  count(*) AS "calls",
+  {_CALLS_UNREPORTED} AS "calls without usage"
 FROM chat_debug_steps AS s
 WHERE $__timeFilter(s.started_at)
 GROUP BY 1
-ORDER BY {_INPUT} + {_OUTPUT} DESC, 1
+ORDER BY {_SIZE} DESC, 1
 """
 
 RUNS_BY_STATUS: Final = """
@@ -166,13 +183,16 @@ QUERIES: Final = {
 
 _DESCRIPTIONS: Final = {
     "Recent runs": "The newest runs started in the time range, with their step count, "
-    "tokens (input + output) and duration.",
+    "tokens (input + output, of the usage reported: empty when none was), the steps "
+    "whose provider sent no usage, and duration.",
     "Failing runs": "Runs in the time range that ended in error or were interrupted, or "
     "had a failed step, with the last step error.",
     "Tokens by chat": "Input and output tokens per chat for steps started in the time "
-    "range (the 20 largest).",
+    "range (the 20 largest), of the usage reported (empty when none was), and the calls "
+    "whose provider sent no usage.",
     "Tokens by model": "Input and output tokens and calls per model for steps started in "
-    "the time range.",
+    "the time range, of the usage reported (empty when none was), and the calls whose "
+    "provider sent no usage.",
     "Runs by status": "Runs started per interval, by status.",
     "Longest runs": "The 20 finished runs of the time range that took longest.",
     "Open runs past the stale threshold": "Runs still in progress whose last heartbeat is "

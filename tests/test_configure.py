@@ -140,7 +140,10 @@ def test_signature_is_keyword_only_and_closed() -> None:
         "max_body_bytes",
         "enablement_cache_seconds",
         "instrument_httpx",
+        "instrument_http",
         "exit_flush_timeout",
+        "model_urls",
+        "stream_usage",
     }
     assert params["max_body_bytes"].default == 50_000
     assert params["enablement_cache_seconds"].default == 5.0

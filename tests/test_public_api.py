@@ -25,6 +25,10 @@ FIXED_NAMES = {
     "shutdown",
     "instrument_httpx",
     "uninstrument_httpx",
+    "instrument_aiohttp",
+    "uninstrument_aiohttp",
+    "instrument_http",
+    "uninstrument_http",
 }
 
 

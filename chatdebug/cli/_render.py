@@ -71,6 +71,39 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
+NOT_REPORTED = "not reported"
+"""What a token count the provider did not send reads as: unknown, never 0."""
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _run_tokens(summary: dict[str, Any], short: bool) -> str:
+    """A run's token totals: those of the usage reported (``in/out``, or in full with
+    the reasoning and cache counts), the steps whose usage was not reported beside
+    them, "not reported" when no step reported any, ``-`` while the run has none yet."""
+    if "total_input_tokens" not in summary and "total_output_tokens" not in summary:
+        return "-"
+    inp, out = summary.get("total_input_tokens", 0), summary.get("total_output_tokens", 0)
+    known = f"{inp}/{out}" if short else f"in {inp} / out {out}"
+    if not short:
+        for key in (
+            "total_reasoning_tokens",
+            "total_cache_read_tokens",
+            "total_cache_creation_tokens",
+        ):
+            if summary.get(key):
+                label = key.removeprefix("total_").removesuffix("_tokens").replace("_", " ")
+                known += f" / {label} {summary[key]}"
+    missing = summary.get("steps_without_usage")
+    if not isinstance(missing, int) or isinstance(missing, bool) or missing <= 0:
+        return known
+    if missing == summary.get("step_count"):
+        return NOT_REPORTED
+    return f"{known} ({_plural(missing, 'step')} {NOT_REPORTED})"
+
+
 def _duration(run: Run) -> str:
     ms = run.summary.get("duration_ms") if isinstance(run.summary, dict) else None
     if isinstance(ms, int | float):
@@ -85,7 +118,7 @@ def render_runs(runs: list[Run], *, with_chat: bool = False) -> str:
     rows = []
     for run in runs:
         summary = run.summary if isinstance(run.summary, dict) else {}
-        tokens = f"{summary.get('total_input_tokens', 0)}/{summary.get('total_output_tokens', 0)}"
+        tokens = _run_tokens(summary, short=True)
         status = run.status + (" !" if summary.get("has_error") else "")
         rows.append(
             [
@@ -156,6 +189,11 @@ def _step_lines(step: Step, verbose: bool) -> list[str]:
         for key in ("reasoning_tokens", "cache_read_tokens", "cache_creation_tokens"):
             if usage.get(key):
                 head += f" / {key.removesuffix('_tokens').replace('_', ' ')} {usage[key]}"
+    else:
+        metadata = step.metadata if isinstance(step.metadata, dict) else {}
+        reason = metadata.get("usage_unavailable")
+        if reason:
+            head += f"  tokens {NOT_REPORTED} ({_short(reason, 80)})"
     lines = [head]
     request = step.normalized_request or {}
     if request.get("model"):
@@ -230,13 +268,7 @@ def render_run(run: Run, steps: list[Step], *, verbose: bool = False) -> str:
         lines.append(f"  first msg  {_short(summary['first_message'])}")
     if summary.get("endpoint_label"):
         lines.append(f"  endpoint   {summary['endpoint_label']}")
-    tokens = (
-        f"in {summary.get('total_input_tokens', 0)} / out {summary.get('total_output_tokens', 0)}"
-    )
-    for key in ("total_reasoning_tokens", "total_cache_read_tokens", "total_cache_creation_tokens"):
-        if summary.get(key):
-            label = key.removeprefix("total_").removesuffix("_tokens").replace("_", " ")
-            tokens += f" / {label} {summary[key]}"
+    tokens = _run_tokens(summary, short=False)
     lines.append(f"  tokens     {tokens}   steps {summary.get('step_count', len(steps))}")
     if run.trace_id:
         lines.append(f"  trace      {run.trace_id}")

@@ -3,6 +3,11 @@
 The summary stored on a run row is its seed (``first_message`` and any other seed keys)
 plus keys derived from its steps. Derived keys are always recomputed from scratch, so a
 value from an earlier aggregation can never leak into a later one.
+
+Token totals sum only the usage the providers reported: a step without usage adds
+nothing (its tokens are unknown, not 0), and one whose metadata says why
+(``usage_unavailable``) is counted in ``steps_without_usage``, so a reader knows the
+totals are a lower bound.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ DERIVED_KEYS: Final = (
     "endpoint_label",
     "has_error",
     "duration_ms",
+    "steps_without_usage",
 )
 """Summary keys computed by :func:`aggregate_run_summary`; everything else is seed."""
 
@@ -55,6 +61,8 @@ _USAGE_KEYS: Final = (
 # summary of a plain chat stays small.
 _ALWAYS_SET: Final = frozenset({"total_input_tokens", "total_output_tokens"})
 _MALFORMED_MARKER: Final = "malformed debug payload"
+_USAGE_UNAVAILABLE: Final = "usage_unavailable"
+"""Step metadata key of a response without usage (set at capture by the normalizers)."""
 _ELLIPSIS: Final = "…"
 _ONE_MS: Final = timedelta(milliseconds=1)
 
@@ -139,6 +147,14 @@ def _usage_tokens(step: Step) -> dict[str, int] | None:
     return counts
 
 
+def _usage_unreported(step: Step) -> bool:
+    """The step got a model answer whose provider reported no usage."""
+    if step.usage is not None:
+        return False
+    metadata = _decoded(step.metadata)
+    return isinstance(metadata, Mapping) and bool(metadata.get(_USAGE_UNAVAILABLE))
+
+
 def _completed_endpoint(step: Step) -> str | None:
     """``"METHOD path"`` of the step's first completed attempt with a path, if any."""
     attempts = _decoded(step.attempts)
@@ -179,10 +195,11 @@ def aggregate_run_summary(
     ``total_input_tokens``, ``total_output_tokens`` (always), ``total_reasoning_tokens``,
     ``total_cache_creation_tokens``, ``total_cache_read_tokens`` (only when non-zero),
     ``has_error`` (only when true), ``endpoint_label`` (the first completed attempt with
-    a path) and ``duration_ms`` (when both times are given). Other keys of ``base`` are
-    kept; ``base`` itself is never modified. A missing or nil ``run_id`` returns a copy
-    of ``base`` unchanged. Malformed usage or attempts are logged and skipped; the step
-    is still counted.
+    a path), ``duration_ms`` (when both times are given) and ``steps_without_usage``
+    (steps whose provider reported no usage, only when there are any: the totals cover
+    the others). Other keys of ``base`` are kept; ``base`` itself is never modified. A
+    missing or nil ``run_id`` returns a copy of ``base`` unchanged. Malformed usage or
+    attempts are logged and skipped; the step is still counted.
     """
     if run_id is None or run_id.int == 0:
         return dict(base) if base is not None else {}
@@ -193,9 +210,12 @@ def aggregate_run_summary(
     summary["step_count"] = len(steps)
     totals = dict.fromkeys((total for _, total in _USAGE_KEYS), 0)
     has_error = False
+    without_usage = 0
     endpoint_label: str | None = None
     for step in steps:
-        if step.usage is not None:
+        if _usage_unreported(step):
+            without_usage += 1
+        elif step.usage is not None:
             counts = _usage_tokens(step)
             if counts is None:
                 logger.warning(
@@ -215,6 +235,8 @@ def aggregate_run_summary(
             summary[total] = value
     if has_error:
         summary["has_error"] = True
+    if without_usage:
+        summary["steps_without_usage"] = without_usage
     if endpoint_label is not None:
         summary["endpoint_label"] = endpoint_label
     if started_at is not None and finished_at is not None:

@@ -1,5 +1,6 @@
 """Instrumentation: runs and steps as OpenTelemetry spans, and the httpx/httpx2
-transports that capture every HTTP attempt. No database code lives here."""
+transports and the aiohttp patch that capture every HTTP attempt. No database code
+lives here."""
 
 from ._run import RunHandle, run, traced_run
 from ._scope import bind_context
@@ -12,7 +13,11 @@ from .capture import (
     async_httpx_client,
     httpx2_client,
     httpx_client,
+    instrument_aiohttp,
+    instrument_http,
     instrument_httpx,
+    uninstrument_aiohttp,
+    uninstrument_http,
     uninstrument_httpx,
 )
 from .redact import Redactor
@@ -31,10 +36,14 @@ __all__ = [
     "httpx2_client",
     "httpx_client",
     "install",
+    "instrument_aiohttp",
+    "instrument_http",
     "instrument_httpx",
     "run",
     "settings",
     "step",
     "traced_run",
+    "uninstrument_aiohttp",
+    "uninstrument_http",
     "uninstrument_httpx",
 ]

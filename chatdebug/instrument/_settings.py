@@ -8,6 +8,7 @@ never imports the store.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,6 +48,12 @@ class InstrumentSettings:
     enablement_cache_seconds: float = 5.0
     redactor: Redactor = field(default_factory=lambda: DEFAULT_REDACTOR)
     max_body_bytes: int = 50_000
+    model_urls: tuple[re.Pattern[str], ...] = ()
+    """URLs that process-wide instrumentation records as model calls besides the ones
+    it recognises (``configure(model_urls=…)``)."""
+    stream_usage: bool = False
+    """Ask OpenAI Chat Completions streams for usage when the caller did not
+    (``configure(stream_usage=True)``)."""
     sink: RecordSink | None = None
     """Where run and step records go (the exporter); with one, rows never depend on
     what the tracer provider keeps, and spans carry no JSON payloads."""

@@ -176,3 +176,73 @@ def test_runs_rejects_bad_options(
     assert main(["--database-url", url, "runs", *options]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def _seed_without_usage(url: str, *, reported: bool) -> uuid.UUID:
+    """A streamed step whose provider sent no usage, after one that did when
+    ``reported``; the summary as the exporter aggregates it."""
+    store = open_store(url)
+    try:
+        run = store.create_run(NewRun(chat_id="chat-u", summary={"first_message": "Hi"}))
+        usages: list[dict[str, Any] | None] = [{"input_tokens": 7, "output_tokens": 3}] * reported
+        usages.append(None)
+        for usage in usages:
+            step = store.create_step(
+                NewStep(run_id=run.id, chat_id="chat-u", operation="stream", normalized_request={})
+            )
+            metadata = {} if usage else {"usage_unavailable": "stream without include_usage"}
+            store.update_step(
+                StepUpdate(
+                    id=step.id, chat_id="chat-u", status="completed", usage=usage, metadata=metadata
+                )
+            )
+        store.update_run(
+            RunUpdate(
+                id=run.id,
+                chat_id="chat-u",
+                status="completed",
+                summary={
+                    "first_message": "Hi",
+                    "step_count": len(usages),
+                    "total_input_tokens": 7 if reported else 0,
+                    "total_output_tokens": 3 if reported else 0,
+                    "steps_without_usage": 1,
+                },
+            )
+        )
+        return run.id
+    finally:
+        store.close()
+
+
+def _runs_row(url: str, capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["--database-url", url, "runs", "--chat", "chat-u"]) == 0
+    header, _, row = capsys.readouterr().out.splitlines()
+    assert "TOKENS IN/OUT" in header
+    return row
+
+
+def test_usage_not_reported_reads_as_such_never_zero(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = _seed_without_usage(sqlite_url, reported=False)
+    row = _runs_row(sqlite_url, capsys)
+    assert "not reported" in row and "0/0" not in row
+    assert main(["--database-url", sqlite_url, "show", str(run_id)]) == 0
+    text = capsys.readouterr().out
+    assert "  tokens     not reported   steps 1" in text
+    assert "step 1  stream  completed" in text
+    assert "tokens not reported (stream without include_usage)" in text
+    assert "in 0" not in text
+
+
+def test_usage_partly_reported_shows_the_sum_and_the_rest(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = _seed_without_usage(sqlite_url, reported=True)
+    assert "7/3 (1 step not reported)" in _runs_row(sqlite_url, capsys)
+    assert main(["--database-url", sqlite_url, "show", str(run_id)]) == 0
+    text = capsys.readouterr().out
+    assert "  tokens     in 7 / out 3 (1 step not reported)   steps 2" in text
+    assert "tokens in 7 / out 3" in text  # step 1
+    assert "tokens not reported (stream without include_usage)" in text  # step 2

@@ -68,6 +68,7 @@ def _run(
                 status="error" if step.get("error") else "completed",
                 usage=step.get("usage"),
                 error=step.get("error"),
+                metadata=step.get("metadata"),
             )
         )
     if end is not None:
@@ -91,6 +92,7 @@ def _usage(inp: Any, out: Any) -> dict[str, Any]:
 GPT = {"provider": "openai", "model": "gpt-4o"}
 OVERLOADED = {"message": "overloaded", "type": "APIStatusError"}
 CLAUDE = {"provider": "anthropic", "model": "claude-opus-4-6"}
+NOT_REPORTED = {"usage_unavailable": "stream without include_usage"}
 
 
 @pytest.fixture
@@ -115,8 +117,13 @@ def recorded(pg_url: str) -> Iterator[Recorded]:
             [{**GPT, "usage": _usage("many", 7)}],
             timedelta(seconds=2), summary={"has_error": True},
         ),
-        # Open, silent since it started: stale.
+        # Open, silent since it started: stale. Its step has no usage, and no reason for it.
         "d": _run(store, clock, "d", "chat-d", BASE + timedelta(hours=2), [{**GPT}], None),
+        # A stream whose provider sent no usage (it did not ask for it): unknown, not 0.
+        "g": _run(
+            store, clock, "g", "chat-g", BASE + timedelta(hours=1, minutes=30),
+            [{**GPT, "metadata": NOT_REPORTED}], timedelta(milliseconds=1500),
+        ),
         # Open and alive (heartbeat a few seconds ago): not stale.
         "e": _run(
             store, clock, "e", "chat-e", datetime.now(UTC) - timedelta(seconds=5), [], None
@@ -159,20 +166,22 @@ def test_every_panel_query_is_tested() -> None:
 def test_recent_runs(recorded: Recorded) -> None:
     columns, rows = query(recorded, "Recent runs")
     assert columns == [
-        "started", "status", "kind", "model", "steps", "tokens", "duration", "first message",
-        "chat", "run",
+        "started", "status", "kind", "model", "steps", "tokens", "steps without usage",
+        "duration", "first message", "chat", "run",
     ]  # fmt: skip
     ids = recorded.ids
-    assert [r[-1] for r in rows] == [str(ids[k]) for k in ("e", "d", "c", "b", "a")]
+    assert [r[-1] for r in rows] == [str(ids[k]) for k in ("e", "d", "g", "c", "b", "a")]
     by_run = {r[-1]: r for r in rows}
     a = by_run[str(ids["a"])]
     # The run's model comes from its first step (it was not given when it started).
-    assert a[1:8] == ("completed", "chat_turn", "gpt-4o", 2, 180, 3000, "Hello a")
+    assert a[1:9] == ("completed", "chat_turn", "gpt-4o", 2, 180, 0, 3000, "Hello a")
     b = by_run[str(ids["b"])]
-    assert b[1:8] == ("error", "chat_turn", "claude-opus-4-6", 1, 10, 1000, "Hello b")
+    assert b[1:9] == ("error", "chat_turn", "claude-opus-4-6", 1, 10, 0, 1000, "Hello b")
     assert by_run[str(ids["c"])][5] == 7  # the malformed input count is left out
-    assert by_run[str(ids["d"])][1:7] == ("in_progress", "chat_turn", None, 1, 0, None)
-    assert by_run[str(ids["e"])][1:7] == ("in_progress", "chat_turn", None, 0, 0, None)
+    # No usage reported: no token count, not 0.
+    assert by_run[str(ids["g"])][1:8] == ("completed", "chat_turn", "gpt-4o", 1, None, 1, 1500)
+    assert by_run[str(ids["d"])][1:8] == ("in_progress", "chat_turn", None, 1, None, 0, None)
+    assert by_run[str(ids["e"])][1:8] == ("in_progress", "chat_turn", None, 0, None, 0, None)
 
 
 def test_failing_runs(recorded: Recorded) -> None:
@@ -189,20 +198,21 @@ def test_failing_runs(recorded: Recorded) -> None:
 
 def test_tokens_by_chat(recorded: Recorded) -> None:
     columns, rows = query(recorded, "Tokens by chat")
-    assert columns == ["chat", "input tokens", "output tokens", "runs"]
+    assert columns == ["chat", "input tokens", "output tokens", "runs", "calls without usage"]
     assert rows == [
-        ("chat-a", Decimal(150), Decimal(37), 2),
-        ("chat-b", Decimal(10), Decimal(0), 1),
-        ("chat-d", Decimal(0), Decimal(0), 1),
+        ("chat-a", Decimal(150), Decimal(37), 2, 0),
+        ("chat-b", Decimal(10), Decimal(0), 1, 0),
+        ("chat-d", None, None, 1, 0),
+        ("chat-g", None, None, 1, 1),
     ]
 
 
 def test_tokens_by_model(recorded: Recorded) -> None:
     columns, rows = query(recorded, "Tokens by model")
-    assert columns == ["model", "input tokens", "output tokens", "calls"]
+    assert columns == ["model", "input tokens", "output tokens", "calls", "calls without usage"]
     assert rows == [
-        ("gpt-4o", Decimal(150), Decimal(37), 4),
-        ("claude-opus-4-6", Decimal(10), Decimal(0), 1),
+        ("gpt-4o", Decimal(150), Decimal(37), 5, 1),
+        ("claude-opus-4-6", Decimal(10), Decimal(0), 1, 0),
     ]
 
 
@@ -220,6 +230,7 @@ def test_runs_by_status(recorded: Recorded) -> None:
             (bucket(BASE), "completed", 1),
             (bucket(BASE), "error", 1),
             (bucket(BASE + timedelta(hours=1)), "completed", 1),
+            (bucket(BASE + timedelta(hours=1, minutes=30)), "completed", 1),
             (bucket(BASE + timedelta(hours=2)), "in_progress", 1),
             (bucket(e_start), "in_progress", 1),
         ]
@@ -240,7 +251,8 @@ def test_longest_runs(recorded: Recorded) -> None:
     ]  # fmt: skip
     ids = recorded.ids
     assert [(r[0], r[-1]) for r in rows] == [
-        (3000, str(ids["a"])), (2000, str(ids["c"])), (1000, str(ids["b"])),
+        (3000, str(ids["a"])), (2000, str(ids["c"])), (1500, str(ids["g"])),
+        (1000, str(ids["b"])),
     ]  # fmt: skip
 
 

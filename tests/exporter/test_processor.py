@@ -264,6 +264,46 @@ def test_genai_metrics_recorded_at_step_end(
     assert sample(metrics, "chatdebug_exporter_queue_depth") == 0
 
 
+def test_step_without_usage_observes_no_tokens_and_is_counted_in_the_summary(
+    store: Store, provider: TracerProvider, metrics: Metrics
+) -> None:
+    """Usage the provider did not send is unknown: no token observation at all (a 0
+    would drag the histograms down), and the run summary counts the step."""
+    processor = _processor(store, provider, metrics=metrics)
+    tracer = provider.get_tracer("test")
+    run_id = uuid.uuid4()
+    run = start_run(tracer, run_id)
+    reported, _ = start_step(tracer, run, run_id, 1)
+    reported.set_attributes(finished_step_attributes(input_tokens=8, output_tokens=2))
+    reported.end()
+    unreported, _ = start_step(tracer, run, run_id, 2)
+    values = finished_step_attributes()
+    for key in (attr.STEP_USAGE, attr.GEN_AI_USAGE_INPUT_TOKENS, attr.GEN_AI_USAGE_OUTPUT_TOKENS):
+        del values[key]
+    values[attr.STEP_METADATA] = json.dumps({"usage_unavailable": "stream without include_usage"})
+    values[attr.GEN_AI_PROVIDER_NAME] = "groq"
+    unreported.set_attributes(values)
+    unreported.end()
+    run.end()
+    assert processor.force_flush(10_000)
+
+    labels = {"provider": "groq", "model": "gpt-4o", "operation": "chat"}
+    get = metrics.registry.get_sample_value
+    assert get("gen_ai_client_operation_duration_seconds_count", {**labels, "error_type": ""}) == 1
+    for token_type in ("input", "output"):
+        assert get("gen_ai_client_token_usage_count", {**labels, "token_type": token_type}) is None
+    stored = store.list_steps(run_id)
+    assert stored[1].usage is None
+    assert stored[1].metadata == {"usage_unavailable": "stream without include_usage"}
+    finished = store.get_run(run_id)
+    assert finished is not None
+    assert finished.summary["steps_without_usage"] == 1
+    assert (finished.summary["total_input_tokens"], finished.summary["total_output_tokens"]) == (
+        8,
+        2,
+    )
+
+
 def test_malformed_span_is_ignored_and_counted(store: Store, provider: TracerProvider) -> None:
     processor = _processor(store, provider)
     before = internal_error_counts().get("exporter", 0)

@@ -12,7 +12,7 @@ import pytest
 
 from chatdebug.exporter import aggregate_run_summary, truncate_label
 from chatdebug.exporter._summary import first_user_text, seed_summary
-from chatdebug.store import Step
+from chatdebug.store import EncodedJSON, Step
 
 RUN_ID = uuid.UUID("11111111-2222-3333-4444-555555555555")
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -146,6 +146,7 @@ class TestAggregateRunSummary:
             "endpoint_label": "GET /stale",
             "has_error": True,
             "duration_ms": 99999,
+            "steps_without_usage": 3,
         }
         summary = aggregate_run_summary(RUN_ID, [make_step(1)], base)
         assert summary == {
@@ -268,3 +269,30 @@ class TestAggregateRunSummary:
         )
         assert summary["duration_ms"] == 2005
         assert "duration_ms" not in aggregate_run_summary(RUN_ID, [], {}, started_at=T0)
+
+    def test_steps_without_usage_are_counted_not_summed_as_zero(self) -> None:
+        """Usage the provider did not send is unknown: the totals cover what was
+        reported, and the steps whose usage is unavailable are counted beside them."""
+        unreported = {"usage_unavailable": "stream without include_usage"}
+        steps = [
+            make_step(1, usage={"input_tokens": 7, "output_tokens": 3}),
+            make_step(2, usage=None, metadata=unreported),
+            make_step(3, usage=None, metadata={"usage_unavailable": "stream closed before usage"}),
+            # No usage and no reason (an HTTP error, a call with no answer): not counted.
+            make_step(4, usage=None, status="error"),
+        ]
+        summary = aggregate_run_summary(RUN_ID, steps, None)
+        assert summary["step_count"] == 4
+        assert (summary["total_input_tokens"], summary["total_output_tokens"]) == (7, 3)
+        assert summary["steps_without_usage"] == 2
+
+    def test_every_step_reported_usage_leaves_the_count_out(self) -> None:
+        steps = [make_step(1, usage={"input_tokens": 1}, metadata={"stream_summary": {}})]
+        assert "steps_without_usage" not in aggregate_run_summary(RUN_ID, steps, None)
+
+    def test_steps_without_usage_from_encoded_metadata(self) -> None:
+        """Steps written in the same batch as their run's end still hold encoded
+        payloads."""
+        metadata = EncodedJSON('{"usage_unavailable": "provider sent no usage"}')
+        steps = [make_step(1, usage=None, metadata=metadata)]
+        assert aggregate_run_summary(RUN_ID, steps, None)["steps_without_usage"] == 1

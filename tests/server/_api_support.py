@@ -168,6 +168,19 @@ def record_simple_turn(
     return run.id
 
 
+def record_stream_without_usage(server: FakeServer, chat_id: str) -> uuid.UUID:
+    """A streamed turn as LiteLLM, LangChain and LlamaIndex send it by default: without
+    ``stream_options.include_usage``, so the provider reports no usage."""
+    server.enqueue(wire.openai_stream_reply(["Hel", "lo"], usage=False))
+    with client_for(server) as client, chatdebug.run(chat_id, first_message="hi") as run:
+        stream = client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hello"
+    assert run.id is not None
+    return run.id
+
+
 def record_runs(server: FakeServer) -> Recorded:
     chat_id = f"chat-{uuid.uuid4().hex[:8]}"
     recorded = Recorded(

@@ -27,6 +27,7 @@ from tests.server._api_support import (
     record_anthropic_thinking_turn,
     record_runs,
     record_simple_turn,
+    record_stream_without_usage,
 )
 from tests.store.support import raw
 
@@ -263,3 +264,29 @@ def test_anthropic_run_with_reasoning(
     ]
     assert (document["provider"], document["model"]) == ("anthropic", "claude-opus-4-6")
     assert "apiTESTkey" not in json.dumps(document)
+
+
+def test_usage_not_reported_is_absent_with_its_reason(
+    api: TestClient, recorded: tuple[Store, Recorded], fake_server: FakeServer
+) -> None:
+    """Usage the provider did not send is unknown: no ``usage`` (never zeros), the
+    reason in the step's metadata, the step counted in the run summary."""
+    store, ids = recorded
+    run_id = record_stream_without_usage(fake_server, ids.chat_id)
+    assert chatdebug.flush()
+    document = api.get(f"/api/chats/{ids.chat_id}/debug/runs/{run_id}").json()
+    run, steps = _stored(store, run_id)
+    assert_shape(document, RUN_FIELDS, run)
+    (step,) = document["steps"]
+    assert_shape(step, STEP_FIELDS, steps[0])
+    assert step["status"] == "completed"
+    assert "usage" not in step and step["normalized_response"]["usage"] is None
+    assert step["metadata"]["usage_unavailable"] == "stream without include_usage"
+    assert step["normalized_request"]["stream"] is True
+    assert document["summary"]["steps_without_usage"] == 1
+    assert document["summary"]["total_input_tokens"] == 0  # the sum of what was reported
+    listed = api.get(f"/api/chats/{ids.chat_id}/debug/runs").json()
+    (entry,) = [r for r in listed if r["id"] == str(run_id)]
+    assert entry["summary"]["steps_without_usage"] == 1
+    others = [r for r in listed if r["id"] != str(run_id)]
+    assert all("steps_without_usage" not in r["summary"] for r in others)

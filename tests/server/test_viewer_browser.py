@@ -34,6 +34,7 @@ from tests.server._api_support import (
     record_anthropic_thinking_turn,
     record_error_turn,
     record_simple_turn,
+    record_stream_without_usage,
     record_tool_turn,
 )
 from tests.support import require_tool
@@ -348,3 +349,27 @@ def test_captured_html_is_shown_as_text_and_runs_nothing(
         " document.scripts.length, document.querySelectorAll('main b').length]"
     )
     assert counts == [0, 1, 0]
+
+
+def test_usage_not_reported_reads_as_such(
+    browser: webdriver.Chrome, server: ServeProcess, fake_server: FakeServer
+) -> None:
+    """A step whose provider sent no usage reads "not reported" (with the reason) in the
+    list and on the run page, never as 0 tokens."""
+    chat = f"usage-{uuid.uuid4().hex[:6]}"
+    run_id = record_stream_without_usage(fake_server, chat)
+    reported = record_simple_turn(fake_server, chat)
+    assert chatdebug.flush()
+
+    _sign_in(browser, server.url)
+    assert "12 / 5" in _row(browser, reported).text
+    row = _row(browser, run_id)
+    assert "not reported" in row.text and "0 / 0" not in row.text
+    row.find_element(By.CSS_SELECTOR, "a.run-link").click()
+    step = _wait(browser).until(ec.presence_of_element_located((By.ID, "step-1")))
+    assert step.find_element(By.CSS_SELECTOR, ".tokens-unreported").text == "tokens not reported"
+    usage = step.find_element(By.CSS_SELECTOR, ".usage-unavailable").text
+    assert "not reported" in usage and "stream without include_usage" in usage
+    facts = browser.find_element(By.ID, "run-head").text
+    assert "not reported" in facts and "0 / 0" not in facts
+    _no_script_errors(browser)

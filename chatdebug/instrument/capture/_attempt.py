@@ -5,12 +5,19 @@ The transport creates an :class:`AttemptCapture` per round trip and reports even
 tees the body (bounded), feeds streams to the codec's assembler, and applies these
 completion rules:
 
-* SSE bodies are done at EOF (completed) or at close: closed after the provider's final
-  event → completed, before it → failed and the step *interrupted*;
+* SSE bodies are done at EOF or at close. The step is completed once the provider's
+  content was final (the assembler's ``content_final``: a Chat Completions
+  ``finish_reason``, Anthropic's ``message_delta`` with a ``stop_reason``, a final
+  Responses event, a Gemini ``finishReason``; the table is in
+  :mod:`chatdebug.instrument.normalize`), even if the caller closes before the last
+  event; at EOF before that the attempt is completed but the step *interrupted*
+  (``incomplete_stream``), at close before it the attempt fails and the step is
+  *interrupted*;
 * other bodies at EOF or close: fully read → completed (unknown-length JSON must parse as
   exactly one document); HEAD, 1xx, 204, 304 → completed unread; otherwise failed with
   ``unexpected EOF``;
-* a read or transport error → failed at once.
+* a read or transport error → failed at once, unless a stream's content was already
+  final.
 
 When done it reports an :class:`~chatdebug.instrument._state.AttemptOutcome` to its step
 exactly once, carrying the attempt's record: the JSON object stored in a step's
@@ -110,7 +117,17 @@ class AttemptCapture:
         self._end_perf: float | None = None
 
     # -- events from the transport ---------------------------------------------------------
-    def response_started(self, status: int, header_pairs: list[tuple[str, str]]) -> None:
+    def response_started(
+        self,
+        status: int,
+        header_pairs: list[tuple[str, str]],
+        *,
+        body_headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        """The status line and headers arrived. ``body_headers``: the headers that describe
+        the bytes that will be fed, when they differ from the response's (a client that
+        decodes the body itself, as aiohttp does, passes them without ``Content-Encoding``
+        and ``Content-Length``); default ``header_pairs``."""
         with self._lock:
             self._ttfb_ms = round((time.perf_counter() - self._t0) * 1000, 3)
             self._status = status
@@ -119,7 +136,12 @@ class AttemptCapture:
                 if name.lower() == "x-should-retry":
                     self._should_retry_header = value.strip().lower()
             self._body = ResponseBody(
-                header_pairs, self.view.detection.codec, self._max_body, self._t0
+                header_pairs if body_headers is None else body_headers,
+                self.view.detection.codec,
+                self._max_body,
+                self._t0,
+                # What the request asked for explains what a stream lacks (its usage).
+                request=self.view.normalized_request,
             )
 
     def feed(self, raw: bytes) -> None:
@@ -191,9 +213,9 @@ class AttemptCapture:
             if close_error is not None:
                 outcome = self._finish("failed", self._error_text(close_error))
             else:
-                # SDKs close a stream once they have read the provider's final event,
-                # before its end: parsing what is kept to tell that close from an early
-                # one (see _finish_early) is left to the reaper, as at EOF.
+                # Clients close a stream once its content is final, often before its
+                # last event or its end: parsing what is kept to tell that close from an
+                # early one (see _finish_early) is left to the reaper, as at EOF.
                 body = self._body
                 if body is not None and body.is_sse and self._defer(self._closed_early):
                     return
@@ -209,10 +231,10 @@ class AttemptCapture:
         with self._lock:
             if self.done:
                 return
-            if self._body is not None and self._body.terminal:
-                # The provider's final event was delivered: the model call is complete,
-                # whatever happens to the rest of the body (the async SDKs drain it under
-                # a short deadline and cancel that read).
+            if self._body is not None and self._body.content_final:
+                # The provider's content was final: the model call is complete, whatever
+                # happens to the rest of the body (the async SDKs drain it under a short
+                # deadline and cancel that read).
                 outcome = self._finish("completed", None)
             else:
                 outcome = self._finish("failed", self._error_text(exc), exc=exc, during_body=True)
@@ -253,7 +275,7 @@ class AttemptCapture:
         body.close_parser()
         status = self._status or 0
         if body.is_sse:
-            if body.terminal:
+            if body.content_final:
                 return self._finish("completed", None)
             return self._finish("failed", reason, caller_stopped=True)
         if self.view.method.upper() == "HEAD" or status < 200 or status in (204, 304):
@@ -328,7 +350,7 @@ class AttemptCapture:
             elif response is not None and not response.complete:
                 outcome.step_status = Status.INTERRUPTED
                 outcome.error = {
-                    "message": "the stream ended before the provider's final event",
+                    "message": "the stream ended before the provider's content was final",
                     "type": "incomplete_stream",
                 }
             else:

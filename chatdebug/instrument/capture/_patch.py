@@ -61,6 +61,8 @@ class _PatchedTransport(Transport):
     """Our :class:`Transport` as ``instrument_httpx()`` puts it into a client: records
     while instrumented, passes every request straight through once uninstrumented."""
 
+    _model_calls_only = True
+
     def __init__(self, inner: Any) -> None:
         super().__init__(inner)
         self._patched_inner = inner
@@ -76,6 +78,8 @@ class _PatchedTransport(Transport):
 
 class _PatchedAsyncTransport(AsyncTransport):
     """The async twin of :class:`_PatchedTransport`."""
+
+    _model_calls_only = True
 
     def __init__(self, inner: Any) -> None:
         super().__init__(inner)

@@ -13,7 +13,7 @@ from ... import _spans as attr
 from ..normalize import Detection, detect
 from ..redact import Redactor
 
-__all__ = ["RETRY_COUNT_HEADER", "RequestView", "b64", "read_request"]
+__all__ = ["RETRY_COUNT_HEADER", "RequestView", "b64", "read_request", "request_content"]
 
 RETRY_COUNT_HEADER = "x-stainless-retry-count"
 TRUNCATED = b"[TRUNCATED]"
@@ -55,7 +55,8 @@ class RequestView:
         return values
 
 
-def _request_content(request: Any) -> bytes | None:
+def request_content(request: Any) -> bytes | None:
+    """The body of an httpx/httpx2 request when it can be read without consuming it."""
     # httpx keeps the body of requests built from json=/content= in ``_content``; a
     # streaming upload raises RequestNotRead and is not read (it cannot be replayed).
     try:
@@ -79,7 +80,7 @@ def read_request(request: Any, redactor: Redactor, max_body_bytes: int) -> Reque
                 retry_count = int(value)
             except ValueError:
                 retry_count = 0
-    content = _request_content(request)
+    content = request_content(request)
     body_record: str | None = None
     parsed: Any = None
     if content is not None:

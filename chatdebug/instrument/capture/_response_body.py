@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from array import array
+from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
@@ -38,7 +39,12 @@ class ResponseBody:
     """Decodes, keeps and parses the body bytes the caller receives. Not thread-safe."""
 
     def __init__(
-        self, header_pairs: list[tuple[str, str]], codec: Codec, max_body: int, t0: float
+        self,
+        header_pairs: list[tuple[str, str]],
+        codec: Codec,
+        max_body: int,
+        t0: float,
+        request: Mapping[str, Any] | None = None,
     ) -> None:
         self._codec = codec
         self._max_body = max_body
@@ -67,7 +73,7 @@ class ResponseBody:
         self._identity = encoding is None and self.decode_error is None
         self.is_sse = self.media_type == "text/event-stream"
         self._parser = SSEParser() if self.is_sse else None
-        self.assembler: StreamAssembler | None = codec.new_stream() if self.is_sse else None
+        self.assembler: StreamAssembler | None = codec.new_stream(request) if self.is_sse else None
         self._assembler_failed = False
         self.raw_bytes = 0
         self.decoded_bytes = 0
@@ -85,8 +91,15 @@ class ResponseBody:
         return self.content_type.split(";")[0].strip().lower()
 
     @property
+    def content_final(self) -> bool:
+        """The provider's content is final (see :attr:`StreamAssembler.content_final`):
+        a stream closed or failing from here on is still complete."""
+        self._catch_up()
+        return self.assembler is not None and self.assembler.content_final
+
+    @property
     def terminal(self) -> bool:
-        """The provider's final stream event was seen."""
+        """The provider's last stream event was seen."""
         self._catch_up()
         return self.assembler is not None and self.assembler.terminal
 

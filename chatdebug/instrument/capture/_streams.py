@@ -21,12 +21,14 @@ from ..._safety import handle_internal_error, suppress_internal_errors
 from ._attempt import AttemptCapture
 from ._reaper import defer
 
-__all__ = ["wrap_response_stream"]
+__all__ = ["on_collected", "wrap_response_stream"]
 
 _GC_REASON = "the response was garbage-collected before it was closed"
 
 
-def _on_collected(capture: AttemptCapture) -> None:
+def on_collected(capture: AttemptCapture) -> None:
+    """A body was garbage-collected unclosed: its attempt is abandoned on the reaper
+    thread (never in the finalizer itself, which may run anywhere)."""
     defer(lambda: capture.abandon(_GC_REASON))
 
 
@@ -37,7 +39,7 @@ class _SyncTee:
     def _setup(self, inner: Any, capture: AttemptCapture) -> None:
         self._inner = inner
         self._capture = capture
-        self._finalizer = weakref.finalize(self, _on_collected, capture)
+        self._finalizer = weakref.finalize(self, on_collected, capture)
 
     def __iter__(self) -> Iterator[bytes]:
         capture = self._capture
@@ -77,7 +79,7 @@ class _AsyncTee:
     def _setup(self, inner: Any, capture: AttemptCapture) -> None:
         self._inner = inner
         self._capture = capture
-        self._finalizer = weakref.finalize(self, _on_collected, capture)
+        self._finalizer = weakref.finalize(self, on_collected, capture)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         capture = self._capture

@@ -10,9 +10,10 @@ consumed; responses are returned at once with a teeing byte stream.
 
 from __future__ import annotations
 
+import re
 import threading
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import httpx
 import httpx2
@@ -20,17 +21,20 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from ... import _spans as attr
+from ..._not_recorded import NOT_A_MODEL_CALL, count_not_recorded
 from ..._safety import suppress_internal_errors
 from ..._status import Operation
 from .._context import current_run, current_step, retry_candidate, set_retry_candidate
 from .._settings import settings
 from .._state import StepState
 from ._attempt import AttemptCapture
+from ._model_calls import is_model_call
 from ._reaper import ensure_started
-from ._request_view import read_request
+from ._request_view import read_request, request_content
+from ._stream_usage import ADDED_KEY, INCLUDE_USAGE, add_stream_usage
 from ._streams import wrap_response_stream
 
-__all__ = ["AsyncTransport", "Transport"]
+__all__ = ["AsyncTransport", "Transport", "attempt_failed", "begin_attempt"]
 
 # The key OTel's span processors set around export() and that users set to silence
 # instrumentation; honouring it keeps an exporter that talks HTTP from recording itself.
@@ -71,13 +75,22 @@ def _choose_step(run: Any, view: Any) -> StepState | None:
     return step
 
 
-def _begin(request: Any) -> AttemptCapture | None:
-    """The capture for this request, or None to pass it through untouched."""
+def begin_attempt(request: Any, *, model_calls_only: bool = False) -> AttemptCapture | None:
+    """The capture for this request, or None to pass it through untouched.
+
+    ``model_calls_only``: the transport was put into the client by a process-wide patch,
+    so only model API calls are recorded (:mod:`._model_calls`)."""
     run = current_run()
     if run is None or run.ended or _suppressed():
         return None
     config = settings()
+    if model_calls_only and not _is_model_request(request, config.model_urls):
+        count_not_recorded(NOT_A_MODEL_CALL)
+        return None
+    added_usage = config.stream_usage and add_stream_usage(request)
     view = read_request(request, config.redactor, config.max_body_bytes)
+    if added_usage:
+        view.normalized_request[ADDED_KEY] = [INCLUDE_USAGE]
     step = _choose_step(run, view)
     if step is None:
         return None
@@ -91,7 +104,20 @@ def _begin(request: Any) -> AttemptCapture | None:
     return capture
 
 
-def _failed(capture: AttemptCapture, exc: BaseException) -> None:
+def _is_model_request(request: Any, model_urls: tuple[re.Pattern[str], ...]) -> bool:
+    url = request.url
+    return is_model_call(
+        str(request.method),
+        str(url),
+        str(url.host),
+        str(url.path),
+        url.port,
+        lambda: request_content(request),
+        model_urls,
+    )
+
+
+def attempt_failed(capture: AttemptCapture, exc: BaseException) -> None:
     """The inner transport raised: record the failed attempt (the caller re-raises)."""
     with suppress_internal_errors("transport"):
         capture.transport_error(exc)
@@ -144,6 +170,9 @@ class Transport(httpx.BaseTransport, httpx2.BaseTransport):
         anthropic.Anthropic(http_client=client)
     """
 
+    _model_calls_only: ClassVar[bool] = False
+    """True for the transports a process-wide patch puts into clients."""
+
     def __init__(self, inner: Any = None) -> None:
         self._holder = _InnerHolder(inner, is_async=False)
 
@@ -151,13 +180,13 @@ class Transport(httpx.BaseTransport, httpx2.BaseTransport):
         inner = self._holder.get(request)
         capture = None
         with suppress_internal_errors("transport"):
-            capture = _begin(request)
+            capture = begin_attempt(request, model_calls_only=self._model_calls_only)
         if capture is None:
             return inner.handle_request(request)
         try:
             response = inner.handle_request(request)
         except BaseException as exc:
-            _failed(capture, exc)
+            attempt_failed(capture, exc)
             raise
         return _attach(capture, response, is_async=False)
 
@@ -187,6 +216,9 @@ class AsyncTransport(httpx.AsyncBaseTransport, httpx2.AsyncBaseTransport):
     """The async twin of :class:`Transport`, for ``httpx.AsyncClient`` /
     ``httpx2.AsyncClient`` (``AsyncOpenAI``, ``AsyncAnthropic``)."""
 
+    _model_calls_only: ClassVar[bool] = False
+    """True for the transports a process-wide patch puts into clients."""
+
     def __init__(self, inner: Any = None) -> None:
         self._holder = _InnerHolder(inner, is_async=True)
 
@@ -194,13 +226,13 @@ class AsyncTransport(httpx.AsyncBaseTransport, httpx2.AsyncBaseTransport):
         inner = self._holder.get(request)
         capture = None
         with suppress_internal_errors("transport"):
-            capture = _begin(request)
+            capture = begin_attempt(request, model_calls_only=self._model_calls_only)
         if capture is None:
             return await inner.handle_async_request(request)
         try:
             response = await inner.handle_async_request(request)
         except BaseException as exc:
-            _failed(capture, exc)
+            attempt_failed(capture, exc)
             raise
         return _attach(capture, response, is_async=True)
 

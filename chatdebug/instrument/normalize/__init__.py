@@ -6,6 +6,36 @@ they are served: ``/v1/chat/completions``, Azure's
 ``.../models/{model}:generateContent`` on Google AI, Vertex AI or a gateway) and the
 ``gen_ai.provider.name`` from the host, falling back to the format's owner for unknown
 hosts (a loopback test server, a self-hosted vLLM).
+
+Stream completion: a stream is *completed* once the provider's content is final
+(the assembler's ``content_final``), whether or not its last event or its end is then
+read: clients close a stream as soon as they have the answer. Closed, cut off or failed
+before that, it is *interrupted*. Per format:
+
+================  ==============================  =================  ======================
+format            content final (completed from)  last event         usage
+================  ==============================  =================  ======================
+Chat Completions  a chunk giving every choice     ``data: [DONE]``   a chunk after the
+                  seen a ``finish_reason``                           finish reason, only if
+                                                                     the request set
+                                                                     ``include_usage`` in
+                                                                     ``stream_options``
+Responses         ``response.completed``,         the same event     in that event
+                  ``.incomplete`` or ``.failed``
+Anthropic         ``message_delta`` with a        ``message_stop``   ``message_start``;
+Messages          ``stop_reason``                                    final counts in that
+                                                                     ``message_delta``
+Gemini            a chunk giving every candidate  the same chunk     ``usageMetadata`` of
+                  seen a ``finishReason`` (or a   (Gemini has no     each chunk, the last
+                  blocked prompt)                 terminal event)    one final
+generic           ``data: [DONE]``                ``data: [DONE]``   a ``usage`` object,
+                                                                     if any
+================  ==============================  =================  ======================
+
+A provider error inside a stream (an ``error`` event or chunk) makes the step an
+``error`` whenever it comes. Usage the provider did not send is unknown, never 0: the
+response has no usage and its metadata says why (``usage_unavailable``: ``stream
+without include_usage``, ``stream closed before usage`` or ``provider sent no usage``).
 """
 
 from __future__ import annotations
@@ -16,6 +46,10 @@ from typing import Final
 from ._payloads import (
     MAX_STREAM_TEXT_BYTES,
     MAX_TEXT_LENGTH,
+    USAGE_CLOSED_EARLY,
+    USAGE_NOT_REQUESTED,
+    USAGE_NOT_SENT,
+    USAGE_UNAVAILABLE,
     Codec,
     NormalizedResponse,
     StreamAssembler,
@@ -34,6 +68,10 @@ from .openai_responses import OpenAIResponsesCodec
 __all__ = [
     "MAX_STREAM_TEXT_BYTES",
     "MAX_TEXT_LENGTH",
+    "USAGE_CLOSED_EARLY",
+    "USAGE_NOT_REQUESTED",
+    "USAGE_NOT_SENT",
+    "USAGE_UNAVAILABLE",
     "AnthropicMessagesCodec",
     "Codec",
     "Detection",

@@ -343,7 +343,7 @@ def response_payload(
         "content": content,
         "finish_reason": neutral_reason,
         "provider_finish_reason": _str(message.get("stop_reason")),
-        "usage": usage if usage is not None else make_usage(),
+        "usage": usage,  # None when unknown: never a made-up 0
         "warnings": warnings or [],
     }
     stop_sequence = _str(message.get("stop_sequence"))

@@ -2,7 +2,10 @@
 
 Event flow: ``message_start`` → per block ``content_block_start`` /
 ``content_block_delta``… / ``content_block_stop`` → ``message_delta`` → ``message_stop``;
-``ping`` may come anywhere and ``error`` ends the stream. Blocks are kept by ``index``
+``ping`` may come anywhere and ``error`` ends the stream. The content is final at the
+``message_delta`` that carries a ``stop_reason`` (with the final usage): clients such as
+LiteLLM close the stream there, without reading ``message_stop``. Blocks are kept by
+``index``
 so deltas of interleaved blocks land in the right place, and content is built at
 :meth:`AnthropicStreamAssembler.finish` with the same converters as a non-streamed
 message, so both give the same payload.
@@ -24,10 +27,13 @@ from ._anthropic_parts import (
 from ._payloads import (
     ELLIPSIS,
     MAX_STREAM_TEXT_BYTES,
+    USAGE_CLOSED_EARLY,
+    USAGE_NOT_SENT,
     NormalizedResponse,
     TextBudget,
     bound_text,
     loads_json,
+    note_missing_usage,
     text_part,
 )
 from ._sse import SSEEvent
@@ -156,7 +162,14 @@ class AnthropicStreamAssembler:
         self._usage: dict[str, Any] | None = None
         self._error: dict[str, Any] | None = None
         self._terminal = False
+        self._content_final = False
         self._counts = dict.fromkeys(_COUNTERS, 0)
+
+    @property
+    def content_final(self) -> bool:
+        """True after a ``message_delta`` with a ``stop_reason``, ``message_stop`` or an
+        ``error`` event."""
+        return self._content_final or self._terminal
 
     @property
     def terminal(self) -> bool:
@@ -283,6 +296,8 @@ class AnthropicStreamAssembler:
             for key in ("stop_reason", "stop_sequence", "stop_details"):
                 if delta.get(key) is not None:
                     self._message[key] = delta[key]
+            if delta.get("stop_reason") is not None:
+                self._content_final = True
         self._merge_usage(data.get("usage"))
 
     def _merge_usage(self, usage: object) -> None:
@@ -298,8 +313,7 @@ class AnthropicStreamAssembler:
         self._terminal = True
 
     def finish(self) -> NormalizedResponse:
-        """The normalized response so far; ``complete`` is False unless ``message_stop``
-        or an ``error`` event ended the stream."""
+        """The normalized response so far; ``complete`` is :attr:`content_final`."""
         content: list[dict[str, Any]] = []
         for index in sorted(self._blocks):
             content.extend(self._blocks[index].parts())
@@ -330,12 +344,15 @@ class AnthropicStreamAssembler:
         if counts["dropped_part"]:
             summary["dropped_part_count"] = counts["dropped_part"]
         model = self._message.get("model")
-        return NormalizedResponse(
+        result = NormalizedResponse(
             response=response_payload(content, reason, self._message, usage, warnings),
             usage=usage,
             response_model=model if isinstance(model, str) else None,
             finish_reasons=[raw_reason] if isinstance(raw_reason, str) else [],
             error=self._error,
             metadata={"stream_summary": summary},
-            complete=self._terminal,
+            complete=self.content_final,
+        )
+        return note_missing_usage(
+            result, USAGE_NOT_SENT if self.content_final else USAGE_CLOSED_EARLY
         )

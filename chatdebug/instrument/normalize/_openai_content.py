@@ -202,10 +202,17 @@ class JsonEventStream:
     def __init__(self) -> None:
         self.stats = StreamStats()
         self.terminal_seen = False
+        self.content_final_seen = False
+
+    @property
+    def content_final(self) -> bool:
+        """True once the provider's content is final (the subclass decides when), or
+        once its last event was seen."""
+        return self.content_final_seen or self.terminal_seen
 
     @property
     def terminal(self) -> bool:
-        """True once the provider's final event was seen."""
+        """True once the provider's last event was seen."""
         return self.terminal_seen
 
     def feed(self, event: SSEEvent) -> bool:

@@ -13,7 +13,13 @@ from typing import Any, Final
 
 from ._openai_common import as_dict, as_int, as_list, as_str, error_info, usage_from
 from ._openai_content import ContentBuilder, JsonEventStream
-from ._payloads import MAX_STREAM_TEXT_BYTES, NormalizedResponse
+from ._payloads import (
+    MAX_STREAM_TEXT_BYTES,
+    USAGE_CLOSED_EARLY,
+    USAGE_NOT_SENT,
+    NormalizedResponse,
+    note_missing_usage,
+)
 
 __all__ = [
     "HOSTED_CALLS",
@@ -186,7 +192,8 @@ _SNAPSHOTS: Final = frozenset({"response.created", "response.in_progress", "resp
 
 class ResponsesStream(JsonEventStream):
     """Assembles Responses stream events; ``response.completed`` / ``.incomplete`` /
-    ``.failed`` and ``error`` are terminal."""
+    ``.failed`` and ``error`` are the last event, and the content is final with them
+    (they carry the final response, usage included)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -260,7 +267,7 @@ class ResponsesStream(JsonEventStream):
         return False
 
     def finish(self) -> NormalizedResponse:
-        """The assembled response; ``complete`` is False without a terminal event."""
+        """The assembled response; ``complete`` is False without a final event."""
         finish, raw, error = final_fields(self._final, self.builder)
         error = self._error or error
         if error is not None:
@@ -268,14 +275,17 @@ class ResponsesStream(JsonEventStream):
         usage = response_usage(self._final.get("usage"))
         response = build_response(self.builder, finish, raw, usage, self._final)
         summary = self.stats.summary(finish, response["content"], len(response["warnings"]))
-        return NormalizedResponse(
+        result = NormalizedResponse(
             response=response,
             usage=usage,
             response_model=as_str(self._final.get("model")),
             finish_reasons=[raw] if raw else [],
             error=error,
             metadata={"stream_summary": summary},
-            complete=self.terminal_seen,
+            complete=self.content_final,
+        )
+        return note_missing_usage(
+            result, USAGE_NOT_SENT if self.content_final else USAGE_CLOSED_EARLY
         )
 
 

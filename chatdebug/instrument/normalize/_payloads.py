@@ -8,7 +8,9 @@ transport captured into the payloads stored on a step:
   "tool_choice"?, ...}``
 * ``normalized_response`` ``{"content": [...], "finish_reason", "usage", "warnings"}``
 * ``usage``               ``{"input_tokens", "output_tokens", "total_tokens",
-  "reasoning_tokens", "cache_creation_tokens", "cache_read_tokens"}`` (ints)
+  "reasoning_tokens", "cache_creation_tokens", "cache_read_tokens"}`` (ints), or None
+  when the provider sent none: unknown, never 0. A response without usage says why in
+  its ``metadata["usage_unavailable"]`` (one of the ``USAGE_*`` reasons below).
 * ``error``               ``{"message", "type", "provider_title"?, "provider_status"?,
   "is_retryable"?}``
 
@@ -19,6 +21,7 @@ field is skipped) and never store media bytes.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Final, Protocol
@@ -30,7 +33,11 @@ from ._sse import SSEEvent
 __all__ = [
     "MAX_STREAM_TEXT_BYTES",
     "MAX_TEXT_LENGTH",
+    "USAGE_CLOSED_EARLY",
     "USAGE_KEYS",
+    "USAGE_NOT_REQUESTED",
+    "USAGE_NOT_SENT",
+    "USAGE_UNAVAILABLE",
     "Codec",
     "JSONBodyCodec",
     "NormalizedResponse",
@@ -41,6 +48,7 @@ __all__ = [
     "is_retryable_status",
     "loads_json",
     "make_usage",
+    "note_missing_usage",
     "text_part",
 ]
 
@@ -73,6 +81,20 @@ USAGE_KEYS: Final = (
     "cache_creation_tokens",
     "cache_read_tokens",
 )
+
+
+USAGE_UNAVAILABLE: Final = "usage_unavailable"
+"""Step metadata key saying why a response has no usage."""
+
+USAGE_NOT_REQUESTED: Final = "stream without include_usage"
+"""A Chat Completions stream whose request did not set ``stream_options.include_usage``:
+the provider never sends usage for it."""
+
+USAGE_CLOSED_EARLY: Final = "stream closed before usage"
+"""The stream ended (or was closed) before the event that carries usage."""
+
+USAGE_NOT_SENT: Final = "provider sent no usage"
+"""The response was read whole and carried no usage."""
 
 
 def bound_text(text: str, limit: int = MAX_TEXT_LENGTH) -> tuple[str, int | None]:
@@ -197,11 +219,30 @@ class NormalizedResponse:
     metadata: dict[str, Any] = field(default_factory=dict)
     """Step metadata; streams put ``{"stream_summary": {...}}`` here."""
     complete: bool = True
-    """False when a stream ended before the provider's terminal event."""
+    """False when a stream ended before the provider's content was final (see
+    :attr:`StreamAssembler.content_final`)."""
+
+
+def note_missing_usage(result: NormalizedResponse, reason: str) -> NormalizedResponse:
+    """Record ``reason`` as ``metadata["usage_unavailable"]`` when ``result`` has no usage.
+
+    A response carrying a provider error gets no reason: it is an error, not a model
+    answer whose tokens went uncounted. Returns ``result``.
+    """
+    if result.usage is None and result.error is None:
+        result.metadata[USAGE_UNAVAILABLE] = reason
+    return result
 
 
 class StreamAssembler(Protocol):
-    """Builds a :class:`NormalizedResponse` from the SSE events of one response."""
+    """Builds a :class:`NormalizedResponse` from the SSE events of one response.
+
+    Two moments of a stream matter and may be events apart: :attr:`content_final`, from
+    which the answer can no longer change (what decides ``completed`` against
+    ``interrupted``, see the table in :mod:`chatdebug.instrument.normalize`), and
+    :attr:`terminal`, the provider's very last event (after which nothing, not even
+    usage, can come).
+    """
 
     def feed(self, event: SSEEvent) -> bool:
         """Consume one event; True when it carried model output (text, reasoning or tool
@@ -209,13 +250,20 @@ class StreamAssembler(Protocol):
         ...
 
     @property
+    def content_final(self) -> bool:
+        """True once the provider's content is final (a finish or stop reason, a final
+        response object, or an error): the stream is complete even if it is closed
+        before its last event."""
+        ...
+
+    @property
     def terminal(self) -> bool:
-        """True once the provider's final event was seen (``data: [DONE]``,
-        ``message_stop``, ``response.completed`` …)."""
+        """True once the provider's last event was seen (``data: [DONE]``,
+        ``message_stop``, ``response.completed`` …); implies :attr:`content_final`."""
         ...
 
     def finish(self) -> NormalizedResponse:
-        """The result so far; ``complete`` is False if the final event never came."""
+        """The result so far; ``complete`` is :attr:`content_final`."""
         ...
 
 
@@ -246,8 +294,10 @@ class Codec(Protocol):
         """From the parsed JSON body of a successful, non-streamed response."""
         ...
 
-    def new_stream(self) -> StreamAssembler:
-        """A fresh assembler for one streamed response."""
+    def new_stream(self, request: Mapping[str, Any] | None = None) -> StreamAssembler:
+        """A fresh assembler for one streamed response; ``request`` is the request's
+        ``normalized_request`` when known (what it asked for can explain what the
+        stream lacks, such as usage)."""
         ...
 
     def error_payload(self, status: int, body: Any) -> dict[str, Any]:

@@ -6,11 +6,20 @@ Anthropic-compatible gateways speak. Request bodies may omit ``model`` there.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 from ._anthropic_parts import block_parts, finish_reason, response_payload, usage_from
 from ._anthropic_stream import AnthropicStreamAssembler, stream_error_payload
-from ._payloads import JSONBodyCodec, NormalizedResponse, bound_text, http_error_payload, text_part
+from ._payloads import (
+    USAGE_NOT_SENT,
+    JSONBodyCodec,
+    NormalizedResponse,
+    bound_text,
+    http_error_payload,
+    note_missing_usage,
+    text_part,
+)
 
 __all__ = ["AnthropicMessagesCodec"]
 
@@ -209,15 +218,16 @@ class AnthropicMessagesCodec(JSONBodyCodec):
         raw_reason = body.get("stop_reason")
         usage = usage_from(body.get("usage"))
         model = _str(body.get("model"))
-        return NormalizedResponse(
+        result = NormalizedResponse(
             response=response_payload(content, finish_reason(raw_reason), body, usage),
             usage=usage,
             response_model=model,
             finish_reasons=[raw_reason] if isinstance(raw_reason, str) else [],
         )
+        return note_missing_usage(result, USAGE_NOT_SENT)
 
-    def new_stream(self) -> AnthropicStreamAssembler:
-        """A fresh assembler for one streamed response."""
+    def new_stream(self, request: Mapping[str, Any] | None = None) -> AnthropicStreamAssembler:
+        """A fresh assembler for one streamed response (Anthropic always streams usage)."""
         return AnthropicStreamAssembler()
 
     def error_payload(self, status: int, body: Any) -> dict[str, Any]:

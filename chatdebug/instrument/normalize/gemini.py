@@ -6,8 +6,10 @@ speak the same format, and so do the gateways that relay it. The model and wheth
 answer is streamed are in the URL, not in the body, so a codec is made per request
 from its route (:func:`gemini_route`). A stream comes as SSE (``?alt=sse``, one
 ``GenerateContentResponse`` per event) or, by default, as one JSON array of them; both
-are assembled alike. Gemini streams have no terminal event: a stream is complete once a
-candidate carries a ``finishReason`` (or the prompt was blocked, or an error came).
+are assembled alike. Gemini streams have no terminal event: a stream's content is final,
+and the stream complete, once every candidate seen carries a ``finishReason`` (or the
+prompt was blocked, or an error came); that chunk also carries the final
+``usageMetadata``.
 ``countTokens``, ``embedContent`` and ``batchEmbedContents`` get generic payloads that
 know their model and count their inputs.
 """
@@ -15,6 +17,7 @@ know their model and count their inputs.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -36,10 +39,13 @@ from ._openai_common import as_dict, as_list, as_str
 from ._payloads import (
     ELLIPSIS,
     MAX_STREAM_TEXT_BYTES,
+    USAGE_CLOSED_EARLY,
+    USAGE_NOT_SENT,
     NormalizedResponse,
     TextBudget,
     bound_text,
     loads_json,
+    note_missing_usage,
     text_part,
 )
 from ._sse import SSEEvent
@@ -154,9 +160,14 @@ class GeminiStreamAssembler:
         self._counts = dict.fromkeys(_COUNTERS, 0)
 
     @property
-    def terminal(self) -> bool:
+    def content_final(self) -> bool:
         """True once every candidate seen carries a ``finishReason``, the prompt was
-        blocked, or an error came: Gemini sends nothing after that."""
+        blocked, or an error came."""
+        return self._terminal
+
+    @property
+    def terminal(self) -> bool:
+        """The same as :attr:`content_final`: Gemini sends nothing after that chunk."""
         return self._terminal
 
     def feed(self, event: SSEEvent) -> bool:
@@ -331,15 +342,17 @@ class GeminiStreamAssembler:
         metadata: dict[str, Any] = {}
         if self._streamed:
             metadata["stream_summary"] = self._summary(reason, content, len(warnings))
-        return NormalizedResponse(
+        final = self._terminal or not self._streamed
+        result = NormalizedResponse(
             response=response,
             usage=usage,
             response_model=as_str(self._meta.get("model")),
             finish_reasons=reasons or ([block] if block is not None else []),
             error=self._error,
             metadata=metadata,
-            complete=self._terminal or not self._streamed,
+            complete=final,
         )
+        return note_missing_usage(result, USAGE_NOT_SENT if final else USAGE_CLOSED_EARLY)
 
     def _summary(self, reason: str, content: list[dict[str, Any]], warnings: int) -> dict[str, Any]:
         counts = self._counts
@@ -406,8 +419,9 @@ class GeminiCodec:
             assembler.absorb(body)
         return assembler.finish()
 
-    def new_stream(self) -> GeminiStreamAssembler:
-        """A fresh assembler for one ``?alt=sse`` stream."""
+    def new_stream(self, request: Mapping[str, Any] | None = None) -> GeminiStreamAssembler:
+        """A fresh assembler for one ``?alt=sse`` stream (usage comes with every
+        chunk, whatever the request)."""
         return GeminiStreamAssembler()
 
     def error_payload(self, status: int, body: Any) -> dict[str, Any]:
@@ -418,7 +432,8 @@ class GeminiCodec:
 class GeminiAuxCodec(GenericCodec):
     """``countTokens``, ``embedContent`` and ``batchEmbedContents``: generic payloads
     that know the model of the URL, count their inputs and read Google's errors.
-    Neither reports usage (counting tokens costs none, embeddings report none)."""
+    Neither reports usage: counting tokens costs none (no usage to speak of), while an
+    embedding's usage is unavailable."""
 
     def __init__(self, method: str, path: str, route: GeminiRoute) -> None:
         embeds = route.method in (EMBED, BATCH_EMBED)
@@ -466,7 +481,10 @@ class GeminiAuxCodec(GenericCodec):
             response["embedding_count"] = 1
         elif isinstance(body.get("embeddings"), list):
             response["embedding_count"] = len(body["embeddings"])
-        return NormalizedResponse(response=response)
+        result = NormalizedResponse(response=response)
+        if self.costs_tokens:
+            note_missing_usage(result, USAGE_NOT_SENT)
+        return result
 
     def error_payload(self, status: int, body: Any) -> dict[str, Any]:
         """From ``{"error": {"code", "message", "status", "details"}}``."""

@@ -2,16 +2,28 @@
 
 Embeddings, legacy text completions, model listings, unknown paths and non-JSON bodies
 are still recorded as attempts; their normalized payloads only say what kind of call it
-was and, when the body has a recognisable ``usage`` object, how many tokens it cost.
+was and, when the body has a recognisable ``usage`` object, how many tokens it cost. A
+call that costs tokens (embeddings, text completions) without such an object says its
+usage is unavailable; other calls (a model listing) have no usage to speak of.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Final
 
 from ._anthropic_parts import usage_from as anthropic_usage
-from ._payloads import JSONBodyCodec, NormalizedResponse, bound_text, http_error_payload, make_usage
+from ._payloads import (
+    USAGE_CLOSED_EARLY,
+    USAGE_NOT_SENT,
+    JSONBodyCodec,
+    NormalizedResponse,
+    bound_text,
+    http_error_payload,
+    make_usage,
+    note_missing_usage,
+)
 from ._sse import SSEEvent
 
 __all__ = ["GenericCodec", "GenericStreamAssembler", "usage_of"]
@@ -84,9 +96,12 @@ def _error_from(status: int | None, body: object) -> dict[str, Any]:
 
 
 class GenericStreamAssembler:
-    """Counts the events of a stream in an unknown format; ``data: [DONE]`` ends it."""
+    """Counts the events of a stream in an unknown format; ``data: [DONE]`` ends it and
+    is the only sign its content is final. ``costs_tokens``: a missing usage is worth a
+    reason (a model call), not merely absent."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, costs_tokens: bool = False) -> None:
+        self._costs_tokens = costs_tokens
         self._events = 0
         self._malformed = 0
         self._terminal = False
@@ -94,6 +109,11 @@ class GenericStreamAssembler:
         self._model: str | None = None
         self._error: dict[str, Any] | None = None
         self._errors = 0
+
+    @property
+    def content_final(self) -> bool:
+        """True once ``data: [DONE]`` was seen."""
+        return self._terminal
 
     @property
     def terminal(self) -> bool:
@@ -138,7 +158,7 @@ class GenericStreamAssembler:
         }
         if self._error is not None:
             summary["last_error"] = self._error["message"]
-        return NormalizedResponse(
+        result = NormalizedResponse(
             response=response,
             usage=self._usage,
             response_model=self._model,
@@ -146,6 +166,9 @@ class GenericStreamAssembler:
             metadata={"stream_summary": summary},
             complete=self._terminal,
         )
+        if self._costs_tokens:
+            note_missing_usage(result, USAGE_NOT_SENT if self._terminal else USAGE_CLOSED_EARLY)
+        return result
 
 
 class GenericCodec(JSONBodyCodec):
@@ -203,13 +226,22 @@ class GenericCodec(JSONBodyCodec):
                 reason = choice.get("finish_reason") if isinstance(choice, dict) else None
                 if isinstance(reason, str):
                     reasons.append(reason)
-        return NormalizedResponse(
+        result = NormalizedResponse(
             response=response, usage=usage, response_model=model, finish_reasons=reasons
         )
+        if self.costs_tokens:
+            note_missing_usage(result, USAGE_NOT_SENT)
+        return result
 
-    def new_stream(self) -> GenericStreamAssembler:
+    @property
+    def costs_tokens(self) -> bool:
+        """Whether calls of this kind are billed in tokens (embeddings, text
+        completions): their missing usage is unknown, not absent."""
+        return self.operation_name != "other"
+
+    def new_stream(self, request: Mapping[str, Any] | None = None) -> GenericStreamAssembler:
         """A fresh assembler for one streamed response."""
-        return GenericStreamAssembler()
+        return GenericStreamAssembler(costs_tokens=self.costs_tokens)
 
     def error_payload(self, status: int, body: Any) -> dict[str, Any]:
         """From ``error.message``/``error.type``, ``error`` as text, ``message`` or

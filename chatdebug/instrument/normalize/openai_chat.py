@@ -4,10 +4,16 @@ The same wire format is spoken by Azure OpenAI, vLLM, Ollama, OpenRouter, Groq a
 other OpenAI-compatible servers, so the usual extensions are understood too: reasoning
 text in ``reasoning_content`` (DeepSeek, vLLM) or ``reasoning`` (OpenRouter, Ollama),
 usage in ``x_groq``, errors as ``{"error": "text"}``. Only choice 0 is assembled.
+
+A stream's content is final at the chunk that gives every choice seen a
+``finish_reason``; usage comes in a later chunk, and only when the request set
+``stream_options.include_usage`` (kept as the ``include_usage`` option), then
+``data: [DONE]`` ends the stream.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 from ._openai_chat_content import ChatContent, absorb
@@ -28,7 +34,16 @@ from ._openai_common import (
 )
 from ._openai_content import JsonEventStream
 from ._openai_parts import audio_part, file_input_part, media_part, tool_call_part, tool_result_part
-from ._payloads import MAX_STREAM_TEXT_BYTES, JSONBodyCodec, NormalizedResponse, text_part
+from ._payloads import (
+    MAX_STREAM_TEXT_BYTES,
+    USAGE_CLOSED_EARLY,
+    USAGE_NOT_REQUESTED,
+    USAGE_NOT_SENT,
+    JSONBodyCodec,
+    NormalizedResponse,
+    note_missing_usage,
+    text_part,
+)
 
 __all__ = ["OpenAIChatCodec"]
 
@@ -56,6 +71,7 @@ _HANDLED: Final = frozenset(_OPTIONS) | {
     "tool_choice",
     "function_call",
     "response_format",
+    "stream_options",
 }
 _ROLES: Final = {"developer": "system", "function": "tool"}
 _NEUTRAL_ROLES: Final = frozenset({"system", "user", "assistant", "tool"})
@@ -178,6 +194,9 @@ class OpenAIChatCodec(JSONBodyCodec):
         messages = [m for m in map(_message, as_list(body.get("messages"))) if m is not None]
         options: dict[str, Any] = {}
         copy_options(body, _OPTIONS, options)
+        # Whether a stream asked for usage explains a stream that has none.
+        stream_options = as_dict(body.get("stream_options"))
+        copy_options(stream_options, {"include_usage": "include_usage"}, options)
         out: dict[str, Any] = {"messages": messages, "tools": _tools(body), "options": options}
         return finish_request(
             out,
@@ -201,17 +220,19 @@ class OpenAIChatCodec(JSONBodyCodec):
         model = as_str(body.get("model"))
         response = _response(content, raw, "error" if error else neutral_finish(raw), usage, body)
         reasons = [r for r in (as_str(c.get("finish_reason")) for c in choices) if r]
-        return NormalizedResponse(
+        result = NormalizedResponse(
             response=response,
             usage=usage,
             response_model=model,
             finish_reasons=reasons,
             error=error,
         )
+        return note_missing_usage(result, USAGE_NOT_SENT)
 
-    def new_stream(self) -> ChatStream:
-        """A fresh assembler for one ``text/event-stream`` of chunks."""
-        return ChatStream()
+    def new_stream(self, request: Mapping[str, Any] | None = None) -> ChatStream:
+        """A fresh assembler for one ``text/event-stream`` of chunks; ``request`` (the
+        ``normalized_request``) tells whether usage was asked for."""
+        return ChatStream(usage_requested=_asked_for_usage(request))
 
     def error_payload(self, status: int, body: Any) -> dict[str, Any]:
         """The step ``error`` of an HTTP error response."""
@@ -239,13 +260,29 @@ def _response(
     return response
 
 
-class ChatStream(JsonEventStream):
-    """Assembles ``chat.completion.chunk`` events; ``data: [DONE]`` is terminal."""
+def _asked_for_usage(request: Mapping[str, Any] | None) -> bool | None:
+    """Whether a streamed request asked for usage (``stream_options.include_usage``):
+    None when unknown (no request, or a body that was not a JSON stream request)."""
+    if not isinstance(request, Mapping) or request.get("stream") is not True:
+        return None
+    options = request.get("options")
+    return isinstance(options, Mapping) and options.get("include_usage") is True
 
-    def __init__(self) -> None:
+
+class ChatStream(JsonEventStream):
+    """Assembles ``chat.completion.chunk`` events. The content is final once every
+    choice seen has a ``finish_reason``; ``data: [DONE]`` is the last event.
+
+    ``usage_requested`` (None: unknown) says whether the request set
+    ``stream_options.include_usage``; it only explains a missing usage.
+    """
+
+    def __init__(self, *, usage_requested: bool | None = None) -> None:
         super().__init__()
+        self._usage_requested = usage_requested
         self._content = ChatContent(MAX_STREAM_TEXT_BYTES)
         self._raw: dict[int, str] = {}
+        self._choices: set[int] = set()
         self._usage: dict[str, int] | None = None
         self._meta: dict[str, Any] = {}
         self._error: dict[str, Any] | None = None
@@ -266,27 +303,40 @@ class ChatStream(JsonEventStream):
         for choice in as_list(chunk.get("choices")):
             choice = as_dict(choice)
             index = as_int(choice.get("index"))
+            self._choices.add(index)
             if isinstance(choice.get("finish_reason"), str):
                 self._raw[index] = choice["finish_reason"]
             if index != 0:
                 self._content.extra_choices.add(index)
                 continue
             output = absorb(self._content, as_dict(choice.get("delta")), self.stats) or output
+        if self._raw:
+            # Usage may follow in a later chunk, but the answer can no longer change.
+            self.content_final_seen = self._choices <= self._raw.keys()
         return output
 
     def finish(self) -> NormalizedResponse:
-        """The assembled response; ``complete`` is False without ``[DONE]``."""
+        """The assembled response; ``complete`` is False until every choice has a
+        ``finish_reason`` (or ``[DONE]`` came)."""
         raw = self._raw.get(0)
         finish = "error" if self._error else neutral_finish(raw)
         response = _response(self._content, raw, finish, self._usage, self._meta)
         self.stats.extra["extra_choice_count"] = len(self._content.extra_choices)
         summary = self.stats.summary(finish, response["content"], len(response["warnings"]))
-        return NormalizedResponse(
+        result = NormalizedResponse(
             response=response,
             usage=self._usage,
             response_model=as_str(self._meta.get("model")),
             finish_reasons=[self._raw[i] for i in sorted(self._raw)],
             error=self._error,
             metadata={"stream_summary": summary},
-            complete=self.terminal_seen,
+            complete=self.content_final,
         )
+        if self._usage_requested is False:
+            reason = USAGE_NOT_REQUESTED
+        elif self.terminal_seen:
+            reason = USAGE_NOT_SENT
+        else:
+            # The usage chunk comes after the finish reason, just before [DONE].
+            reason = USAGE_CLOSED_EARLY
+        return note_missing_usage(result, reason)

@@ -8,6 +8,7 @@ streams are assembled by :mod:`._openai_responses_content`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 from ._openai_common import (
@@ -33,7 +34,13 @@ from ._openai_responses_content import (
     final_fields,
     response_usage,
 )
-from ._payloads import JSONBodyCodec, NormalizedResponse, text_part
+from ._payloads import (
+    USAGE_NOT_SENT,
+    JSONBodyCodec,
+    NormalizedResponse,
+    note_missing_usage,
+    text_part,
+)
 
 __all__ = ["OpenAIResponsesCodec"]
 
@@ -233,16 +240,18 @@ class OpenAIResponsesCodec(JSONBodyCodec):
         if error is not None:
             finish = "error"
         usage = response_usage(body.get("usage"))
-        return NormalizedResponse(
+        result = NormalizedResponse(
             response=build_response(builder, finish, raw, usage, body),
             usage=usage,
             response_model=as_str(body.get("model")),
             finish_reasons=[raw] if raw else [],
             error=error,
         )
+        return note_missing_usage(result, USAGE_NOT_SENT)
 
-    def new_stream(self) -> ResponsesStream:
-        """A fresh assembler for one Responses event stream."""
+    def new_stream(self, request: Mapping[str, Any] | None = None) -> ResponsesStream:
+        """A fresh assembler for one Responses event stream (usage always comes with the
+        final event, whatever the request)."""
         return ResponsesStream()
 
     def error_payload(self, status: int, body: Any) -> dict[str, Any]:

@@ -140,11 +140,13 @@ DEFAULT_PATTERNS: tuple[re.Pattern[str], ...] = (
     # PEM private keys, the whole block. The body may contain anything but the
     # five-dash run that starts the next marker, so a BEGIN without a matching END
     # stops scanning at the next marker instead of at the end of the input; in that
-    # case the second branch still removes the key material that follows the marker.
+    # case the second branch still removes the key material that follows the marker,
+    # up to the next BEGIN (which is a match of its own): a run of BEGIN markers costs
+    # one pass over the input, not one pass per marker.
     re.compile(
         r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
         r"(?:[^-]*+(?:-(?!----)[^-]*+)*+-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
-        r"|[A-Za-z0-9+/=\s\\:,.\-]*+)"
+        r"|(?:[A-Za-z0-9+/=\s\\:,.]|-(?!----BEGIN))*+)"
     ),
     # OpenAI (sk-, sk-proj-, sk-svcacct-, sk-admin-) and Anthropic (sk-ant-) keys. A
     # short tail or a digit-free one of under 32 characters is ordinary hyphenated

@@ -89,6 +89,22 @@ export function formatNumber(n) {
   return typeof n === "number" ? n.toLocaleString("en-US") : "—";
 }
 
+// What a token count the provider did not send reads as: unknown, never 0.
+export const NOT_REPORTED = "not reported";
+
+// A run's token totals from its summary: "in / out" of the usage that was reported,
+// the steps whose provider sent none beside them, or "not reported" when no step
+// reported any ("—" while the run has no totals yet).
+export function runTokens(summary) {
+  const s = summary && typeof summary === "object" ? summary : {};
+  if (typeof s.total_input_tokens !== "number" && typeof s.total_output_tokens !== "number") return "—";
+  const missing = typeof s.steps_without_usage === "number" ? s.steps_without_usage : 0;
+  if (missing > 0 && missing === s.step_count) return NOT_REPORTED;
+  const known = `${formatNumber(s.total_input_tokens)} / ${formatNumber(s.total_output_tokens)}`;
+  if (missing <= 0) return known;
+  return `${known} (${missing} step${missing === 1 ? "" : "s"} ${NOT_REPORTED})`;
+}
+
 export function pretty(value) {
   try {
     return JSON.stringify(value, null, 2);

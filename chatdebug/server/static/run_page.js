@@ -4,8 +4,8 @@
 
 import { api } from "./api.js";
 import {
-  clear, decodeBody, durationOf, formatMs, formatNumber, formatTime, h, keyValueTable,
-  lazyDetails, link, parseTime, pretty, statusPill,
+  NOT_REPORTED, clear, decodeBody, durationOf, formatMs, formatNumber, formatTime, h,
+  keyValueTable, lazyDetails, link, parseTime, pretty, runTokens, statusPill,
 } from "./dom.js";
 import { renderTranscript } from "./transcript.js";
 import { renderWaterfall } from "./waterfall.js";
@@ -25,8 +25,18 @@ function errorBox(error) {
     facts.length ? keyValueTable(facts) : null);
 }
 
-function usageTable(usage) {
-  if (!usage || typeof usage !== "object") return null;
+// Why a step has no usage (its provider sent none), from the step's metadata.
+function usageUnavailable(step) {
+  const reason = step.metadata && typeof step.metadata === "object" ? step.metadata.usage_unavailable : undefined;
+  return reason ? String(reason) : null;
+}
+
+function usageTable(usage, unavailable) {
+  if (!usage || typeof usage !== "object") {
+    if (!unavailable) return null;
+    return h("div", { className: "usage usage-unavailable" }, h("h4", { text: "Usage" }),
+      keyValueTable([["tokens", NOT_REPORTED], ["why", unavailable]]));
+  }
   const entries = Object.entries(usage);
   return h("div", { className: "usage" }, h("h4", { text: "Usage" }),
     keyValueTable(entries.map(([k, v]) => [k.replaceAll("_", " "), typeof v === "number" ? formatNumber(v) : pretty(v)])));
@@ -71,6 +81,7 @@ function stepSection(step) {
   const stepStart = parseTime(step.started_at);
   const attempts = Array.isArray(step.attempts) ? step.attempts : [];
   const usage = step.usage || {};
+  const unavailable = usageUnavailable(step);
   const head = h("div", { className: "step-head" },
     h("h3", { text: `Step ${step.step_number}` }),
     h("span", { className: "muted", text: step.operation }),
@@ -79,13 +90,13 @@ function stepSection(step) {
     attempts.length > 1 ? h("span", { className: "tag warn", text: `${attempts.length} attempts` }) : null,
     typeof usage.input_tokens === "number"
       ? h("span", { className: "muted", text: `${formatNumber(usage.input_tokens)} in / ${formatNumber(usage.output_tokens)} out tokens` })
-      : null);
+      : unavailable ? h("span", { className: "muted tokens-unreported", title: unavailable, text: `tokens ${NOT_REPORTED}` }) : null);
   return h("section", { className: `step status-${step.status}`, id: `step-${step.step_number}` },
     head,
     errorBox(step.error),
     renderTranscript(step),
     h("div", { className: "step-facts" },
-      usageTable(step.usage),
+      usageTable(step.usage, unavailable),
       step.metadata && Object.keys(step.metadata).length
         ? h("details", { className: "metadata" }, h("summary", { text: "Metadata" }), h("pre", { className: "code small", text: pretty(step.metadata) }))
         : null),
@@ -101,7 +112,7 @@ function runHeader(run, chatId) {
     ["started", formatTime(run.started_at)],
     ["duration", formatMs(typeof s.duration_ms === "number" ? s.duration_ms : durationOf(run))],
     ["steps", formatNumber(s.step_count ?? run.steps.length)],
-    ["tokens in / out", `${formatNumber(s.total_input_tokens)} / ${formatNumber(s.total_output_tokens)}`],
+    ["tokens in / out", runTokens(s)],
   ];
   for (const key of ["trigger_message_id", "history_tip_message_id", "root_chat_id", "parent_chat_id", "model_config_id"]) {
     if (run[key] !== undefined) facts.push([key.replaceAll("_", " "), String(run[key])]);

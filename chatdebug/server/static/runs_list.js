@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import {
-  clear, durationOf, formatMs, formatNumber, formatTime, h, link, statusPill,
+  clear, durationOf, formatMs, formatNumber, formatTime, h, link, runTokens, statusPill,
 } from "./dom.js";
 
 const PAGE = 50;
@@ -22,7 +22,7 @@ function rowCells(run) {
   const s = run.summary && typeof run.summary === "object" ? run.summary : {};
   const duration = typeof s.duration_ms === "number" ? s.duration_ms : durationOf(run);
   const first = typeof s.first_message === "string" && s.first_message ? s.first_message : "(no message)";
-  const tokens = `${formatNumber(s.total_input_tokens)} / ${formatNumber(s.total_output_tokens)}`;
+  const tokens = runTokens(s);
   return [
     h("td", { className: "nowrap" }, link(runRoute(run), formatTime(run.started_at), "run-link")),
     h("td", {}, statusPill(run.status)),

@@ -45,7 +45,7 @@ def run(events: list[SSEEvent]) -> NormalizedResponse:
     for event in events:
         assembler.feed(event)
     result = assembler.finish()
-    assert result.complete == assembler.terminal
+    assert result.complete == assembler.content_final
     return result
 
 

@@ -96,10 +96,10 @@ class TestRequest:
                 {"role": "user", "parts": [{"type": "text", "text": "Say hello in French."}]},
             ],
             "tools": [],
-            "options": {"temperature": 0.3, "max_output_tokens": 200},
+            "options": {"temperature": 0.3, "max_output_tokens": 200, "include_usage": True},
             "model": "gpt-4o",
             "stream": True,
-            "provider_option_count": 3,  # stream_options, user, store
+            "provider_option_count": 2,  # user, store
         }
 
     def test_system_developer_and_tool_turns(self) -> None:

@@ -131,13 +131,13 @@ CHAT_REQUEST_NORMALIZED = {
     "messages", "model", "stream", "tools", "functions", "tool_choice", "function_call",
     "response_format", "max_completion_tokens", "max_tokens", "temperature", "top_p",
     "presence_penalty", "frequency_penalty", "stop", "seed", "n", "reasoning_effort",
-    "parallel_tool_calls", "verbosity",
+    "parallel_tool_calls", "verbosity", "stream_options",
 }  # fmt: skip
 CHAT_REQUEST_SKIPPED = dict.fromkeys(
     [
         "audio", "logit_bias", "logprobs", "metadata", "modalities", "moderation", "prediction",
         "prompt_cache_key", "prompt_cache_options", "prompt_cache_retention",
-        "safety_identifier", "service_tier", "store", "stream_options", "top_logprobs", "user",
+        "safety_identifier", "service_tier", "store", "top_logprobs", "user",
         "web_search_options",
     ],
     PROVIDER_OPTIONS,
