@@ -11,15 +11,16 @@ previous configuration in force.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Final, TypeGuard, cast
+from typing import Any, Final, TypeGuard, cast
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -33,7 +34,7 @@ from .environment_variables import (
     CHATDEBUG_STALE_THRESHOLD_SECONDS,
     DEFAULT_DATABASE_URL,
 )
-from .exporter import StoreSpanProcessor
+from .exporter import Pricer, PricesError, StoreSpanProcessor, load_prices_file, validate_prices
 from .instrument import (
     InstrumentSettings,
     Redactor,
@@ -106,6 +107,7 @@ class _Plan:
     exit_flush_timeout: float
     model_urls: tuple[re.Pattern[str], ...]
     stream_usage: bool
+    prices: dict[str, Any]
 
     def key(self) -> tuple[object, ...]:
         """What makes two calls "the same configuration". Objects the caller hands over
@@ -129,6 +131,7 @@ class _Plan:
             self.exit_flush_timeout,
             tuple((p.pattern, p.flags) for p in self.model_urls),
             self.stream_usage,
+            json.dumps(self.prices, sort_keys=True),
         )
 
 
@@ -156,6 +159,8 @@ def configure(
     exit_flush_timeout: float | None = None,
     model_urls: str | re.Pattern[str] | Iterable[str | re.Pattern[str]] | None = None,
     stream_usage: bool = False,
+    prices: Mapping[str, Mapping[str, float]] | None = None,
+    prices_file: str | os.PathLike[str] | None = None,
 ) -> Configuration:
     """Set up the store, the exporter and tracing, and return what was set up.
 
@@ -211,6 +216,12 @@ def configure(
       sent, so their steps have token counts; the recorded request is what was sent, and
       says the option was added. Default ``False``: requests are sent as the caller made
       them.
+    * **prices** - price overrides in genai-prices' own shape, dollars per million
+      tokens by model name: ``{"my-finetune": {"input_mtok": 1.5, "output_mtok": 6.0}}``
+      (also ``cache_read_mtok``, ``cache_write_mtok``, ``output_reasoning_mtok``, …).
+      They take precedence over the bundled genai-prices data for those models.
+    * **prices_file** - a JSON file of overrides in the same shape, read now; entries of
+      ``prices`` win over the file's.
 
     **Checks first.** Every argument, and every environment variable used in its
     place, is checked before anything happens: a wrong type raises :class:`TypeError`,
@@ -256,6 +267,8 @@ def configure(
         exit_flush_timeout=exit_flush_timeout,
         model_urls=model_urls,
         stream_usage=stream_usage,
+        prices=prices,
+        prices_file=prices_file,
     )
     key = plan.key()
     with _lock:
@@ -290,6 +303,8 @@ def _plan(
     exit_flush_timeout: object,
     model_urls: object,
     stream_usage: object,
+    prices: object = None,
+    prices_file: object = None,
 ) -> _Plan:
     # Parameters are typed ``object`` here: the public signature states what is
     # accepted, and this is where callers without a type checker find out.
@@ -351,7 +366,28 @@ def _plan(
         exit_flush_timeout=_exit_flush_timeout(exit_flush_timeout),
         model_urls=_model_urls(model_urls),
         stream_usage=stream_usage,
+        prices=_prices(prices, prices_file),
     )
+
+
+def _prices(prices: object, prices_file: object) -> dict[str, Any]:
+    """The overrides of ``prices_file`` then ``prices``, checked (``ValueError`` naming
+    the bad entry)."""
+    merged: dict[str, Any] = {}
+    if prices_file is not None:
+        if not isinstance(prices_file, str | os.PathLike):
+            raise _type_error("prices_file", "a path or None", prices_file)
+        try:
+            merged.update(load_prices_file(prices_file))
+        except PricesError as exc:
+            raise ValueError(f"chatdebug.configure(): {exc}") from exc
+    if prices is not None:
+        try:
+            validate_prices(prices, where="prices")
+        except PricesError as exc:
+            raise ValueError(f"chatdebug.configure(): {exc}") from exc
+        merged.update(cast(Mapping[str, Any], prices))
+    return merged
 
 
 def _model_urls(value: object) -> tuple[re.Pattern[str], ...]:
@@ -495,6 +531,7 @@ def _build_and_install(plan: _Plan, key: tuple[object, ...]) -> Configuration:
             metrics=metrics,
             max_queue_size=plan.queue_size,
             stale_threshold=plan.stale_threshold,
+            pricer=Pricer(plan.prices),
         )
         # Its writer thread starts with the first event, so shutting it down here is
         # quick; it also takes its queue capacity back out of the metrics.

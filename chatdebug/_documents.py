@@ -11,10 +11,16 @@ says why in ``metadata.usage_unavailable`` (``"stream without include_usage"``,
 ``"stream closed before usage"``, ``"provider sent no usage"``); a run summary's token
 totals sum the usage that was reported and ``steps_without_usage`` counts the steps
 that had none (absent when every step reported its usage). Readers show such usage as
-not reported, never as 0. JSON columns arrive from the store already decoded tolerantly: a
-malformed payload is a ``{"error": "malformed debug payload", "parse_error", "raw"}``
-object (attempts: a one-element list of ``"malformed attempts payload"``), a JSON
-``null`` in a non-null column is ``{}`` (attempts ``[]``). Bodies inside attempts stay
+not reported, never as 0. Cost is the same: a priced step has ``metadata.cost``
+(``total_usd``, ``input_usd``, ``output_usd``, ``cache_read_usd``, ``cache_write_usd``,
+``currency``, ``source``, ``source_version``, ``match``), one without a price has
+``metadata.cost_unavailable`` (the reason) instead, and a run summary has
+``total_cost_usd`` (its priced steps, absent when none was priced) and
+``unpriced_step_count`` (steps found to have no price, absent when there are none).
+JSON columns arrive from the store already decoded tolerantly: a malformed payload is
+a ``{"error": "malformed debug payload", "parse_error", "raw"}`` object (attempts: a
+one-element list of ``"malformed attempts payload"``), a JSON ``null`` in a non-null
+column is ``{}`` (attempts ``[]``). Bodies inside attempts stay
 the base64 strings they were stored as.
 
 Nothing here needs Starlette: ``chatdebug export`` works without the ``serve`` extra.

@@ -34,7 +34,7 @@ __all__ = [
     "RequestsNotRecordedCollector",
 ]
 
-# The reference's buckets (1 s … 10 min) plus sub-second ones: a tick deleting one batch
+# Buckets from 1 s to 10 min for a slow purge, plus sub-second ones: a tick deleting one batch
 # usually takes milliseconds, and a histogram whose first bucket is 1 s says nothing then.
 PURGE_DURATION_BUCKETS: Final = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0,
@@ -140,6 +140,8 @@ class Metrics:
     success the maximum and the retention the most recently set value.
         gen_ai_operation_duration, gen_ai_token_usage, gen_ai_time_to_first_chunk: LLM
         traffic, labelled by provider, model and operation.
+        llm_cost: dollars spent on LLM calls, by provider and model (a counter, so
+        multiprocess mode sums it over workers like the other counters).
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -267,6 +269,13 @@ class Metrics:
             "reasoning, cache_read, cache_creation).",
             ["provider", "model", "operation", "token_type"],
             buckets=GEN_AI_TOKEN_BUCKETS,
+            registry=reg,
+        )
+        self.llm_cost = Counter(
+            "chatdebug_llm_cost_usd",
+            "Cost in US dollars of the priced GenAI client operations (steps without a "
+            "price add nothing), from genai-prices and the configured overrides.",
+            ["provider", "model"],
             registry=reg,
         )
         self.gen_ai_time_to_first_chunk = Histogram(

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from chatdebug.store import Store, open_store
 from tests.fakes.server import FakeServer
+from tests.store.support import FakeClock
 from tests.support import require_postgres, with_search_path
 
 # Internal errors of chatdebug are logged and swallowed in production; in tests they
@@ -60,3 +62,18 @@ def fake_server() -> Iterator[FakeServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(database_url: str, clock: FakeClock) -> Iterator[Store]:
+    """A migrated store on a fresh database whose clock the test controls."""
+    opened = open_store(database_url, clock=clock)
+    try:
+        yield opened
+    finally:
+        opened.close()

@@ -52,25 +52,42 @@ def _walk_runtime(node: ast.AST) -> Iterator[ast.AST]:
 
 
 @cache
+def _import_statements(path: Path) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``(module, names)`` per import in ``path``, relative imports resolved (``names`` is
+    empty for a plain ``import module``)."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    statements: list[tuple[str, tuple[str, ...]]] = []
+    for node in _walk_runtime(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            statements.extend((alias.name, ()) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            statements.append((base, tuple(alias.name for alias in node.names)))
+    return tuple(statements)
+
+
+def _imported_names(path: Path) -> set[str]:
+    """Every module name ``path`` imports from, third-party ones included."""
+    return {base for base, _names in _import_statements(path)}
+
+
+@cache
 def _imports(module: str) -> frozenset[str]:
     """The chatdebug modules ``module`` imports (a package's ``__init__`` counts as the
     package itself; ``from package import submodule`` counts as the submodule)."""
     modules = _modules()
-    path = modules[module]
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
-    for node in _walk_runtime(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base_parts = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(base_parts + ([node.module] if node.module else []))
-            else:
-                base = node.module or ""
-            for alias in node.names:
-                submodule = f"{base}.{alias.name}"
-                found.add(submodule if submodule in modules else base)
+    for base, names in _import_statements(modules[module]):
+        if not names:
+            found.add(base)
+        for name in names:
+            submodule = f"{base}.{name}"
+            found.add(submodule if submodule in modules else base)
     return frozenset(name for name in found if name in modules and name != module)
 
 
@@ -174,23 +191,6 @@ LAYERS = {
 }
 
 
-def _all_imports(path: Path) -> set[str]:
-    """Every module name imported by ``path``, third-party ones included."""
-    module = _module_name(path)
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    names: set[str] = set()
-    for node in _walk_runtime(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
-                names.add(".".join(parts + ([node.module] if node.module else [])))
-            else:
-                names.add(node.module or "")
-    return names
-
-
 @pytest.mark.parametrize("package", sorted(LAYERS))
 def test_layer_rules(package: str) -> None:
     forbidden = LAYERS[package]
@@ -198,7 +198,7 @@ def test_layer_rules(package: str) -> None:
     for path in root.rglob("*.py"):
         bad = {
             name
-            for name in _all_imports(path)
+            for name in _imported_names(path)
             if any(name == f or name.startswith(f + ".") for f in forbidden)
         }
         assert not bad, f"{path} imports {bad}"
@@ -217,10 +217,15 @@ PUBLIC_NAMES = {
         "open_from_args",
     },
     "chatdebug.exporter": {
+        "Pricer",
+        "PricesError",
         "StoreSpanExporter",
         "StoreSpanProcessor",
         "aggregate_run_summary",
+        "load_prices_file",
+        "repriced_metadata",
         "truncate_label",
+        "validate_prices",
     },
     "chatdebug.instrument": {
         "AsyncTransport",

@@ -144,6 +144,8 @@ def test_signature_is_keyword_only_and_closed() -> None:
         "exit_flush_timeout",
         "model_urls",
         "stream_usage",
+        "prices",
+        "prices_file",
     }
     assert params["max_body_bytes"].default == 50_000
     assert params["enablement_cache_seconds"].default == 5.0

@@ -29,6 +29,7 @@ def observe_everything(metrics: Metrics) -> None:
     for token_type in TOKEN_TYPES:
         metrics.gen_ai_token_usage.labels(**labels, token_type=token_type).observe(100)
     metrics.gen_ai_time_to_first_chunk.labels(**labels).observe(0.3)
+    metrics.llm_cost.labels(provider="openai", model="gpt-4o").inc(0.25)
 
 
 def test_nothing_registered_on_import_and_private_registry_by_default() -> None:
@@ -68,6 +69,7 @@ def test_samples() -> None:
     assert get("gen_ai_client_operation_duration_seconds_sum", {**labels, "error_type": ""}) == 1.2
     assert get("gen_ai_client_token_usage_count", {**labels, "token_type": "cache_creation"}) == 1
     assert get("gen_ai_client_time_to_first_chunk_seconds_count", labels) == 1
+    assert get("chatdebug_llm_cost_usd_total", {"provider": "openai", "model": "gpt-4o"}) == 0.25
 
 
 def test_drop_reasons_exist_before_the_first_drop() -> None:

@@ -8,7 +8,15 @@ render runs, explain empty results and serve the demo's fake LLM).
 
 from __future__ import annotations
 
-from . import demo, export, maintenance, runs, serve, settings  # noqa: F401  (register their commands)
+from . import (  # noqa: F401  (register their commands)
+    demo,
+    export,
+    maintenance,
+    reprice,
+    runs,
+    serve,
+    settings,
+)
 from ._core import (
     EXIT_FAILURE,
     EXIT_OK,

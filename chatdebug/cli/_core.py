@@ -1,4 +1,4 @@
-"""The ``chatdebug`` command (also ``python -m chatdebug``).
+"""The command registry, the argument parser and ``main()`` of the ``chatdebug`` command.
 
 Every command is one function registered with :func:`command` (arguments declared with
 :func:`arg`, the store opened with :func:`open_from_args`); its name may have two words

@@ -104,6 +104,43 @@ def _run_tokens(summary: dict[str, Any], short: bool) -> str:
     return f"{known} ({_plural(missing, 'step')} {NOT_REPORTED})"
 
 
+def _money(value: float) -> str:
+    """Dollars, with the digits small per-call costs need."""
+    return f"${value:,.4f}" if value >= 0.01 else f"${value:.6f}"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _run_cost(summary: dict[str, Any]) -> str:
+    """A run's cost: the total of its priced steps, the steps without a price beside it,
+    "not available" when no step was priced, ``-`` while the run has no steps."""
+    total = _number(summary.get("total_cost_usd"))
+    unpriced = summary.get("unpriced_step_count")
+    missing = unpriced if isinstance(unpriced, int) and not isinstance(unpriced, bool) else 0
+    if total is None:
+        return "not available" if missing > 0 else "-"
+    if missing > 0:
+        return f"{_money(total)} ({_plural(missing, 'step')} without a price)"
+    return _money(total)
+
+
+def _step_cost(metadata: dict[str, Any]) -> str | None:
+    cost = metadata.get("cost")
+    if isinstance(cost, dict) and _number(cost.get("total_usd")) is not None:
+        text = f"cost {_money(float(cost['total_usd']))}"
+        if cost.get("match") and cost.get("match") != "exact":
+            text += f" ({_short(cost['match'], 20)})"
+        return text
+    reason = metadata.get("cost_unavailable")
+    if reason:
+        return f"cost not available ({_short(reason, 80)})"
+    return None
+
+
 def _duration(run: Run) -> str:
     ms = run.summary.get("duration_ms") if isinstance(run.summary, dict) else None
     if isinstance(ms, int | float):
@@ -128,6 +165,7 @@ def render_runs(runs: list[Run], *, with_chat: bool = False) -> str:
                 status,
                 str(summary.get("step_count", "-")),
                 tokens,
+                _run_cost(summary) if "step_count" in summary else "-",
                 _duration(run),
                 _short(summary.get("first_message", ""), 48),
             ]
@@ -139,6 +177,7 @@ def render_runs(runs: list[Run], *, with_chat: bool = False) -> str:
         "STATUS",
         "STEPS",
         "TOKENS IN/OUT",
+        "COST",
         "DURATION",
         "FIRST MESSAGE",
     ]
@@ -194,6 +233,9 @@ def _step_lines(step: Step, verbose: bool) -> list[str]:
         reason = metadata.get("usage_unavailable")
         if reason:
             head += f"  tokens {NOT_REPORTED} ({_short(reason, 80)})"
+    cost = _step_cost(step.metadata if isinstance(step.metadata, dict) else {})
+    if cost is not None:
+        head += f"  {cost}"
     lines = [head]
     request = step.normalized_request or {}
     if request.get("model"):
@@ -270,6 +312,8 @@ def render_run(run: Run, steps: list[Step], *, verbose: bool = False) -> str:
         lines.append(f"  endpoint   {summary['endpoint_label']}")
     tokens = _run_tokens(summary, short=False)
     lines.append(f"  tokens     {tokens}   steps {summary.get('step_count', len(steps))}")
+    if "step_count" in summary:
+        lines.append(f"  cost       {_run_cost(summary)}")
     if run.trace_id:
         lines.append(f"  trace      {run.trace_id}")
     for step in steps:

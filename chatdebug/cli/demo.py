@@ -15,7 +15,7 @@ from typing import Any
 from .._configure import configure, flush, shutdown
 from ..instrument import httpx2_client, run
 from ..store import database_location
-from ._core import EXIT_OK, CommandError, command
+from ._core import EXIT_OK, CommandError, arg, command
 from ._demo_server import MODEL, DemoServer
 from ._render import render_run
 
@@ -36,7 +36,17 @@ TOOLS: Any = [
 ]
 
 
-@command("demo", "record a demo chat turn against a built-in fake LLM server and show it")
+@command(
+    "demo",
+    "record a demo chat turn against a built-in fake LLM server and show it",
+    arg(
+        "--prices",
+        metavar="FILE",
+        default=None,
+        help="JSON price overrides, dollars per million tokens by model "
+        f'(e.g. {{"{MODEL}": {{"input_mtok": 0.15, "output_mtok": 0.6}}}})',
+    ),
+)
 def _demo(args: argparse.Namespace) -> int:
     try:
         import openai
@@ -44,7 +54,7 @@ def _demo(args: argparse.Namespace) -> int:
         raise CommandError(
             "chatdebug demo needs the openai package: pip install 'chatdebug[demo]'"
         ) from None
-    config = configure(args.database_url, enabled=True)
+    config = configure(args.database_url, enabled=True, prices_file=args.prices)
     server = DemoServer().start()
     try:
         client = openai.OpenAI(

@@ -3,16 +3,23 @@
 :class:`StoreSpanProcessor` writes runs and steps as their spans start and end, through
 a bounded background queue; :class:`StoreSpanExporter` writes them once spans end, for
 use behind an OTel ``BatchSpanProcessor``. Both compute a run's summary from its steps
-with :func:`aggregate_run_summary` when the run ends.
+with :func:`aggregate_run_summary` when the run ends. Both price each step with a
+:class:`Pricer` (genai-prices' bundled data plus overrides) before it is written.
 """
 
 from ._exporter import StoreSpanExporter
+from ._pricing import Pricer, PricesError, load_prices_file, repriced_metadata, validate_prices
 from ._processor import StoreSpanProcessor
 from ._summary import aggregate_run_summary, truncate_label
 
 __all__ = [
+    "Pricer",
+    "PricesError",
     "StoreSpanExporter",
     "StoreSpanProcessor",
     "aggregate_run_summary",
+    "load_prices_file",
+    "repriced_metadata",
     "truncate_label",
+    "validate_prices",
 ]

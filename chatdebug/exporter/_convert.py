@@ -341,7 +341,12 @@ def step_ended(span: Source) -> UpdateStep | None:
         model=_step_model(attrs),
         finished_at=span_time(_times(span)[1]),
     )
-    return UpdateStep(update, run_id=key[0])
+    return UpdateStep(
+        update,
+        run_id=key[0],
+        models=(_str(attrs, attr.GEN_AI_RESPONSE_MODEL), _str(attrs, attr.GEN_AI_REQUEST_MODEL)),
+        service_tier=_str(attrs, attr.OPENAI_RESPONSE_SERVICE_TIER),
+    )
 
 
 def placeholder_run(step: CreateStep) -> CreateRun:

@@ -97,6 +97,11 @@ class UpdateStep:
 
     params: StepUpdate
     run_id: uuid.UUID
+    models: tuple[str | None, ...] = ()
+    """Model names to price the step with, in order: the response's, then the request's
+    (``params.model`` is only the first of them)."""
+    service_tier: str | None = None
+    """The service tier the provider reported, which some prices depend on."""
     kind: ClassVar[EventKind] = "step_update"
 
     @property

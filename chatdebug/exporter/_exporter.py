@@ -19,8 +19,9 @@ from ..metrics import Metrics
 from ..store import RunFinalized, RunNotFound, Store, StoreError, StoreUnavailable
 from ._convert import placeholder_run, run_ended, run_started, step_ended, step_started
 from ._events import CreateStep, Event, UpdateStep, apply_event
-from ._genai import record_step_metrics
+from ._genai import cost_observer, record_step_metrics
 from ._health import ExporterHealth
+from ._pricing import Pricer, price_step
 
 __all__ = ["StoreSpanExporter"]
 
@@ -77,15 +78,24 @@ class StoreSpanExporter(SpanExporter):
     ``export`` never raises: a store failure returns ``SpanExportResult.FAILURE`` and is
     logged and counted. After :meth:`shutdown`, ``export`` returns ``FAILURE``.
     ``health.dropped`` counts what was not written, by reason, even without metrics.
+    Each step is priced before it is written (``pricer``; ``None`` prices from
+    genai-prices' bundled data without overrides).
     """
 
     def __init__(
-        self, store: Store, metrics: Metrics | None = None, *, max_buffered_steps: int = 10_000
+        self,
+        store: Store,
+        metrics: Metrics | None = None,
+        *,
+        max_buffered_steps: int = 10_000,
+        pricer: Pricer | None = None,
     ) -> None:
         if max_buffered_steps < 0:
             raise ValueError(f"max_buffered_steps must not be negative, got {max_buffered_steps}")
         self._store = store
         self._metrics = metrics
+        self._pricer = pricer if pricer is not None else Pricer()
+        self._observe_cost = cost_observer(metrics) if metrics is not None else None
         self.health = ExporterHealth(metrics)
         self._max_buffered = max_buffered_steps
         self._lock = threading.Lock()
@@ -185,6 +195,7 @@ class StoreSpanExporter(SpanExporter):
         create, update = step_started(span), step_ended(span)
         if create is None or update is None:
             return True
+        update = price_step(update, self._pricer, self._observe_cost)
         self._metric_spans.append(span)
         if create.run_id in self._known_runs or create.run_id in self._created:
             return self._apply_group([create, update], "step_dropped")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import orjson
@@ -12,7 +12,7 @@ from .. import _spans as attr
 from .._spans import SpanRecord
 from ..metrics import Metrics
 
-__all__ = ["record_step_metrics"]
+__all__ = ["cost_observer", "record_step_metrics"]
 
 # token_type label -> (GenAI attribute, key of the step's usage JSON)
 _TOKEN_SOURCES: Final = (
@@ -68,6 +68,18 @@ def _child(metric: Any, *values: str) -> Any:
         _CHILDREN.clear()
     _CHILDREN[key] = (metric, child)
     return child
+
+
+def cost_observer(metrics: Metrics) -> Callable[[str, str, float], None]:
+    """What the writer calls with (provider, model, dollars) for each priced step:
+    adds to ``chatdebug_llm_cost_usd_total``. Pricing happens on the writer's thread,
+    after :func:`record_step_metrics` has seen the step."""
+
+    def observe(provider: str, model: str, total_usd: float) -> None:
+        if total_usd > 0:
+            _child(metrics.llm_cost, provider, model).inc(total_usd)
+
+    return observe
 
 
 def record_step_metrics(metrics: Metrics, span: ReadableSpan | SpanRecord) -> None:

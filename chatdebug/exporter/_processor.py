@@ -20,8 +20,9 @@ from ..metrics import Metrics
 from ..store import Store
 from ._convert import Source, run_ended, run_started, step_ended, step_started
 from ._events import TouchRun, TouchStep
-from ._genai import record_step_metrics
+from ._genai import cost_observer, record_step_metrics
 from ._health import ExporterHealth
+from ._pricing import Pricer
 from ._writer import BackgroundWriter
 
 __all__ = ["StoreSpanProcessor"]
@@ -57,6 +58,9 @@ class StoreSpanProcessor(SpanProcessor):
         max_batch_size: events taken from the queue per wake-up of the writer.
         schedule_delay: seconds the writer waits for a batch to fill.
         stale_threshold: the stale finalizer's threshold; heartbeats run at half of it.
+        pricer: prices each ended step on the writer's thread (its metadata gets
+            ``cost`` or ``cost_unavailable``); ``None`` prices from genai-prices'
+            bundled data without overrides.
 
     Attributes:
         health: drop counts by reason (``health.dropped``), kept even without metrics.
@@ -76,6 +80,7 @@ class StoreSpanProcessor(SpanProcessor):
         max_batch_size: int = 512,
         schedule_delay: float = 0.2,
         stale_threshold: timedelta = timedelta(minutes=5),
+        pricer: Pricer | None = None,
     ) -> None:
         if stale_threshold <= timedelta(0):
             raise ValueError(f"stale_threshold must be positive, got {stale_threshold}")
@@ -87,6 +92,8 @@ class StoreSpanProcessor(SpanProcessor):
             max_queue_size=max_queue_size,
             max_batch_size=max_batch_size,
             schedule_delay=schedule_delay,
+            pricer=pricer if pricer is not None else Pricer(),
+            observe_cost=cost_observer(metrics) if metrics is not None else None,
         )
         self._heartbeat_interval = max(stale_threshold / 2, _MIN_HEARTBEAT).total_seconds()
         self._shut_down = False

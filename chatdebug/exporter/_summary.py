@@ -13,9 +13,11 @@ totals are a lower bound.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Final
 
 import orjson
@@ -47,6 +49,8 @@ DERIVED_KEYS: Final = (
     "has_error",
     "duration_ms",
     "steps_without_usage",
+    "total_cost_usd",
+    "unpriced_step_count",
 )
 """Summary keys computed by :func:`aggregate_run_summary`; everything else is seed."""
 
@@ -63,6 +67,9 @@ _ALWAYS_SET: Final = frozenset({"total_input_tokens", "total_output_tokens"})
 _MALFORMED_MARKER: Final = "malformed debug payload"
 _USAGE_UNAVAILABLE: Final = "usage_unavailable"
 """Step metadata key of a response without usage (set at capture by the normalizers)."""
+_COST_UNAVAILABLE: Final = "cost_unavailable"
+"""Step metadata key of a step the exporter could not price (set with the reason)."""
+_BILLIONTH: Final = Decimal("0.000000001")
 _ELLIPSIS: Final = "…"
 _ONE_MS: Final = timedelta(milliseconds=1)
 
@@ -155,6 +162,21 @@ def _usage_unreported(step: Step) -> bool:
     return isinstance(metadata, Mapping) and bool(metadata.get(_USAGE_UNAVAILABLE))
 
 
+def _step_cost(step: Step) -> Decimal | bool:
+    """The step's priced total (``metadata.cost.total_usd``); else whether it was found
+    to have no price (``metadata.cost_unavailable``, set by the exporter's pricing). A
+    step never priced (still open, or recorded before pricing) is neither."""
+    metadata = _decoded(step.metadata)
+    if not isinstance(metadata, Mapping):
+        return False
+    cost = metadata.get("cost")
+    total = cost.get("total_usd") if isinstance(cost, Mapping) else None
+    if isinstance(total, int | float) and not isinstance(total, bool):
+        if math.isfinite(total) and total >= 0:
+            return Decimal(str(total))
+    return bool(metadata.get(_COST_UNAVAILABLE))
+
+
 def _completed_endpoint(step: Step) -> str | None:
     """``"METHOD path"`` of the step's first completed attempt with a path, if any."""
     attempts = _decoded(step.attempts)
@@ -197,9 +219,12 @@ def aggregate_run_summary(
     ``has_error`` (only when true), ``endpoint_label`` (the first completed attempt with
     a path), ``duration_ms`` (when both times are given) and ``steps_without_usage``
     (steps whose provider reported no usage, only when there are any: the totals cover
-    the others). Other keys of ``base`` are kept; ``base`` itself is never modified. A
-    missing or nil ``run_id`` returns a copy of ``base`` unchanged. Malformed usage or
-    attempts are logged and skipped; the step is still counted.
+    the others), ``total_cost_usd`` (the sum of the steps' ``metadata.cost.total_usd``,
+    only when at least one step was priced) and ``unpriced_step_count`` (steps found to
+    have no price, only when there are any: the total covers the others). Other keys of
+    ``base`` are kept; ``base`` itself is never modified. A missing or nil ``run_id``
+    returns a copy of ``base`` unchanged. Malformed usage or attempts are logged and
+    skipped; the step is still counted.
     """
     if run_id is None or run_id.int == 0:
         return dict(base) if base is not None else {}
@@ -211,8 +236,17 @@ def aggregate_run_summary(
     totals = dict.fromkeys((total for _, total in _USAGE_KEYS), 0)
     has_error = False
     without_usage = 0
+    # Decimal: a sum of many small float costs would drift in the last digits.
+    cost = Decimal(0)
+    priced = unpriced = 0
     endpoint_label: str | None = None
     for step in steps:
+        step_cost = _step_cost(step)
+        if isinstance(step_cost, Decimal):
+            priced += 1
+            cost += step_cost
+        elif step_cost:
+            unpriced += 1
         if _usage_unreported(step):
             without_usage += 1
         elif step.usage is not None:
@@ -237,6 +271,10 @@ def aggregate_run_summary(
         summary["has_error"] = True
     if without_usage:
         summary["steps_without_usage"] = without_usage
+    if priced:
+        summary["total_cost_usd"] = float(cost.quantize(_BILLIONTH))
+    if unpriced:
+        summary["unpriced_step_count"] = unpriced
     if endpoint_label is not None:
         summary["endpoint_label"] = endpoint_label
     if started_at is not None and finished_at is not None:

@@ -46,6 +46,7 @@ from ._batch import BatchApplier, BulkRefused
 from ._dead import DeadRows, PendingMarks, touch_key
 from ._events import Event, apply_event
 from ._health import ExporterHealth
+from ._pricing import CostObserver, Pricer, price_events
 
 __all__ = ["BackgroundWriter"]
 
@@ -67,6 +68,8 @@ class BackgroundWriter:
         max_queue_size: int = 10_000,
         max_batch_size: int = 512,
         schedule_delay: float = 0.2,
+        pricer: Pricer | None = None,
+        observe_cost: CostObserver | None = None,
     ) -> None:
         if max_queue_size < 1:
             raise ValueError(f"max_queue_size must be at least 1, got {max_queue_size}")
@@ -79,6 +82,8 @@ class BackgroundWriter:
         self._max_queue_size = max_queue_size
         self._max_batch_size = min(max_batch_size, max_queue_size)
         self._schedule_delay = schedule_delay
+        self._pricer = pricer
+        self._observe_cost = observe_cost
         self._closed = False
         self._init_state()
         health.queue_capacity_changed(max_queue_size)
@@ -258,6 +263,8 @@ class BackgroundWriter:
             if taken is None:
                 return
             batch, queued_at = taken
+            # Priced here, once per batch taken (a retried batch keeps its costs).
+            batch = price_events(batch, self._pricer, self._observe_cost)
             with self._cond:
                 self._in_hand = batch
             try:
@@ -266,9 +273,7 @@ class BackgroundWriter:
                 log_internal_error("exporter", exc)
             finally:
                 oldest = self._oldest_waiting()
-                self._health.oldest_event_age(
-                    0.0 if oldest is None else time.monotonic() - oldest
-                )
+                self._health.oldest_event_age(0.0 if oldest is None else time.monotonic() - oldest)
                 with self._cond:
                     self._in_hand = None
                     self._done += len(batch)

@@ -1,4 +1,4 @@
-"""The retention purge, one tick at a time, as the reference's ``dbpurge`` loop.
+"""The retention purge, one tick at a time.
 
 Every tick:
 
@@ -13,9 +13,10 @@ Every tick:
    last-success time.
 
 On PostgreSQL the delete runs under a transaction-scoped advisory lock (per schema): a
-tick that finds another replica holding it records **no metric at all**, exactly like
-the reference. On SQLite the delete holds the database's write lock (``BEGIN
-IMMEDIATE``), so two processes on one file purge one after the other, never at once.
+tick that finds another replica holding it records **no metric at all**: the replica
+holding the lock does the purge and reports it. On SQLite the delete holds the
+database's write lock (``BEGIN IMMEDIATE``), so two processes on one file purge one
+after the other, never at once.
 A failed tick is logged, observed with ``success="false"``, and the loop goes on.
 """
 

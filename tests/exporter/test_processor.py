@@ -109,11 +109,14 @@ def test_steps_and_final_summary(store: Store, provider: TracerProvider) -> None
         "has_error": True,
         "endpoint_label": "POST /v1/chat/completions",
         "duration_ms": expected_ms,
+        "total_cost_usd": pytest.approx((30 * 2.5 + 12 * 10) / 1e6),
     }
     first, second = store.list_steps(run_id)
     assert (first.id, first.step_number, first.status) == (step1_id, 1, "completed")
     assert first.usage == {"input_tokens": 10, "output_tokens": 5}
-    assert first.metadata == {"stream_summary": {"part_count": 3}}
+    # Each ended step is priced (gpt-4o at $2.50 in / $10 out per million tokens).
+    assert first.metadata["stream_summary"] == {"part_count": 3}
+    assert first.metadata["cost"]["total_usd"] == pytest.approx((10 * 2.5 + 5 * 10) / 1e6)
     assert first.attempts[0]["method"] == "POST"
     assert first.normalized_response is not None
     assert first.finished_at == span_time(step1.end_time)  # type: ignore[attr-defined]
@@ -294,7 +297,10 @@ def test_step_without_usage_observes_no_tokens_and_is_counted_in_the_summary(
         assert get("gen_ai_client_token_usage_count", {**labels, "token_type": token_type}) is None
     stored = store.list_steps(run_id)
     assert stored[1].usage is None
-    assert stored[1].metadata == {"usage_unavailable": "stream without include_usage"}
+    assert stored[1].metadata == {
+        "usage_unavailable": "stream without include_usage",
+        "cost_unavailable": "usage unknown",
+    }
     finished = store.get_run(run_id)
     assert finished is not None
     assert finished.summary["steps_without_usage"] == 1

@@ -373,3 +373,31 @@ def test_usage_not_reported_reads_as_such(
     facts = browser.find_element(By.ID, "run-head").text
     assert "not reported" in facts and "0 / 0" not in facts
     _no_script_errors(browser)
+
+
+def test_cost_is_shown_and_unknown_cost_is_not_zero(
+    browser: webdriver.Chrome, server: ServeProcess, fake_server: FakeServer
+) -> None:
+    """A priced run shows its dollars on the run page and on its step; a step without
+    usage says its cost is not available, never $0."""
+    chat = f"cost-{uuid.uuid4().hex[:6]}"
+    unpriced = record_stream_without_usage(fake_server, chat)
+    priced = record_simple_turn(fake_server, chat)
+    assert chatdebug.flush()
+
+    _sign_in(browser, server.url)
+    _row(browser, priced).find_element(By.CSS_SELECTOR, "a.run-link").click()
+    step = _wait(browser).until(ec.presence_of_element_located((By.ID, "step-1")))
+    assert step.find_element(By.CSS_SELECTOR, ".step-cost").text.startswith("$0.0000")
+    facts = browser.find_element(By.ID, "run-head").text
+    assert "cost" in facts and "$0.0000" in facts
+
+    browser.back()
+    _row(browser, unpriced).find_element(By.CSS_SELECTOR, "a.run-link").click()
+    _wait(browser).until(ec.text_to_be_present_in_element((By.ID, "run-head"), str(unpriced)))
+    step = _wait(browser).until(ec.presence_of_element_located((By.ID, "step-1")))
+    cost = step.find_element(By.CSS_SELECTOR, ".step-cost").text
+    assert cost == "cost not available (usage unknown)"
+    facts = browser.find_element(By.ID, "run-head").text
+    assert "not available" in facts and "$0.000000" not in facts
+    _no_script_errors(browser)

@@ -12,21 +12,6 @@ from tests.store.support import FakeClock
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def store(database_url: str, clock: FakeClock) -> Iterator[Store]:
-    """A migrated store on a fresh database whose clock the test controls."""
-    opened = open_store(database_url, clock=clock)
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
-@pytest.fixture
 def pg_store(pg_url: str, clock: FakeClock) -> Iterator[Store]:
     """A migrated PostgreSQL store, for the behaviour only PostgreSQL has."""
     opened = open_store(pg_url, clock=clock)

@@ -7,7 +7,10 @@ responses' ``content``), :func:`instrument_http` both. Per round trip an attempt
 (``_attempt``) sees the request (``_request_view``), tees the response body as the
 caller reads it (``_streams``, ``_response_body``, ``_decode``) and reports its outcome
 to its step; work that must not run on the caller's thread goes to the reaper thread
-(``_reaper``), which :func:`drain` waits for.
+(``_reaper``), which :func:`drain` waits for. Through a client that a process-wide patch
+instrumented only model API calls are recorded (``_model_calls``); with
+``configure(stream_usage=True)`` a Chat Completions stream is asked for usage before it
+is sent (``_stream_usage``).
 """
 
 from ._aiohttp import instrument_aiohttp, is_aiohttp_instrumented, uninstrument_aiohttp

@@ -105,6 +105,30 @@ export function runTokens(summary) {
   return `${known} (${missing} step${missing === 1 ? "" : "s"} ${NOT_REPORTED})`;
 }
 
+// Dollars with the digits small per-call costs need.
+export function formatUsd(n) {
+  return n >= 0.01 ? `$${n.toFixed(4)}` : `$${n.toFixed(6)}`;
+}
+
+// A run's cost from its summary: the total of its priced steps, the steps without a
+// price beside it, "not available" when none was priced (never $0 for unknown).
+export function runCost(summary) {
+  const s = summary && typeof summary === "object" ? summary : {};
+  const missing = typeof s.unpriced_step_count === "number" ? s.unpriced_step_count : 0;
+  if (typeof s.total_cost_usd !== "number") return missing > 0 ? "not available" : "—";
+  const total = formatUsd(s.total_cost_usd);
+  return missing > 0 ? `${total} (${missing} step${missing === 1 ? "" : "s"} without a price)` : total;
+}
+
+// A step's cost from its metadata, or why it has none; null when it was never priced.
+export function stepCost(metadata) {
+  const m = metadata && typeof metadata === "object" ? metadata : {};
+  if (m.cost && typeof m.cost === "object" && typeof m.cost.total_usd === "number") {
+    return formatUsd(m.cost.total_usd);
+  }
+  return typeof m.cost_unavailable === "string" ? `cost not available (${m.cost_unavailable})` : null;
+}
+
 export function pretty(value) {
   try {
     return JSON.stringify(value, null, 2);

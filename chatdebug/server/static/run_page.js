@@ -5,7 +5,7 @@
 import { api } from "./api.js";
 import {
   NOT_REPORTED, clear, decodeBody, durationOf, formatMs, formatNumber, formatTime, h,
-  keyValueTable, lazyDetails, link, parseTime, pretty, runTokens, statusPill,
+  keyValueTable, lazyDetails, link, parseTime, pretty, runCost, runTokens, statusPill, stepCost,
 } from "./dom.js";
 import { renderTranscript } from "./transcript.js";
 import { renderWaterfall } from "./waterfall.js";
@@ -90,7 +90,8 @@ function stepSection(step) {
     attempts.length > 1 ? h("span", { className: "tag warn", text: `${attempts.length} attempts` }) : null,
     typeof usage.input_tokens === "number"
       ? h("span", { className: "muted", text: `${formatNumber(usage.input_tokens)} in / ${formatNumber(usage.output_tokens)} out tokens` })
-      : unavailable ? h("span", { className: "muted tokens-unreported", title: unavailable, text: `tokens ${NOT_REPORTED}` }) : null);
+      : unavailable ? h("span", { className: "muted tokens-unreported", title: unavailable, text: `tokens ${NOT_REPORTED}` }) : null,
+    stepCost(step.metadata) ? h("span", { className: "muted step-cost", text: stepCost(step.metadata) }) : null);
   return h("section", { className: `step status-${step.status}`, id: `step-${step.step_number}` },
     head,
     errorBox(step.error),
@@ -113,6 +114,7 @@ function runHeader(run, chatId) {
     ["duration", formatMs(typeof s.duration_ms === "number" ? s.duration_ms : durationOf(run))],
     ["steps", formatNumber(s.step_count ?? run.steps.length)],
     ["tokens in / out", runTokens(s)],
+    ["cost", runCost(s)],
   ];
   for (const key of ["trigger_message_id", "history_tip_message_id", "root_chat_id", "parent_chat_id", "model_config_id"]) {
     if (run[key] !== undefined) facts.push([key.replaceAll("_", " "), String(run[key])]);

@@ -219,3 +219,58 @@ def test_without_stream_usage_a_stream_is_sent_as_made(
         for _ in client.chat.completions.create(model="m", messages=MESSAGES, stream=True):
             pass
     assert "stream_options" not in json.loads(fake_server.requests[0].body)
+
+
+# -- stream_usage with the client libraries that do not ask for usage themselves ---------
+
+pytestmark_libraries = pytest.mark.slow  # importing LangChain or LiteLLM takes seconds
+
+
+def _usage_when_asked(request: Any) -> Reply:
+    """A Chat Completions stream that reports usage only when asked to, as OpenAI's does."""
+    options = json.loads(request.body).get("stream_options") or {}
+    return wire.openai_stream_reply(["Hel", "lo"], usage=options.get("include_usage") is True)
+
+
+@pytestmark_libraries
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+def test_stream_usage_with_a_langchain_stream(usage_asked: Setup, fake_server: FakeServer) -> None:
+    from langchain_openai import ChatOpenAI
+
+    fake_server.handler = _usage_when_asked
+    model = ChatOpenAI(
+        model="gpt-4o", api_key="sk-test", base_url=f"{fake_server.url}/v1", max_retries=0
+    )
+    with chatdebug.run(chat_id="c-langchain") as run:
+        text = "".join(str(chunk.content) for chunk in model.stream("Tell me a joke"))
+    assert text == "Hello"
+    assert json.loads(fake_server.requests[0].body)["stream_options"] == {"include_usage": True}
+    (step,) = usage_asked.steps(run)
+    assert step.status == "completed", step.error
+    assert step.usage is not None and step.usage["output_tokens"] > 0
+    assert "usage_unavailable" not in (step.metadata or {})
+
+
+@pytestmark_libraries
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+def test_stream_usage_with_a_litellm_stream(
+    usage_asked: Setup, fake_server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no download at import
+    import litellm
+
+    fake_server.handler = _usage_when_asked
+    with chatdebug.run(chat_id="c-litellm-usage") as run:
+        response = litellm.completion(
+            model="openai/gpt-4o",
+            messages=MESSAGES,
+            stream=True,
+            api_base=f"{fake_server.url}/v1",
+            api_key="sk-test",
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in response if c.choices)
+    assert text == "Hello"
+    assert json.loads(fake_server.requests[0].body)["stream_options"] == {"include_usage": True}
+    (step,) = usage_asked.steps(run)
+    assert step.status == "completed", step.error
+    assert step.usage is not None and step.usage["output_tokens"] > 0
