@@ -74,6 +74,16 @@ _CALLS: Final = "gen_ai_client_operation_duration_seconds_count"
 _ERRORS_BY: Final = "provider"
 
 
+_COST: Final = "chatdebug_llm_cost_usd_total"
+LLM_SPEND_PER_HOUR_USD: Final = 50.0
+"""The hourly LLM budget of ``ChatdebugLLMSpendHigh``, in US dollars: a template value,
+set it to your own budget (then run ``dashboards/build.py``)."""
+# Counter samples a minute apart for the rule's unit tests: spending 1.5 × and 0.45 × the
+# hourly budget.
+_SPEND_FAST: Final = f"0+{LLM_SPEND_PER_HOUR_USD * 1.5 / 60:g}x70"
+_SPEND_SLOW: Final = f"0+{LLM_SPEND_PER_HOUR_USD * 0.45 / 60:g}x70"
+
+
 def _quantile(metric: str, q: float) -> str:
     return f"histogram_quantile({q}, sum by (le, provider, model) (rate({metric}_bucket[5m])))"
 
@@ -368,6 +378,38 @@ ALERTS: Final = (
                     {"2.56": "0+10x30", "5.12": "0+10x30", "10.24": "0+10x30", "+Inf": "0+10x30"},
                 ),
                 "20m",
+            ),
+        ),
+    ),
+    Alert(
+        name="ChatdebugLLMSpendHigh",
+        signal=f"sum(increase({_COST}[1h]))",
+        op=">",
+        threshold=LLM_SPEND_PER_HOUR_USD,
+        threshold_text=f"more than ${LLM_SPEND_PER_HOUR_USD:g} spent on model calls within "
+        "an hour (a template: set LLM_SPEND_PER_HOUR_USD in dashboards/alerts.py to your "
+        "budget and run dashboards/build.py)",
+        summary=f"LLM spend above ${LLM_SPEND_PER_HOUR_USD:g} in the last hour",
+        description="The priced model calls of the last hour cost more than "
+        f"${LLM_SPEND_PER_HOUR_USD:g} (steps without a price add nothing, so the real spend "
+        "may be higher); the LLM traffic dashboard's cost panel shows which models.",
+        cases=(
+            # Relative to the budget, so the tests hold for any value of it: 1.5 × the
+            # budget an hour from one model fires.
+            Case(
+                {_s(_COST, {**APP, "provider": "openai", "model": "gpt-4o"}): _SPEND_FAST},
+                "65m",
+                ({},),
+            ),
+            # Two models at 0.45 × the budget an hour each (0.9 × together) stay silent.
+            Case(
+                {
+                    _s(_COST, {**APP, "provider": "openai", "model": "gpt-4o"}): _SPEND_SLOW,
+                    _s(_COST, {**APP, "provider": "anthropic", "model": "claude-opus-4-6"}): (
+                        _SPEND_SLOW
+                    ),
+                },
+                "65m",
             ),
         ),
     ),

@@ -1,5 +1,6 @@
 """The "LLM traffic" dashboard: calls, errors, latency, time to first chunk and tokens of
-the application's model calls, from the ``gen_ai_client_*`` histograms."""
+the application's model calls, from the ``gen_ai_client_*`` histograms, and their cost
+from the ``chatdebug_llm_cost_usd_total`` counter."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ SELECTOR: Final = 'provider=~"$provider", model=~"$model"'
 CALLS_METRIC: Final = "gen_ai_client_operation_duration_seconds_count"
 CALLS: Final = f"{CALLS_METRIC}{{{SELECTOR}}}"
 BY: Final = "provider, model, operation"
+COST: Final = f"chatdebug_llm_cost_usd_total{{{SELECTOR}}}"
 
 
 def _variable(name: str, query: str) -> dashboard.QueryVariable:
@@ -134,6 +136,19 @@ def build() -> dashboard.Dashboard:
             )
         )
     )
+    cost = (
+        _series(
+            "Cost per hour by model",
+            "Dollars per hour spent on model calls, by model, at the rate of the last few "
+            "scrapes (priced steps only: calls without usage or without a known price add "
+            "nothing, so this is a lower bound when some are unpriced).",
+            "currencyUSD",
+            ids,
+        )
+        .span(24)
+        .min(0)
+        .with_target(prom(f"sum by (model) (rate({COST}[{RATE}])) * 3600", "{{model}}"))
+    )
     return (
         dashboard.Dashboard("chatdebug: LLM traffic")
         .uid(UID)
@@ -154,4 +169,5 @@ def build() -> dashboard.Dashboard:
         .with_panel(latency)
         .with_panel(ttfc)
         .with_panel(tokens)
+        .with_panel(cost)
     )

@@ -8,6 +8,11 @@ indexed (migration 0003).
 Token columns sum the usage the providers reported and are empty where none was: a step
 without usage has unknown tokens, never 0. Steps whose provider sent no usage (their
 metadata says why, ``usage_unavailable``) are counted beside the sums.
+
+Cost columns likewise sum the steps' ``metadata.cost.total_usd`` (written by chatdebug's
+pricing) and are empty where no step was priced; averages are over priced steps only, so
+a step without a cost (``metadata.cost_unavailable``) never counts as $0. Unpriced steps
+are counted beside the sums. Runs carry the sum in ``summary.total_cost_usd``.
 """
 
 from __future__ import annotations
@@ -50,6 +55,33 @@ _RUN_TOKENS: Final = (
 _RUN_UNREPORTED: Final = (
     f"(SELECT count(*) FROM chat_debug_steps AS s WHERE s.run_id = r.id AND {_UNREPORTED})"
 )
+
+
+def _number(expr: str, path: str) -> str:
+    """The number at ``path`` (``'a' -> 'b'``) of a JSONB column; NULL when absent or not
+    a number."""
+    *parents, last = path.split(" -> ")
+    parent = " -> ".join([expr, *parents])
+    return (
+        f"CASE WHEN jsonb_typeof({parent} -> {last}) = 'number' "
+        f"THEN ({parent} ->> {last})::numeric END"
+    )
+
+
+_STEP_COST: Final = _number("s.metadata", "'cost' -> 'total_usd'")
+"""A step's cost in dollars; NULL when it was not priced."""
+_UNPRICED: Final = "s.metadata -> 'cost_unavailable' IS NOT NULL"
+"""A step that chatdebug could not price (no usage, or no price for its model)."""
+_RUN_COST: Final = _number("r.summary", "'total_cost_usd'")
+_RUN_UNPRICED: Final = "COALESCE(" + _number("r.summary", "'unpriced_step_count'") + ", 0)"
+_COST_COLUMNS: Final = (
+    f'sum({_STEP_COST}) AS "cost",\n'
+    f'  count({_STEP_COST}) AS "priced calls",\n'
+    f'  avg({_STEP_COST}) AS "average cost per priced call",\n'
+    f'  count(*) FILTER (WHERE {_UNPRICED}) AS "unpriced calls"'
+)
+_BY_COST: Final = f"COALESCE(sum({_STEP_COST}), 0) DESC"
+
 _DURATION_MS: Final = "(EXTRACT(EPOCH FROM (r.finished_at - r.started_at)) * 1000)::bigint"
 _LAST_ERROR: Final = (
     "(SELECT s.error ->> 'message' FROM chat_debug_steps AS s WHERE s.run_id = r.id "
@@ -125,6 +157,60 @@ GROUP BY 1
 ORDER BY {_SIZE} DESC, 1
 """
 
+COST_BY_CHAT: Final = f"""
+SELECT
+  s.chat_id AS "chat",
+  {_COST_COLUMNS},
+  count(DISTINCT s.run_id) AS "runs"
+FROM chat_debug_steps AS s
+WHERE $__timeFilter(s.started_at)
+GROUP BY s.chat_id
+ORDER BY {_BY_COST}, s.chat_id
+LIMIT 20
+"""
+
+COST_BY_USER: Final = f"""
+SELECT
+  COALESCE(r.user_id, '(none)') AS "user",
+  {_COST_COLUMNS},
+  count(DISTINCT s.run_id) AS "runs"
+FROM chat_debug_steps AS s
+JOIN chat_debug_runs AS r ON r.id = s.run_id
+WHERE $__timeFilter(s.started_at)
+GROUP BY 1
+ORDER BY {_BY_COST}, 1
+LIMIT 20
+"""
+
+COST_BY_MODEL: Final = f"""
+SELECT
+  COALESCE(s.model, '(unknown)') AS "model",
+  {_COST_COLUMNS}
+FROM chat_debug_steps AS s
+WHERE $__timeFilter(s.started_at)
+GROUP BY 1
+ORDER BY {_BY_COST}, 1
+"""
+
+MOST_EXPENSIVE_RUNS: Final = f"""
+SELECT
+  {_RUN_COST} AS "cost",
+  r.started_at AS "started",
+  r.status AS "status",
+  r.kind AS "kind",
+  r.model AS "model",
+  {_STEPS_OF_RUN} AS "steps",
+  {_RUN_UNPRICED} AS "unpriced steps",
+  r.summary ->> 'first_message' AS "first message",
+  r.chat_id AS "chat",
+  r.user_id AS "user",
+  r.id::text AS "run"
+FROM chat_debug_runs AS r
+WHERE $__timeFilter(r.started_at) AND jsonb_typeof(r.summary -> 'total_cost_usd') = 'number'
+ORDER BY 1 DESC, r.id
+LIMIT 20
+"""
+
 RUNS_BY_STATUS: Final = """
 SELECT
   $__timeGroupAlias(r.started_at, $__interval),
@@ -178,6 +264,10 @@ QUERIES: Final = {
     "Runs by status": RUNS_BY_STATUS,
     "Longest runs": LONGEST_RUNS,
     "Open runs past the stale threshold": STALE_OPEN_RUNS,
+    "Cost by chat": COST_BY_CHAT,
+    "Cost by user": COST_BY_USER,
+    "Cost by model": COST_BY_MODEL,
+    "Most expensive runs": MOST_EXPENSIVE_RUNS,
 }
 """Panel title → SQL, in dashboard order."""
 
@@ -197,6 +287,17 @@ _DESCRIPTIONS: Final = {
     "Longest runs": "The 20 finished runs of the time range that took longest.",
     "Open runs past the stale threshold": "Runs still in progress whose last heartbeat is "
     "older than the threshold; chatdebug serve marks them interrupted.",
+    "Cost by chat": "Dollars spent per chat on steps started in the time range (the 20 "
+    "costliest): the sum of the priced steps (empty when none was priced), the average "
+    "over priced calls only, and the calls chatdebug could not price.",
+    "Cost by user": "Dollars spent per user (of the run) on steps started in the time "
+    "range (the 20 costliest): the sum of the priced steps (empty when none was priced), "
+    "the average over priced calls only, and the calls chatdebug could not price.",
+    "Cost by model": "Dollars spent per model on steps started in the time range: the "
+    "sum of the priced steps (empty when none was priced), the average over priced calls "
+    "only, and the calls chatdebug could not price.",
+    "Most expensive runs": "The 20 runs of the time range with the highest total cost "
+    "(summary.total_cost_usd: their priced steps), with the steps left unpriced.",
 }
 
 
@@ -218,7 +319,13 @@ def _table(title: str, ids: PanelIds, width: int = 24) -> table.Panel:
         .cell_height(common_model.TableCellHeight.SM)
         .with_target(sql(QUERIES[title]))
     )
-    for column, unit in (("duration", "ms"), ("silent for", "s"), ("started", "dateTimeAsIso")):
+    for column, unit in (
+        ("duration", "ms"),
+        ("silent for", "s"),
+        ("started", "dateTimeAsIso"),
+        ("cost", "currencyUSD"),
+        ("average cost per priced call", "currencyUSD"),
+    ):
         if f'AS "{column}"' in QUERIES[title]:
             panel.override_by_name(column, _unit(unit))
     return panel
@@ -263,4 +370,8 @@ def build() -> dashboard.Dashboard:
         .with_panel(_table("Tokens by model", ids, 12))
         .with_panel(_table("Longest runs", ids))
         .with_panel(_table("Open runs past the stale threshold", ids))
+        .with_panel(_table("Cost by chat", ids, 12))
+        .with_panel(_table("Cost by user", ids, 12))
+        .with_panel(_table("Cost by model", ids, 12))
+        .with_panel(_table("Most expensive runs", ids, 12))
     )

@@ -276,6 +276,10 @@ def _response_attributes(outcome: AttemptOutcome) -> dict[str, Any]:
         values[attr.STEP_NORMALIZED_RESPONSE] = response.response
     if response.metadata:
         values[attr.STEP_METADATA] = response.metadata
+        tier = response.metadata.get("service_tier")
+        if isinstance(tier, str):
+            # The semantic-convention key, so OTel backends see the tier that served it.
+            values[attr.OPENAI_RESPONSE_SERVICE_TIER] = tier
     if response.response_model:
         values[attr.GEN_AI_RESPONSE_MODEL] = response.response_model
     if response.finish_reasons:

@@ -101,6 +101,7 @@ def test_panel_titles_are_the_documented_ones() -> None:
         "Call latency p50 / p95 / p99",
         "Time to first chunk p50 / p95",
         "Tokens per second by model and token type",
+        "Cost per hour by model",
     ]
     assert titles["chatdebug-operations.json"] == [
         "Exporter queue depth vs capacity",
@@ -125,6 +126,10 @@ def test_panel_titles_are_the_documented_ones() -> None:
         "Tokens by model",
         "Longest runs",
         "Open runs past the stale threshold",
+        "Cost by chat",
+        "Cost by user",
+        "Cost by model",
+        "Most expensive runs",
     ]
 
 

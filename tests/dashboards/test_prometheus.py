@@ -333,6 +333,12 @@ def test_the_scraped_numbers_are_the_recorded_traffic(prometheus: Prometheus) ->
         'chatdebug_stale_rows_finalized_total{record_type="chat_debug_runs"}'
     )
     assert sum(float(s["value"][1]) for s in finalized) >= 1
+    # Every answered call was priced; the rejected one (no usage) added nothing.
+    cost = prometheus.result("sum by (provider, model) (chatdebug_llm_cost_usd_total)")
+    assert {(s["metric"]["provider"], s["metric"]["model"]) for s in cost} == {
+        ("openai", "gpt-4o-2024-08-06"), ("anthropic", "claude-opus-4-6"),
+    }  # fmt: skip
+    assert all(float(s["value"][1]) > 0 for s in cost)
 
 
 @pytest.mark.slow
@@ -360,3 +366,20 @@ def test_runs_dashboard_on_the_recorded_traffic(prometheus: Prometheus) -> None:
     assert {r[4] for r in results["Failing runs"]} >= {"bad request"}
     assert {r[1] for r in results["Runs by status"]} >= {"completed"}
     assert results["Longest runs"]
+    # Cost: the answered calls of both providers are priced; the rejected call (no usage)
+    # is counted as unpriced, never as a $0 call.
+    by_model = {r[0]: r[1:] for r in results["Cost by model"]}
+    assert set(by_model) == {"gpt-4o-2024-08-06", "gpt-4o", "claude-opus-4-6"}
+    for name in ("gpt-4o-2024-08-06", "claude-opus-4-6"):
+        cost, priced, average, unpriced = by_model[name]
+        assert cost > 0 and priced > 0 and unpriced == 0, (name, by_model[name])
+        assert average == pytest.approx(cost / priced), name
+    cost, priced, average, unpriced = by_model["gpt-4o"]
+    assert (cost, priced, average) == (None, 0, None) and unpriced > 0
+    assert {r[0] for r in results["Cost by user"]} == {"u-1", "(none)"}
+    assert all(r[1] > 0 for r in results["Cost by chat"])
+    expensive = results["Most expensive runs"]
+    assert expensive and all(r[0] > 0 for r in expensive)
+    assert [r[0] for r in expensive] == sorted((r[0] for r in expensive), reverse=True)
+    # Title runs: the rejected call is their unpriced step.
+    assert {(r[3], r[6]) for r in expensive} <= {("chat_turn", 0), ("title_generation", 1)}

@@ -44,10 +44,16 @@ def _run(
     end: timedelta | None,
     status: str = "completed",
     summary: dict[str, Any] | None = None,
+    user_id: str | None = None,
 ) -> uuid.UUID:
     clock.set(start)
     run = store.create_run(
-        NewRun(chat_id=chat_id, started_at=start, summary={"first_message": f"Hello {name}"})
+        NewRun(
+            chat_id=chat_id,
+            user_id=user_id,
+            started_at=start,
+            summary={"first_message": f"Hello {name}"},
+        )
     )
     for number, step in enumerate(steps, 1):
         clock.set(start + timedelta(milliseconds=10 * number))
@@ -95,34 +101,62 @@ CLAUDE = {"provider": "anthropic", "model": "claude-opus-4-6"}
 NOT_REPORTED = {"usage_unavailable": "stream without include_usage"}
 
 
+def _cost(total: float) -> dict[str, Any]:
+    # The shape chatdebug's pricing writes (chatdebug/exporter/_pricing.py).
+    return {
+        "cost": {
+            "total_usd": total, "input_usd": total / 2, "output_usd": total / 2,
+            "cache_read_usd": 0.0, "cache_write_usd": 0.0, "match": "exact",
+        }
+    }  # fmt: skip
+
+
+NO_PRICE = {"cost_unavailable": "model has no price"}
+NO_USAGE = {"cost_unavailable": "usage unknown"}
+
+
 @pytest.fixture
 def recorded(pg_url: str) -> Iterator[Recorded]:
     clock = FakeClock(BASE)
     store = open_store(pg_url, clock=clock)
     ids = {
+        # Priced $0.50, then a step without a price: the run's cost is $0.50, and the
+        # average per priced call must not count the unpriced one as $0.
         "a": _run(
             store, clock, "a", "chat-a", BASE,
-            [{**GPT, "usage": _usage(100, 20)}, {**GPT, "usage": _usage(50, 10)}],
-            timedelta(seconds=3),
+            [
+                {**GPT, "usage": _usage(100, 20), "metadata": _cost(0.5)},
+                {**GPT, "usage": _usage(50, 10), "metadata": NO_PRICE},
+            ],
+            timedelta(seconds=3), user_id="u-1",
+            summary={"total_cost_usd": 0.5, "unpriced_step_count": 1},
         ),
         "b": _run(
             store, clock, "b", "chat-b", BASE + timedelta(minutes=10),
-            [{**CLAUDE, "usage": _usage(10, 0), "error": OVERLOADED}],
-            timedelta(seconds=1), status="error",
+            [{**CLAUDE, "usage": _usage(10, 0), "error": OVERLOADED, "metadata": NO_PRICE}],
+            timedelta(seconds=1), status="error", user_id="u-2",
+            # A malformed total (a string) is left out, never a failure.
+            summary={"unpriced_step_count": 1, "total_cost_usd": "lots"},
         ),
         # Completed after a failed step that a retry recovered from; its usage is
         # malformed (a string), which must not break the token sums.
         "c": _run(
             store, clock, "c", "chat-a", BASE + timedelta(hours=1, minutes=5),
-            [{**GPT, "usage": _usage("many", 7)}],
-            timedelta(seconds=2), summary={"has_error": True},
+            [{**GPT, "usage": _usage("many", 7), "metadata": _cost(0.75)}],
+            timedelta(seconds=2), summary={"has_error": True, "total_cost_usd": 0.75},
+            user_id="u-2",
         ),
-        # Open, silent since it started: stale. Its step has no usage, and no reason for it.
-        "d": _run(store, clock, "d", "chat-d", BASE + timedelta(hours=2), [{**GPT}], None),
+        # Open, silent since it started: stale. Its step has no usage, and no reason for it;
+        # its cost is malformed (a string), which must not break the cost sums.
+        "d": _run(
+            store, clock, "d", "chat-d", BASE + timedelta(hours=2),
+            [{**GPT, "metadata": {"cost": {"total_usd": "lots"}}}], None,
+        ),
         # A stream whose provider sent no usage (it did not ask for it): unknown, not 0.
         "g": _run(
             store, clock, "g", "chat-g", BASE + timedelta(hours=1, minutes=30),
-            [{**GPT, "metadata": NOT_REPORTED}], timedelta(milliseconds=1500),
+            [{**GPT, "metadata": {**NOT_REPORTED, **NO_USAGE}}], timedelta(milliseconds=1500),
+            user_id="u-1", summary={"unpriced_step_count": 1},
         ),
         # Open and alive (heartbeat a few seconds ago): not stale.
         "e": _run(
@@ -131,7 +165,8 @@ def recorded(pg_url: str) -> Iterator[Recorded]:
         # Outside the time range.
         "f": _run(
             store, clock, "f", "chat-a", BASE - timedelta(days=2),
-            [{**GPT, "usage": _usage(1000, 1000)}], timedelta(seconds=9),
+            [{**GPT, "usage": _usage(1000, 1000), "metadata": _cost(100.0)}],
+            timedelta(seconds=9), user_id="u-1", summary={"total_cost_usd": 100.0},
         ),
     }  # fmt: skip
     try:
@@ -158,7 +193,8 @@ def query(
 def test_every_panel_query_is_tested() -> None:
     tested = {
         "Recent runs", "Failing runs", "Tokens by chat", "Tokens by model", "Runs by status",
-        "Longest runs", "Open runs past the stale threshold",
+        "Longest runs", "Open runs past the stale threshold", "Cost by chat", "Cost by user",
+        "Cost by model", "Most expensive runs",
     }  # fmt: skip
     assert set(runs.QUERIES) == tested
 
@@ -277,3 +313,51 @@ def test_macros_expand_like_grafana() -> None:
     )
     with pytest.raises(ValueError, match="unexpanded"):
         expand_sql("SELECT $__unixEpochFilter(t)", start, end)
+
+
+COST_COLUMNS = ["cost", "priced calls", "average cost per priced call", "unpriced calls"]
+
+
+def test_cost_by_chat(recorded: Recorded) -> None:
+    columns, rows = query(recorded, "Cost by chat")
+    assert columns == ["chat", *COST_COLUMNS, "runs"]
+    assert rows == [
+        # $0.50 + $0.75 over the two priced calls: the unpriced one is not a $0 call.
+        ("chat-a", Decimal("1.25"), 2, Decimal("0.625"), 1, 2),
+        ("chat-b", None, 0, None, 1, 1),
+        ("chat-d", None, 0, None, 0, 1),
+        ("chat-g", None, 0, None, 1, 1),
+    ]
+
+
+def test_cost_by_user(recorded: Recorded) -> None:
+    columns, rows = query(recorded, "Cost by user")
+    assert columns == ["user", *COST_COLUMNS, "runs"]
+    assert rows == [
+        ("u-2", Decimal("0.75"), 1, Decimal("0.75"), 1, 2),
+        ("u-1", Decimal("0.5"), 1, Decimal("0.5"), 2, 2),
+        ("(none)", None, 0, None, 0, 1),
+    ]
+
+
+def test_cost_by_model(recorded: Recorded) -> None:
+    columns, rows = query(recorded, "Cost by model")
+    assert columns == ["model", *COST_COLUMNS]
+    assert rows == [
+        ("gpt-4o", Decimal("1.25"), 2, Decimal("0.625"), 2),
+        ("claude-opus-4-6", None, 0, None, 1),
+    ]
+
+
+def test_most_expensive_runs(recorded: Recorded) -> None:
+    columns, rows = query(recorded, "Most expensive runs")
+    assert columns == [
+        "cost", "started", "status", "kind", "model", "steps", "unpriced steps",
+        "first message", "chat", "user", "run",
+    ]  # fmt: skip
+    ids = recorded.ids
+    # Only runs with a cost: not b (nothing priced, a malformed total), g, or f (older).
+    assert [(r[0], r[5], r[6], r[-3], r[-2], r[-1]) for r in rows] == [
+        (Decimal("0.75"), 1, 0, "chat-a", "u-2", str(ids["c"])),
+        (Decimal("0.5"), 2, 1, "chat-a", "u-1", str(ids["a"])),
+    ]

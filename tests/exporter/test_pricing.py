@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import genai_prices
+import openai
 import pytest
 from genai_prices import Usage
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from prometheus_client import CollectorRegistry
 
 import chatdebug
 from chatdebug import _spans as attr
@@ -39,6 +41,8 @@ from chatdebug.exporter._pricing import (
 from chatdebug.metrics import Metrics
 from chatdebug.store import StepUpdate, Store, encode_json
 from tests.exporter.support import finished_step_attributes, sample, start_run, start_step
+from tests.fakes import wire
+from tests.fakes.server import JSON_HEADERS, FakeServer, Reply
 
 AT = datetime(2025, 9, 1, tzinfo=UTC)
 PARTS = ("input_usd", "output_usd", "cache_read_usd", "cache_write_usd")
@@ -358,3 +362,103 @@ def test_run_summary_sums_priced_steps_and_counts_unpriced_ones() -> None:
     )
     assert "total_cost_usd" not in nothing  # unknown, not $0
     assert nothing["unpriced_step_count"] == 1
+
+
+_RESPONSES_FIXTURE = (
+    Path(__file__).parents[1] / "instrument" / "normalize" / "fixtures"
+) / "openai_responses_text_response.json"
+_TIER_USAGE = {"input": 40_000, "cached": 10_000, "output": 3_000}
+
+
+def _chat_body(model: str, tier: str) -> dict[str, Any]:
+    body = wire.openai_completion(
+        "ok",
+        model=model,
+        prompt_tokens=_TIER_USAGE["input"],
+        completion_tokens=_TIER_USAGE["output"],
+    )
+    body["usage"]["prompt_tokens_details"]["cached_tokens"] = _TIER_USAGE["cached"]
+    body["service_tier"] = tier
+    return body
+
+
+def _responses_body(model: str, tier: str) -> dict[str, Any]:
+    body = json.loads(_RESPONSES_FIXTURE.read_text())
+    body.update(model=model, service_tier=tier)
+    body["usage"] = {
+        "input_tokens": _TIER_USAGE["input"],
+        "input_tokens_details": {"cached_tokens": _TIER_USAGE["cached"]},
+        "output_tokens": _TIER_USAGE["output"],
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": _TIER_USAGE["input"] + _TIER_USAGE["output"],
+    }
+    return body
+
+
+def test_openai_service_tier_prices_the_step_at_that_tier(
+    database_url: str, fake_server: FakeServer
+) -> None:
+    """The tier OpenAI reports (Chat Completions and Responses) reaches the pricer through
+    the codec, the step metadata and the exporter: flex steps cost the flex rate, a
+    default-tier step the default rate (genai-prices' own calculation is the oracle)."""
+    calls = [
+        ("chat", "gpt-5", "flex"),
+        ("chat", "gpt-5", "default"),
+        ("responses", "o3", "flex"),
+        ("responses", "o3", "default"),
+    ]
+    fake_server.enqueue(
+        *(
+            Reply(
+                body=json.dumps(
+                    _chat_body(model, tier) if api == "chat" else _responses_body(model, tier)
+                ).encode(),
+                headers=JSON_HEADERS,
+            )
+            for api, model, tier in calls
+        )
+    )
+    config = chatdebug.configure(database_url, enabled=True, metrics=Metrics(CollectorRegistry()))
+    try:
+        client = openai.OpenAI(
+            base_url=fake_server.url + "/v1",
+            api_key="sk-test",
+            http_client=chatdebug.httpx2_client(),
+            max_retries=0,
+        )
+        with client, chatdebug.run("tiers") as run:
+            for api, model, _ in calls:
+                if api == "chat":
+                    client.chat.completions.create(
+                        model=model, messages=[{"role": "user", "content": "hi"}]
+                    )
+                else:
+                    client.responses.create(model=model, input="hi")
+        assert chatdebug.flush()
+        assert run.id is not None
+        steps = config.store.list_steps(run.id, payloads=False)
+    finally:
+        chatdebug.shutdown()
+    usage = Usage(
+        input_tokens=_TIER_USAGE["input"],
+        cache_read_tokens=_TIER_USAGE["cached"],
+        output_tokens=_TIER_USAGE["output"],
+    )
+    assert len(steps) == len(calls)
+    totals: dict[tuple[str, str], float] = {}
+    for step, (_, model, tier) in zip(steps, calls, strict=True):
+        assert step.metadata["service_tier"] == tier
+        cost = step.metadata["cost"]
+        expected = genai_prices.calc_price(
+            usage,
+            model_ref=model,
+            provider_id="openai",
+            genai_request_timestamp=step.finished_at,
+            price_context={"service_tier": tier},
+        )
+        assert cost["total_usd"] == pytest.approx(float(expected.total_price), abs=1e-9)
+        assert cost["match"] == "exact"
+        totals[model, tier] = cost["total_usd"]
+    for model in ("gpt-5", "o3"):
+        # The tiers really are priced differently (flex is half the default rate).
+        assert totals[model, "flex"] == pytest.approx(totals[model, "default"] / 2, abs=1e-9)

@@ -4,6 +4,7 @@ rules, exceptions passing through unchanged, enablement."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,7 +16,7 @@ import chatdebug
 from chatdebug import _spans as attr
 from chatdebug.instrument import InstrumentSettings, install, settings
 from tests.fakes import wire
-from tests.fakes.server import FakeServer
+from tests.fakes.server import JSON_HEADERS, FakeServer, Reply
 from tests.instrument.support import Spans, jattr
 
 
@@ -296,3 +297,19 @@ def test_message_ids_set_after_a_step_ended_travel_on_the_run(
     assert attr.STEP_ASSISTANT_MESSAGE_ID not in step.attributes
     updates = jattr(spans.runs()[0], attr.RUN_STEP_UPDATES)
     assert updates == [{"step_id": str(last.id), "assistant_message_id": 99}]
+
+
+def test_the_service_tier_that_served_a_call_is_on_its_step_span(
+    spans: Spans, fake_server: FakeServer
+) -> None:
+    body = wire.openai_completion("Hi")
+    body["service_tier"] = "flex"
+    fake_server.enqueue(Reply(body=json.dumps(body).encode(), headers=JSON_HEADERS))
+    with chatdebug.run(chat_id="c-tier"), chatdebug.httpx2_client() as client:
+        client.post(
+            f"{fake_server.url}/v1/chat/completions",
+            json={"model": "gpt-5", "messages": [{"role": "user", "content": "hi"}]},
+        )
+    step = spans.only_step()
+    assert step.attributes[attr.OPENAI_RESPONSE_SERVICE_TIER] == "flex"
+    assert jattr(step, attr.STEP_METADATA)["service_tier"] == "flex"

@@ -401,3 +401,80 @@ def test_cost_is_shown_and_unknown_cost_is_not_zero(
     facts = browser.find_element(By.ID, "run-head").text
     assert "not available" in facts and "$0.000000" not in facts
     _no_script_errors(browser)
+
+
+def _record_mixed_turn(fake_server: FakeServer, chat: str) -> uuid.UUID:
+    """One priced step and one whose provider sent no usage (so it has no price)."""
+    fake_server.enqueue(
+        wire.openai_stream_reply(["Hel", "lo"], usage=False), wire.openai_reply("Hello!")
+    )
+    messages: Any = [{"role": "user", "content": "hi"}]
+    with client_for(fake_server) as client, chatdebug.run(chat, first_message="hi") as run:
+        for chunk in client.chat.completions.create(model="gpt-4o", messages=messages, stream=True):
+            assert chunk is not None
+        client.chat.completions.create(model="gpt-4o", messages=messages)
+    assert run.id is not None
+    return run.id
+
+
+def _cost_cell(driver: webdriver.Chrome, run_id: uuid.UUID) -> Any:
+    return _row(driver, run_id).find_element(By.CSS_SELECTOR, "td.cost")
+
+
+def _loaded_order(driver: webdriver.Chrome, wanted: set[str]) -> list[str]:
+    ids = [
+        r.get_attribute("data-run-id") for r in driver.find_elements(By.CSS_SELECTOR, ".run-row")
+    ]
+    return [i for i in ids if i in wanted]
+
+
+def test_runs_list_cost_column(
+    browser: webdriver.Chrome, server: ServeProcess, fake_server: FakeServer, tmp_path: Path
+) -> None:
+    """The list's Cost column: dollars for a priced run, "not priced" (never $0) for a
+    run none of whose steps has a price, a marker beside a total that leaves steps out,
+    and sorting the loaded runs by cost with unknown costs last."""
+    chat = f"list-cost-{uuid.uuid4().hex[:6]}"
+    fake_server.enqueue(wire.openai_reply("long", prompt_tokens=100_000, completion_tokens=1_000))
+    with client_for(fake_server) as client, chatdebug.run(chat, first_message="long") as run:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    assert run.id is not None
+    expensive = run.id  # the oldest: sorting by cost moves it
+    unpriced = record_stream_without_usage(fake_server, chat)
+    mixed = _record_mixed_turn(fake_server, chat)
+    priced = record_simple_turn(fake_server, chat)  # gpt-4o, 12 in / 5 out
+    assert chatdebug.flush()
+
+    _sign_in(browser, server.url)
+    headers = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#runs-table thead th")]
+    assert "Cost" in headers
+    # gpt-4o: $2.50 / $10 per million tokens in / out.
+    assert _cost_cell(browser, priced).text == "$0.000080"
+    assert _cost_cell(browser, expensive).text == "$0.2600"
+    none = _cost_cell(browser, unpriced)
+    assert none.text == "not priced" and "$" not in none.text
+    assert none.get_attribute("title") == "1 step without a price"
+    cell = _cost_cell(browser, mixed)
+    assert cell.text.startswith("$0.000080")
+    mark = cell.find_element(By.CSS_SELECTOR, ".unpriced-mark")
+    assert mark.text == "+1 unpriced"
+    assert "lower bound" in (mark.get_attribute("title") or "")
+    assert not _row(browser, priced).find_elements(By.CSS_SELECTOR, ".unpriced-mark")
+
+    wanted = {str(i) for i in (unpriced, mixed, priced, expensive)}
+    newest_first = [str(i) for i in (priced, mixed, unpriced, expensive)]
+    assert _loaded_order(browser, wanted) == newest_first
+    sort = browser.find_element(By.ID, "sort-cost")
+    header = browser.find_element(By.XPATH, "//th[button[@id='sort-cost']]")
+    sort.click()
+    assert header.get_attribute("aria-sort") == "descending"
+    browser.save_screenshot(str(tmp_path / "runs-by-cost.png"))
+    # Ties (the same $0.000080) stay newest first; no cost goes last.
+    assert _loaded_order(browser, wanted) == [str(i) for i in (expensive, priced, mixed, unpriced)]
+    sort.click()
+    assert header.get_attribute("aria-sort") == "ascending"
+    assert _loaded_order(browser, wanted) == [str(i) for i in (priced, mixed, expensive, unpriced)]
+    sort.click()
+    assert header.get_attribute("aria-sort") == "none"
+    assert _loaded_order(browser, wanted) == newest_first
+    _no_script_errors(browser)

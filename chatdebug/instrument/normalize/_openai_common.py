@@ -12,6 +12,7 @@ from ._payloads import bound_text, http_error_payload, make_usage
 
 __all__ = [
     "NEUTRAL_FINISH",
+    "SERVICE_TIER_KEY",
     "as_dict",
     "as_int",
     "as_list",
@@ -25,8 +26,15 @@ __all__ = [
     "neutral_finish",
     "openai_error_payload",
     "response_format",
+    "service_tier",
     "usage_from",
 ]
+
+SERVICE_TIER_KEY: Final = "service_tier"
+"""Step metadata key of the service tier OpenAI says served the call (``default``,
+``flex``, ``priority`` …), which the exporter prices the step at."""
+
+_MAX_TIER_LENGTH: Final = 64
 
 NEUTRAL_FINISH: Final[Mapping[str, str]] = {
     "stop": "stop",
@@ -94,6 +102,14 @@ def usage_from(
         cache_read_tokens=as_int(inputs.get("cached_tokens")),
         cache_creation_tokens=as_int(inputs.get("cache_write_tokens")),
     )
+
+
+def service_tier(body: Mapping[str, Any], into: dict[str, Any]) -> None:
+    """Copy the response's ``service_tier`` (the tier that served the call) into the
+    step metadata ``into``; a missing or non-string tier leaves it unset."""
+    tier = body.get("service_tier")
+    if isinstance(tier, str) and 0 < len(tier) <= _MAX_TIER_LENGTH:
+        into[SERVICE_TIER_KEY] = tier
 
 
 def function_tool(name: Any, description: Any, parameters: Any, kind: str) -> dict[str, Any]:

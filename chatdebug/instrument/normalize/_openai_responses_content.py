@@ -11,7 +11,15 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from ._openai_common import as_dict, as_int, as_list, as_str, error_info, usage_from
+from ._openai_common import (
+    as_dict,
+    as_int,
+    as_list,
+    as_str,
+    error_info,
+    service_tier,
+    usage_from,
+)
 from ._openai_content import ContentBuilder, JsonEventStream
 from ._payloads import (
     MAX_STREAM_TEXT_BYTES,
@@ -275,13 +283,16 @@ class ResponsesStream(JsonEventStream):
         usage = response_usage(self._final.get("usage"))
         response = build_response(self.builder, finish, raw, usage, self._final)
         summary = self.stats.summary(finish, response["content"], len(response["warnings"]))
+        metadata: dict[str, Any] = {"stream_summary": summary}
+        # From the final response only: early snapshots echo the requested tier ("auto").
+        service_tier(self._final, metadata)
         result = NormalizedResponse(
             response=response,
             usage=usage,
             response_model=as_str(self._final.get("model")),
             finish_reasons=[raw] if raw else [],
             error=error,
-            metadata={"stream_summary": summary},
+            metadata=metadata,
             complete=self.content_final,
         )
         return note_missing_usage(

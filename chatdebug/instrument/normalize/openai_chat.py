@@ -30,6 +30,7 @@ from ._openai_common import (
     neutral_finish,
     openai_error_payload,
     response_format,
+    service_tier,
     usage_from,
 )
 from ._openai_content import JsonEventStream
@@ -220,12 +221,15 @@ class OpenAIChatCodec(JSONBodyCodec):
         model = as_str(body.get("model"))
         response = _response(content, raw, "error" if error else neutral_finish(raw), usage, body)
         reasons = [r for r in (as_str(c.get("finish_reason")) for c in choices) if r]
+        metadata: dict[str, Any] = {}
+        service_tier(body, metadata)
         result = NormalizedResponse(
             response=response,
             usage=usage,
             response_model=model,
             finish_reasons=reasons,
             error=error,
+            metadata=metadata,
         )
         return note_missing_usage(result, USAGE_NOT_SENT)
 
@@ -285,12 +289,14 @@ class ChatStream(JsonEventStream):
         self._choices: set[int] = set()
         self._usage: dict[str, int] | None = None
         self._meta: dict[str, Any] = {}
+        self._tier: dict[str, Any] = {}
         self._error: dict[str, Any] | None = None
 
     def on_json(self, chunk: dict[str, Any], event_name: str) -> bool:
         for key in ("model", "id"):
             if isinstance(chunk.get(key), str):
                 self._meta[key] = chunk[key]
+        service_tier(chunk, self._tier)  # every chunk says it: the last one stands
         if chunk.get("error") is not None or event_name == "error":
             self._error = error_info(chunk["error"] if chunk.get("error") is not None else chunk)
             self.stats.error(self._error)
@@ -329,7 +335,7 @@ class ChatStream(JsonEventStream):
             response_model=as_str(self._meta.get("model")),
             finish_reasons=[self._raw[i] for i in sorted(self._raw)],
             error=self._error,
-            metadata={"stream_summary": summary},
+            metadata={"stream_summary": summary, **self._tier},
             complete=self.content_final,
         )
         if self._usage_requested is False:

@@ -21,6 +21,7 @@ from ._openai_common import (
     function_tool,
     openai_error_payload,
     response_format,
+    service_tier,
 )
 from ._openai_content import ContentBuilder
 from ._openai_parts import audio_part, file_input_part, media_part, tool_call_part, tool_result_part
@@ -240,12 +241,15 @@ class OpenAIResponsesCodec(JSONBodyCodec):
         if error is not None:
             finish = "error"
         usage = response_usage(body.get("usage"))
+        metadata: dict[str, Any] = {}
+        service_tier(body, metadata)
         result = NormalizedResponse(
             response=build_response(builder, finish, raw, usage, body),
             usage=usage,
             response_model=as_str(body.get("model")),
             finish_reasons=[raw] if raw else [],
             error=error,
+            metadata=metadata,
         )
         return note_missing_usage(result, USAGE_NOT_SENT)
 

@@ -1,9 +1,12 @@
 // The runs list: recent runs across chats, the API's filters, status colours,
-// paging with the cursor, and a live refresh of in-progress rows.
+// paging with the cursor, a live refresh of in-progress rows, and the runs'
+// costs (sortable: the API lists runs newest first only, so sorting by cost
+// orders the runs loaded on the page, not the whole history).
 
 import { api } from "./api.js";
 import {
-  clear, durationOf, formatMs, formatNumber, formatTime, h, link, runTokens, statusPill,
+  clear, durationOf, formatMs, formatNumber, formatTime, formatUsd, h, link, parseTime, runTokens,
+  statusPill,
 } from "./dom.js";
 
 const PAGE = 50;
@@ -16,6 +19,39 @@ const FILTERS = ["status", "kind", "user_id", "model", "since", "until"];
 
 function runRoute(run) {
   return `/chats/${encodeURIComponent(run.chat_id)}/runs/${encodeURIComponent(run.id)}`;
+}
+
+// The summary's cost: a number, or null when unknown (never 0 for unknown).
+function runCostUsd(summary) {
+  const total = summary.total_cost_usd;
+  return typeof total === "number" && Number.isFinite(total) ? total : null;
+}
+
+function unpricedSteps(summary) {
+  const n = summary.unpriced_step_count;
+  return typeof n === "number" && n > 0 ? n : 0;
+}
+
+const stepCount = (n) => `${n} step${n === 1 ? "" : "s"}`;
+
+// Dollars of the priced steps, with a marker when some steps have no price (the
+// total is then a lower bound); "not priced" when no step was, "—" when the run
+// has no cost yet (in progress, or recorded without pricing).
+function costCell(summary) {
+  const total = runCostUsd(summary);
+  const missing = unpricedSteps(summary);
+  if (total === null) {
+    return h("td", {
+      className: "num nowrap cost muted",
+      title: missing ? `${stepCount(missing)} without a price` : undefined,
+      text: missing ? "not priced" : "—",
+    });
+  }
+  return h("td", { className: "num nowrap cost" }, formatUsd(total), missing ? h("span", {
+    className: "unpriced-mark",
+    title: `${stepCount(missing)} without a price: the total is a lower bound`,
+    text: `+${missing} unpriced`,
+  }) : null);
 }
 
 function rowCells(run) {
@@ -32,14 +68,23 @@ function rowCells(run) {
     h("td", { className: "num", text: formatNumber(s.step_count) }),
     h("td", { className: "num nowrap", text: tokens }),
     h("td", { className: "num nowrap", text: formatMs(duration) }),
+    costCell(s),
     h("td", { className: "clip message" }, link(runRoute(run), first)),
   ];
+}
+
+function costData(run) {
+  const total = run.summary && typeof run.summary === "object" ? runCostUsd(run.summary) : null;
+  return total === null ? "" : String(total);
 }
 
 function buildRow(run) {
   const row = h("tr", {
     className: `run-row row-${run.status}`,
-    dataset: { runId: run.id, chatId: run.chat_id, status: run.status, started: run.started_at },
+    dataset: {
+      runId: run.id, chatId: run.chat_id, status: run.status, started: run.started_at,
+      cost: costData(run),
+    },
   });
   row.append(...rowCells(run));
   return row;
@@ -49,7 +94,35 @@ function updateRow(row, run) {
   row.replaceChildren(...rowCells(run));
   row.className = `run-row row-${run.status}`;
   row.dataset.status = run.status;
+  row.dataset.cost = costData(run);
 }
+
+// The API's order: newest first, then by id.
+function newestFirst(a, b) {
+  const ta = parseTime(a.dataset.started) ?? -Infinity;
+  const tb = parseTime(b.dataset.started) ?? -Infinity;
+  if (ta !== tb) return tb - ta;
+  return a.dataset.runId < b.dataset.runId ? 1 : a.dataset.runId > b.dataset.runId ? -1 : 0;
+}
+
+// By cost ("desc" or "asc"); runs without a cost last either way, ties newest first.
+function byCost(direction) {
+  const cost = (row) => (row.dataset.cost === "" ? null : Number(row.dataset.cost));
+  return (a, b) => {
+    const ca = cost(a);
+    const cb = cost(b);
+    if (ca === null || cb === null) {
+      if (ca !== cb) return ca === null ? 1 : -1;
+    } else if (ca !== cb) {
+      return direction === "desc" ? cb - ca : ca - cb;
+    }
+    return newestFirst(a, b);
+  };
+}
+
+const SORT_NEXT = { none: "desc", desc: "asc", asc: "none" };
+const SORT_ARIA = { none: "none", desc: "descending", asc: "ascending" };
+const SORT_ARROW = { none: "", desc: " ▼", asc: " ▲" };
 
 function filterForm(values, onApply) {
   const select = (name, options) => h("select", { name, id: `filter-${name}` },
@@ -91,10 +164,28 @@ export async function renderRunsList(context, params) {
   for (const name of FILTERS) if (params.get(name)) filters[name] = params.get(name);
 
   const body = h("tbody", { id: "runs-body" });
+  let sort = "none";
+  const sortButton = h("button", {
+    type: "button", id: "sort-cost", className: "sort",
+    title: "Sort the runs loaded on this page by cost: highest first, lowest first, newest first",
+    text: "Cost",
+  });
+  const costHeader = h("th", { "aria-sort": "none" }, sortButton);
+  const headers = ["Started", "Status", "Chat", "Kind", "Model", "Steps", "Tokens in / out",
+    "Duration"].map((t) => h("th", { text: t }));
   const table = h("table", { className: "runs", id: "runs-table" },
-    h("thead", {}, h("tr", {}, ["Started", "Status", "Chat", "Kind", "Model", "Steps",
-      "Tokens in / out", "Duration", "First message"].map((t) => h("th", { text: t })))),
+    h("thead", {}, h("tr", {}, headers, costHeader, h("th", { text: "First message" }))),
     body);
+  // Reorders the rows on screen; in the default order new rows simply go on top.
+  const reorder = () => {
+    body.append(...[...body.children].sort(sort === "none" ? newestFirst : byCost(sort)));
+  };
+  sortButton.addEventListener("click", () => {
+    sort = SORT_NEXT[sort];
+    sortButton.textContent = `Cost${SORT_ARROW[sort]}`;
+    costHeader.setAttribute("aria-sort", SORT_ARIA[sort]);
+    reorder();
+  });
   const more = h("button", { type: "button", id: "load-more", className: "ghost", text: "Load more", hidden: true });
   const empty = h("p", { className: "muted", id: "runs-empty", text: "No runs match these filters.", hidden: true });
   const note = h("p", { className: "muted small", id: "refresh-note" });
@@ -115,6 +206,7 @@ export async function renderRunsList(context, params) {
     });
     if (atTop) body.prepend(...built);
     else body.append(...built);
+    if (sort !== "none" && built.length) reorder();
     empty.hidden = rows.size > 0;
   };
 
@@ -137,14 +229,18 @@ export async function renderRunsList(context, params) {
   const refresh = async () => {
     const latest = await api.recentRuns(filters, null, PAGE);
     const newer = [];
+    let updated = false;
     for (const run of latest.runs) {
       const row = rows.get(run.id);
-      if (row) updateRow(row, run);
-      else newer.push(run);
+      if (row) {
+        updateRow(row, run);
+        updated = true;
+      } else newer.push(run);
     }
-    // Runs that started after the newest row on screen go on top; the list is
-    // newest first, so anything else belongs to a page not loaded yet.
-    const top = body.firstElementChild;
+    // Runs that started after the newest row loaded go on top; the list is newest
+    // first, so anything else belongs to a page not loaded yet.
+    let top = null;
+    for (const row of rows.values()) if (!top || newestFirst(row, top) < 0) top = row;
     const topKey = top ? [Date.parse(top.dataset.started), top.dataset.runId] : null;
     const isNewer = (run) => !topKey || Date.parse(run.started_at) > topKey[0] ||
       (Date.parse(run.started_at) === topKey[0] && run.id > topKey[1]);
@@ -156,6 +252,7 @@ export async function renderRunsList(context, params) {
       const run = await api.run(row.dataset.chatId, id);
       if (!stopped) updateRow(row, run);
     }
+    if (!stopped && sort !== "none" && (updated || pending.length)) reorder();
     note.textContent = `Updated ${new Date().toLocaleTimeString()} · refreshes every ${REFRESH_MS / 1000} s`;
   };
   setLive(true);

@@ -838,3 +838,30 @@ def test_plain_text_deltas_assemble_as_the_general_path_does(deltas: list[dict[s
     general = assemble({"tool_calls": None})
     assert shortcut == general
     assert shortcut[0], "something was assembled"
+
+
+class TestServiceTier:
+    """The tier that served the call is kept in the step metadata (it is priced)."""
+
+    def test_response(self) -> None:
+        body = load("openai_chat_text_response.json")
+        assert CODEC.normalize_response(body).metadata == {"service_tier": "default"}
+        body["service_tier"] = "flex"
+        assert CODEC.normalize_response(body).metadata["service_tier"] == "flex"
+
+    @pytest.mark.parametrize("tier", [None, 3, "", "x" * 65])
+    def test_missing_or_bad_tier_is_not_recorded(self, tier: Any) -> None:
+        body = load("openai_chat_text_response.json")
+        body["service_tier"] = tier
+        assert "service_tier" not in CODEC.normalize_response(body).metadata
+
+    def test_stream_keeps_the_last_chunk_tier(self) -> None:
+        result, _ = run(CODEC.new_stream(), raw("openai_chat_text_stream.sse"))
+        assert result.metadata["service_tier"] == "default"
+        result = stream(
+            chunk({"content": "Hi"}, service_tier="auto"),
+            chunk({}, "stop", service_tier="flex"),
+            chunk(choices=[], usage={"prompt_tokens": 3, "completion_tokens": 1}),
+        )
+        assert result.metadata["service_tier"] == "flex"
+        assert "service_tier" not in stream(chunk({"content": "Hi"}, "stop")).metadata

@@ -288,13 +288,12 @@ CASES: dict[str, Case] = {
     # ---------------------------------------------------------------- chat: response
     "chat.ChatCompletion": (
         lambda: fields(ChatCompletion),
-        {"id", "choices", "model", "usage"},
+        {"id", "choices", "model", "usage", "service_tier"},
         {
             "created": "timestamp; the step has its own",
             "object": "constant",
             "metadata": "echo of the request",
             "moderation": "moderation scores",
-            "service_tier": "billing tier",
             "system_fingerprint": "backend build id",
         },
     ),
@@ -381,13 +380,12 @@ CASES: dict[str, Case] = {
     # ---------------------------------------------------------------- chat: stream
     "chat.ChatCompletionChunk": (
         lambda: fields(ChatCompletionChunk),
-        {"id", "choices", "model", "usage"},
+        {"id", "choices", "model", "usage", "service_tier"},
         {
             "created": "timestamp; the step has its own",
             "object": "constant",
             "moderation": "moderation scores",
             "obfuscation": "padding against side channels",
-            "service_tier": "billing tier",
             "system_fingerprint": "backend build id",
         },
     ),
@@ -541,7 +539,7 @@ CASES: dict[str, Case] = {
     # ---------------------------------------------------------------- responses: response
     "responses.Response": (
         lambda: fields(Response),
-        {"id", "model", "output", "usage", "status", "error", "incomplete_details"},
+        {"id", "model", "output", "usage", "status", "error", "incomplete_details", "service_tier"},
         {
             name: "echo of a request setting or server bookkeeping"
             for name in (
@@ -571,7 +569,6 @@ CASES: dict[str, Case] = {
                 "prompt_cache_retention",
                 "reasoning",
                 "safety_identifier",
-                "service_tier",
                 "text",
                 "tool_usage",
                 "top_logprobs",

@@ -726,3 +726,30 @@ def test_error_payload() -> None:
     payload = CODEC.error_payload(429, load("openai_error_429.json"))
     assert payload["is_retryable"] is True and payload["provider_status"] == 429
     assert CODEC.error_payload(500, b"\xff")["type"] == "http_error"
+
+
+class TestServiceTier:
+    """The tier that served the call is kept in the step metadata (it is priced)."""
+
+    def test_response(self) -> None:
+        body = load("openai_responses_text_response.json")
+        assert CODEC.normalize_response(body).metadata == {"service_tier": "default"}
+        body["service_tier"] = "flex"
+        assert CODEC.normalize_response(body).metadata["service_tier"] == "flex"
+        body["service_tier"] = None
+        assert "service_tier" not in CODEC.normalize_response(body).metadata
+
+    def test_stream_takes_the_final_response_tier(self) -> None:
+        result, _ = run(CODEC.new_stream(), stream_of("text"))
+        assert result.metadata["service_tier"] == "default"
+        kept = event_dicts("text")
+        for event in kept:
+            if isinstance(event.get("response"), dict):
+                # Early snapshots echo the requested tier; the final one says which served.
+                final = event["type"] == "response.completed"
+                event["response"]["service_tier"] = "flex" if final else "auto"
+        result, _ = run(CODEC.new_stream(), sse(kept, named=True, done=False))
+        assert result.metadata["service_tier"] == "flex"
+        cut = [e for e in kept if e["type"] != "response.completed"]
+        result, _ = run(CODEC.new_stream(), sse(cut, named=True, done=False))
+        assert "service_tier" not in result.metadata
