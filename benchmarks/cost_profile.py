@@ -41,19 +41,21 @@ from loopback_openai import ANSWER, MESSAGES, MODEL, loopback_server, pin
 
 import chatdebug
 from chatdebug.exporter import _processor
-from chatdebug.instrument import _capture, _step_state, _transport
+from chatdebug.instrument import _state
+from chatdebug.instrument.capture import _attempt, _transport
 
 # (label, owner, attribute): the stages timed on whichever thread runs them.
 STAGES: list[tuple[str, Any, str]] = [
-    ("request view (parse, redact, normalize)", _transport, "read_request"),
-    ("choose and start the step (span, row)", _transport, "_choose_step"),
-    ("begin, all of it", _transport, "_begin"),
+    ("BEFORE THE REQUEST IS SENT (all of it)", _transport, "begin_attempt"),
+    ("choose or reserve the step", _transport, "_choose_step"),
+    ("read the request (parse, redact, normalize)", _attempt, "read_request"),
+    ("open the step (span, start record)", _state.StepState, "open"),
     ("response headers, tee the body", _transport, "_attach"),
-    ("each body chunk", _capture.AttemptCapture, "feed"),
-    ("end of body", _capture.AttemptCapture, "eof"),
-    ("caller closes the body", _capture.AttemptCapture, "closed"),
-    ("attempt outcome (parse, normalize, redact)", _capture.AttemptCapture, "_finish"),
-    ("end the step span (attributes, on_end)", _step_state.StepState, "_finish_span"),
+    ("each body chunk", _attempt.AttemptCapture, "feed"),
+    ("end of body", _attempt.AttemptCapture, "eof"),
+    ("caller closes the body", _attempt.AttemptCapture, "closed"),
+    ("attempt outcome (parse, normalize, redact)", _attempt.AttemptCapture, "_finish"),
+    ("end the step span (attributes, on_end)", _state.StepState, "_finish_span"),
     ("step end record (convert, metrics, queue)", _processor.StoreSpanProcessor, "record_ended"),
 ]
 

@@ -271,7 +271,7 @@ def run_kept(codec: Codec, chunks: list[bytes]) -> None:
     """What the capture does with a stream: each event kept as it arrives (one network
     chunk per event, as providers write them), parsed and assembled when the result is
     needed (the stored-body cap decides how much is kept before it parses as it goes)."""
-    body = ResponseBody(SSE_HEADERS, codec, MAX_BODY_BYTES, time.perf_counter())
+    body = ResponseBody(SSE_HEADERS, lambda: (codec, None), MAX_BODY_BYTES, time.perf_counter())
     for chunk in chunks:
         body.feed(chunk)
     body.end()

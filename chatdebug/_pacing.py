@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Final
 
 # Releases the interpreter lock around the system call; a zero sleep where there is no
@@ -38,11 +39,14 @@ STRETCH_SECONDS: Final = 0.0005
 class Pacer:
     """Counts the time since the last pause; :meth:`tick` pauses when it is up."""
 
-    __slots__ = ("_since", "_stretch", "pauses")
+    __slots__ = ("_interject", "_since", "_stretch", "pauses")
 
-    def __init__(self, stretch: float = STRETCH_SECONDS) -> None:
+    def __init__(
+        self, stretch: float = STRETCH_SECONDS, interject: Callable[[], None] | None = None
+    ) -> None:
         self._since = time.perf_counter()
         self._stretch = stretch
+        self._interject = interject
         self.pauses = 0
 
     def restart(self) -> None:
@@ -50,8 +54,11 @@ class Pacer:
         self._since = time.perf_counter()
 
     def tick(self) -> None:
-        """Pause if the current stretch has lasted its length (:data:`STRETCH_SECONDS`
-        unless given)."""
+        """Run the thread's interjection (work that may not wait for the current job)
+        if it has one, then pause if the current stretch has lasted its length
+        (:data:`STRETCH_SECONDS` unless given)."""
+        if self._interject is not None:
+            self._interject()
         now = time.perf_counter()
         if now - self._since >= self._stretch:
             _yield()
@@ -62,9 +69,13 @@ class Pacer:
 _local = threading.local()
 
 
-def pace_this_thread(stretch: float = STRETCH_SECONDS) -> Pacer:
-    """Install (and return) a pacer that :func:`pause_point` ticks on this thread."""
-    pacer = Pacer(stretch)
+def pace_this_thread(
+    stretch: float = STRETCH_SECONDS, interject: Callable[[], None] | None = None
+) -> Pacer:
+    """Install (and return) a pacer that :func:`pause_point` ticks on this thread;
+    ``interject`` runs at every pause point (it must return at once when it has
+    nothing to do)."""
+    pacer = Pacer(stretch, interject)
     _local.pacer = pacer
     return pacer
 

@@ -22,12 +22,12 @@ from typing import Any, Protocol
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, StatusCode
+from opentelemetry.trace import INVALID_SPAN, Span, StatusCode
 
 from .. import _spans as attr
 from .._pacing import pause_point
 from .._spans import RecordSink, SpanRecord, new_id, span_attributes, span_ids
-from .._status import Status, may_replace
+from .._status import Operation, Status, may_replace
 from ._outcome import error_payload, status_for_exception
 from ._settings import settings
 from .normalize import NormalizedResponse
@@ -68,34 +68,46 @@ class OpenAttempt(Protocol):
 
 
 class StepState:
-    """Mutable state of one step; thread-safe."""
+    """Mutable state of one step; thread-safe.
+
+    A step is *reserved* where the call is made (its number, id, start time and parent
+    context: bookkeeping only) and *opened* later, by :meth:`open`: its span started with
+    that start time and parent, and its start record handed to the run's sink. An explicit
+    step opens at once; an automatic step opens once its first attempt has read the
+    request, on the reaper thread while the request is on the network (or on whichever
+    thread needs it first), so none of that work delays the request.
+    """
 
     def __init__(
         self,
         run: RunState,
-        span: Span,
         *,
         step_id: uuid.UUID,
         number: int,
-        operation: str,
         explicit: bool,
-        values: dict[str, Any] | None = None,
-        start_ns: int = 0,
+        parent: Context | None,
+        start_ns: int,
     ) -> None:
         self.run = run
         self.start_ns = start_ns
-        self._values: dict[str, Any] = dict(values or {})
-        self.span = span
+        self._values: dict[str, Any] = {}
+        self._parent = parent
+        self.span: Span = INVALID_SPAN
+        """The step's span; :data:`~opentelemetry.trace.INVALID_SPAN` until opened."""
+        self.opened = False
+        self._open_lock = threading.Lock()
         self.id = step_id
         self.number = number
-        self.operation = operation
+        self.operation = ""
         self.explicit = explicit
         self.ended = False
         self.pending_retry = False
         self._lock = threading.Lock()
         self._ending = False
         self._ender: int | None = None
-        self._done = threading.Event()
+        # Held by the thread ending the step until it has ended (a lock, not an Event:
+        # one is made per model call, and an Event costs ten times as much to make).
+        self._ending_lock = threading.Lock()
         self._next_attempt = 0
         self._open: dict[int, OpenAttempt] = {}
         self._records: dict[int, dict[str, Any]] = {}
@@ -104,6 +116,51 @@ class StepState:
         self._last_finished_ns: int | None = None
         self._assistant_message_id: int | None = None
         self._history_tip_message_id: int | None = None
+
+    # -- opening ----------------------------------------------------------------------
+    def open(self, operation: str, attributes: dict[str, Any] | None = None) -> None:
+        """Start the span (with the reserved start time and parent) and hand the start
+        record to the sink; idempotent (the first caller's ``attributes`` win)."""
+        if self.opened:
+            return
+        with self._open_lock:
+            if self.opened:
+                return
+            run = self.run
+            values: dict[str, Any] = {
+                attr.RUN_ID: str(run.id),
+                attr.CHAT_ID: run.chat_id,
+                attr.STEP_ID: str(self.id),
+                attr.STEP_NUMBER: self.number,
+                attr.STEP_OPERATION: operation,
+                attr.STEP_EXPLICIT: self.explicit,
+                attr.GEN_AI_CONVERSATION_ID: run.chat_id,
+            }
+            if attributes:
+                values.update(attributes)
+            sink = run.sink
+            span = run.tracer.start_span(
+                attr.STEP_SPAN,
+                context=(
+                    (self._parent or trace.set_span_in_context(run.span))
+                    if self.explicit
+                    else run.parent_context(self._parent)
+                ),
+                attributes=span_attributes(values, payloads=sink is None),
+                start_time=self.start_ns,
+            )
+            self._parent = None
+            self.operation = operation
+            self._values = values
+            self.span = span
+            if sink is not None:
+                trace_id, span_id = span_ids(span)
+                sink.record_started(
+                    SpanRecord(
+                        attr.STEP_SPAN, dict(values), trace_id, span_id, self.start_ns, owner=self
+                    )
+                )
+            self.opened = True
 
     # -- attempts ---------------------------------------------------------------------
     def reserve_attempt(self) -> tuple[int, int | None]:
@@ -167,16 +224,21 @@ class StepState:
                 ender = None
                 self._ending = True
                 self._ender = threading.get_ident()
+                self._ending_lock.acquire()
                 still_open = list(self._open.values())
         if ender is not None:
             if ender != threading.get_ident():
                 # Being ended on another thread (the reaper finishing its last attempt):
                 # whoever ends the run waits, so a run never ends before its steps.
-                self._done.wait(_END_WAIT_SECONDS)
+                if self._ending_lock.acquire(timeout=_END_WAIT_SECONDS):
+                    self._ending_lock.release()
             return
         try:
             for attempt in still_open:
                 attempt.abandon("the step ended before the response was finished")
+            # Abandoning an attempt opens its step; a step ended before any attempt read
+            # its request (the run ended meanwhile) opens with what it knows.
+            self.open(Operation.GENERATE.value)
             with self._lock:
                 self.ended = True
                 outcome = self._last
@@ -185,7 +247,7 @@ class StepState:
             self._finish_span(outcome, records, status, error)
             self.run.step_ended(self)
         finally:
-            self._done.set()
+            self._ending_lock.release()
 
     def _final_status(
         self,
@@ -333,6 +395,28 @@ class RunState:
         self._step_updates: dict[uuid.UUID, dict[str, Any]] = {}
 
     # -- steps --------------------------------------------------------------------------
+    def reserve_step(self, *, explicit: bool, parent: Context | None) -> StepState | None:
+        """A new step of this run, numbered and registered but not opened yet (see
+        :class:`StepState`); None when the run already ended. ``parent``: the context
+        the call was made in (the run's span is the parent unless it holds a span of the
+        run's trace)."""
+        start_ns = time.time_ns()
+        with self._lock:
+            if self.ended:
+                return None
+            self._step_counter += 1
+            step = StepState(
+                self,
+                step_id=new_id(),
+                number=self._step_counter,
+                explicit=explicit,
+                parent=parent,
+                start_ns=start_ns,
+            )
+            self._open_steps[step.id] = step
+            self.last_step = step
+        return step
+
     def start_step(
         self,
         *,
@@ -341,60 +425,22 @@ class RunState:
         parent: Context | None = None,
         attributes: dict[str, Any] | None = None,
     ) -> StepState | None:
-        """Open a new step span under this run (None when the run already ended)."""
-        with self._lock:
-            if self.ended:
-                return None
-            self._step_counter += 1
-            number = self._step_counter
-        step_id = new_id()
-        values: dict[str, Any] = {
-            attr.RUN_ID: str(self.id),
-            attr.CHAT_ID: self.chat_id,
-            attr.STEP_ID: str(step_id),
-            attr.STEP_NUMBER: number,
-            attr.STEP_OPERATION: operation,
-            attr.STEP_EXPLICIT: explicit,
-            attr.GEN_AI_CONVERSATION_ID: self.chat_id,
-        }
-        if attributes:
-            values.update(attributes)
-        context = parent if parent is not None else trace.set_span_in_context(self.span)
-        sink = self.sink
-        start_ns = time.time_ns()
-        span = self.tracer.start_span(
-            attr.STEP_SPAN,
-            context=context,
-            attributes=span_attributes(values, payloads=sink is None),
-            start_time=start_ns,
-        )
-        step = StepState(
-            self,
-            span,
-            step_id=step_id,
-            number=number,
-            operation=operation,
-            explicit=explicit,
-            values=values,
-            start_ns=start_ns,
-        )
-        if sink is not None:
-            trace_id, span_id = span_ids(span)
-            sink.record_started(
-                SpanRecord(attr.STEP_SPAN, dict(values), trace_id, span_id, start_ns, owner=step)
-            )
-        with self._lock:
-            if self.ended:
-                # The run ended while this step was being created: end it right away.
-                late = True
-            else:
-                late = False
-                self._open_steps[step_id] = step
-                self.last_step = step
-        if late:
-            step.end()
+        """Reserve and open a new step span under this run (None when the run already
+        ended, also while the step was being opened)."""
+        step = self.reserve_step(explicit=explicit, parent=parent)
+        if step is None:
             return None
-        return step
+        step.open(operation, attributes)
+        return None if step.ended else step
+
+    def parent_context(self, context: Context | None) -> Context:
+        """The context a step span starts in: ``context`` when its current span belongs
+        to this run's trace (a span the user opened inside the run), else the run's."""
+        if context is not None:
+            current = trace.get_current_span(context).get_span_context()
+            if current.is_valid and current.trace_id == self.span.get_span_context().trace_id:
+                return context
+        return trace.set_span_in_context(self.span)
 
     def step_ended(self, step: StepState) -> None:
         with self._lock:

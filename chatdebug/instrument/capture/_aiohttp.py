@@ -47,7 +47,6 @@ import httpx
 
 from ..._safety import handle_internal_error, suppress_internal_errors
 from .._context import current_run
-from .._settings import settings
 from ._attempt import AttemptCapture
 from ._streams import on_collected
 from ._transport import attempt_failed, begin_attempt
@@ -182,7 +181,7 @@ def _attach(capture: AttemptCapture, response: Any, session: Any, kwargs: dict[s
         with suppress_internal_errors(_COMPONENT):
             # The headers really sent (aiohttp adds its own: User-Agent, Host, lengths).
             sent = list(response.request_info.headers.items())
-            capture.view.headers = settings().redactor.redact_headers(sent)
+            capture.headers_sent(sent)
     with suppress_internal_errors(_COMPONENT):
         pairs = list(response.headers.items())
         body_headers = None

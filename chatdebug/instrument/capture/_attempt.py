@@ -34,15 +34,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from ... import _spans as attr
 from ..._pacing import pause_point
-from ..._status import Status
+from ..._safety import suppress_internal_errors
+from ..._status import Operation, Status
 from .._outcome import error_payload, is_cancellation, is_timeout
 from .._state import AttemptOutcome, StepState
-from ..normalize import NormalizedResponse, is_retryable_status
+from ..normalize import Codec, NormalizedResponse, is_retryable_status
 from ..redact import Redactor
 from ._reaper import defer
-from ._request_view import TRUNCATED, RequestView, b64
+from ._request_view import TRUNCATED, RequestView, b64, bare_request_view, read_request
 from ._response_body import ResponseBody
+from ._stream_usage import ADDED_KEY, INCLUDE_USAGE
 
 __all__ = ["SPLIT_SECRET_DIAGNOSTIC", "AttemptCapture", "retry_classification", "rfc3339"]
 
@@ -84,13 +87,20 @@ class AttemptCapture:
         step: StepState,
         number: int,
         previous_finished_ns: int | None,
-        view: RequestView,
+        request: Any,
         redactor: Redactor,
         max_body_bytes: int,
+        *,
+        added_usage: bool = False,
     ) -> None:
         self.step = step
         self.number = number
-        self.view = view
+        self._request: Any = request
+        self._added_usage = added_usage
+        self._view: RequestView | None = None
+        self._prepared = False
+        self._sent_headers: list[tuple[str, str]] | None = None
+        self._prepare_lock = threading.Lock()
         self._redactor = redactor
         self._max_body = max_body_bytes
         self._lock = threading.Lock()
@@ -103,8 +113,7 @@ class AttemptCapture:
         )
         self.done = False
         self._status: int | None = None
-        self._headers: dict[str, str] = {}
-        self._should_retry_header: str | None = None
+        self._header_pairs: list[tuple[str, str]] = []
         self._body: ResponseBody | None = None
         self._stream_secrets: list[str] = []
         self._ttfb_ms: float | None = None
@@ -115,6 +124,53 @@ class AttemptCapture:
         self._settle_lock = threading.Lock()
         self._end_ns: int | None = None
         self._end_perf: float | None = None
+
+    # -- the request ----------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Read, redact and normalize the request, then open the step if this is its
+        first attempt (idempotent; whichever thread comes first: the reaper while the
+        request is on the network, or the caller's when the response is back sooner).
+        No caller returns from it before both are done."""
+        if self._prepared:
+            return
+        with self._prepare_lock:
+            if self._prepared:
+                return
+            view: RequestView | None = None
+            with suppress_internal_errors("transport"):
+                view = read_request(self._request, self._redactor, self._max_body)
+            if view is None:
+                # A request we cannot read is still an attempt: recorded without its body.
+                view = bare_request_view(self._request, self._redactor)
+            if self._added_usage:
+                view.normalized_request[ADDED_KEY] = [INCLUDE_USAGE]
+            if self._sent_headers is not None:
+                view.headers = self._redactor.redact_headers(self._sent_headers)
+            self._request = None  # the caller's object is not kept alive by us
+            self._view = view
+            pause_point()
+            operation = Operation.STREAM if view.is_stream else Operation.GENERATE
+            attributes = view.span_attributes()
+            attributes[attr.STEP_NORMALIZED_REQUEST] = view.normalized_request
+            self.step.open(operation.value, attributes)
+            self._prepared = True
+
+    @property
+    def view(self) -> RequestView:
+        """What the request was (read on first use if :meth:`prepare` has not run)."""
+        if not self._prepared:
+            self.prepare()
+        view = self._view
+        assert view is not None
+        return view
+
+    def headers_sent(self, pairs: list[tuple[str, str]]) -> None:
+        """The headers the client really sent, when they differ from the request's (a
+        client that adds its own on the way out, as aiohttp does)."""
+        with self._prepare_lock:
+            self._sent_headers = pairs
+            if self._view is not None:
+                self._view.headers = self._redactor.redact_headers(pairs)
 
     # -- events from the transport ---------------------------------------------------------
     def response_started(
@@ -131,18 +187,18 @@ class AttemptCapture:
         with self._lock:
             self._ttfb_ms = round((time.perf_counter() - self._t0) * 1000, 3)
             self._status = status
-            self._headers = self._redactor.redact_headers(header_pairs)
-            for name, value in header_pairs:
-                if name.lower() == "x-should-retry":
-                    self._should_retry_header = value.strip().lower()
+            # Redacted when the record is built, off the caller's thread.
+            self._header_pairs = header_pairs
             self._body = ResponseBody(
                 header_pairs if body_headers is None else body_headers,
-                self.view.detection.codec,
+                self._codec_and_request,
                 self._max_body,
                 self._t0,
-                # What the request asked for explains what a stream lacks (its usage).
-                request=self.view.normalized_request,
             )
+
+    def _codec_and_request(self) -> tuple[Codec, dict[str, Any]]:
+        view = self.view
+        return view.detection.codec, view.normalized_request
 
     def feed(self, raw: bytes) -> None:
         """A raw chunk the caller is about to receive."""
@@ -228,6 +284,7 @@ class AttemptCapture:
 
     def read_error(self, exc: BaseException) -> None:
         """Reading the body failed (server dropped the connection, timeout, cancel)."""
+        self.prepare()
         with self._lock:
             if self.done:
                 return
@@ -242,6 +299,7 @@ class AttemptCapture:
 
     def transport_error(self, exc: BaseException) -> None:
         """The round trip failed before a response arrived."""
+        self.prepare()
         with self._lock:
             if self.done:
                 return
@@ -250,6 +308,7 @@ class AttemptCapture:
 
     def abandon(self, reason: str) -> None:
         """Finish now: the step ended or the body was garbage-collected unclosed."""
+        self.prepare()
         self.settle()  # a body read to its end is complete, not abandoned
         with self._lock:
             if self.done:
@@ -361,9 +420,13 @@ class AttemptCapture:
         return outcome
 
     def _retryable(self, status: int) -> bool:
-        if self._should_retry_header == "true":
+        should_retry = None
+        for name, value in self._header_pairs:
+            if name.lower() == "x-should-retry":
+                should_retry = value.strip().lower()
+        if should_retry == "true":
             return True
-        if self._should_retry_header == "false":
+        if should_retry == "false":
             return False
         return is_retryable_status(status)
 
@@ -435,7 +498,7 @@ class AttemptCapture:
             record["request_body"] = view.body_record
         if self._status is not None:
             record["response_status"] = self._status
-            record["response_headers"] = self._headers
+            record["response_headers"] = self._redactor.redact_headers(self._header_pairs)
             stored = self._response_body_record()
             if stored is not None:
                 record["response_body"] = stored

@@ -1,5 +1,6 @@
-"""Runs clean-up work handed over by garbage-collection finalizers, and the end of
-attempts whose body was read to its end (off the caller's thread).
+"""Runs clean-up work handed over by garbage-collection finalizers, the preparation of
+attempts whose request is on the network, and the end of attempts whose body was read to
+its end (off the caller's thread).
 
 A finalizer can fire on any thread at any allocation, possibly while that thread holds
 one of our locks; doing the clean-up right there could deadlock. Finalizers therefore
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Final
 
@@ -24,22 +26,48 @@ from ..._lifecycle import ExitStage, at_exit
 from ..._pacing import pace_this_thread
 from ..._safety import suppress_internal_errors
 
-__all__ = ["STRETCH_SECONDS", "defer", "drain", "ensure_started"]
+__all__ = ["STRETCH_SECONDS", "defer", "defer_urgent", "drain", "ensure_started"]
 
 STRETCH_SECONDS: Final = 0.0002
 """Longest stretch of a job's Python work between two pause points' pauses."""
 
 _queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+# Jobs a caller is about to wait for (preparing an attempt whose request is on the
+# network): run before the queued ones, and at the pause points of a job under way.
+_urgent: deque[Callable[[], None]] = deque()
+_in_urgent = False
 _thread: threading.Thread | None = None
 _pid = 0
 _start_lock = threading.Lock()
 
 
+def _nothing() -> None:
+    """Wakes the worker for urgent jobs."""
+
+
+def _run_urgent() -> None:
+    global _in_urgent
+    if _in_urgent or not _urgent:
+        return
+    _in_urgent = True  # only ever touched on the reaper thread
+    try:
+        while True:
+            try:
+                job = _urgent.popleft()
+            except IndexError:
+                return
+            with suppress_internal_errors("finalizer"):
+                job()
+    finally:
+        _in_urgent = False
+
+
 def _work() -> None:
-    pacer = pace_this_thread(STRETCH_SECONDS)
+    pacer = pace_this_thread(STRETCH_SECONDS, interject=_run_urgent)
     while True:
         job = _queue.get()
         pacer.restart()  # the thread was waiting for work, not running
+        _run_urgent()
         with suppress_internal_errors("finalizer"):
             job()
 
@@ -56,6 +84,7 @@ def ensure_started() -> None:
                 # A forked child: the jobs queued in the parent are the parent's (its
                 # steps and runs), never to be finished a second time here.
                 _queue = queue.SimpleQueue()
+                _urgent.clear()
             _pid = os.getpid()
             first = _thread is None
             _thread = threading.Thread(target=_work, name="chatdebug-reaper", daemon=True)
@@ -68,6 +97,13 @@ def ensure_started() -> None:
 def defer(job: Callable[[], None]) -> None:
     """Run ``job`` soon on the reaper thread. Safe to call from a finalizer."""
     _queue.put(job)
+
+
+def defer_urgent(job: Callable[[], None]) -> None:
+    """Run ``job`` on the reaper thread before the jobs already queued, at the next
+    pause point of the one under way. ``job`` must not depend on any of them."""
+    _urgent.append(job)
+    _queue.put(_nothing)
 
 
 def drain(timeout: float = 5.0) -> bool:

@@ -13,7 +13,15 @@ from ... import _spans as attr
 from ..normalize import Detection, detect
 from ..redact import Redactor
 
-__all__ = ["RETRY_COUNT_HEADER", "RequestView", "b64", "read_request", "request_content"]
+__all__ = [
+    "RETRY_COUNT_HEADER",
+    "RequestView",
+    "b64",
+    "bare_request_view",
+    "read_request",
+    "request_content",
+    "retry_count",
+]
 
 RETRY_COUNT_HEADER = "x-stainless-retry-count"
 TRUNCATED = b"[TRUNCATED]"
@@ -55,6 +63,16 @@ class RequestView:
         return values
 
 
+def retry_count(value: str | None) -> int | None:
+    """The SDK's retry count from its header's value (None: absent; garbage counts as 0)."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return 0
+
+
 def request_content(request: Any) -> bytes | None:
     """The body of an httpx/httpx2 request when it can be read without consuming it."""
     # httpx keeps the body of requests built from json=/content= in ``_content``; a
@@ -73,13 +91,10 @@ def read_request(request: Any, redactor: Redactor, max_body_bytes: int) -> Reque
     path = str(url.path)
     host = str(url.host)
     pairs = list(request.headers.multi_items())
-    retry_count: int | None = None
+    retries: int | None = None
     for name, value in pairs:
         if name.lower() == RETRY_COUNT_HEADER:
-            try:
-                retry_count = int(value)
-            except ValueError:
-                retry_count = 0
+            retries = retry_count(value)
     content = request_content(request)
     body_record: str | None = None
     parsed: Any = None
@@ -112,5 +127,28 @@ def read_request(request: Any, redactor: Redactor, max_body_bytes: int) -> Reque
         normalized_request=normalized,
         is_stream=codec.is_stream_request(parsed),
         request_model=codec.request_model(parsed),
-        retry_count=retry_count,
+        retry_count=retries,
+    )
+
+
+def bare_request_view(request: Any, redactor: Redactor) -> RequestView:
+    """What is known of a request whose body or headers could not be read: its method and
+    redacted URL, in the generic format."""
+    try:
+        method, url = str(request.method), str(request.url)
+    except Exception:
+        method, url = "", ""
+    detection = detect(method, "", "")
+    return RequestView(
+        method=method,
+        url=redactor.redact_url(url) if url else "",
+        path="",
+        host="",
+        headers={},
+        body_record=None,
+        detection=detection,
+        normalized_request={},
+        is_stream=False,
+        request_model=None,
+        retry_count=None,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from array import array
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import orjson
@@ -41,12 +41,16 @@ class ResponseBody:
     def __init__(
         self,
         header_pairs: list[tuple[str, str]],
-        codec: Codec,
+        codec: Callable[[], tuple[Codec, Mapping[str, Any] | None]],
         max_body: int,
         t0: float,
-        request: Mapping[str, Any] | None = None,
     ) -> None:
-        self._codec = codec
+        """``codec`` gives the response's codec and the normalized request (what the
+        request asked for explains what a stream lacks, its usage); it is called when
+        the body is first parsed, not before, so it may do the work of reading the
+        request then."""
+        self._codec_source = codec
+        self._codec_value: Codec | None = None
         self._max_body = max_body
         self._t0 = t0
         self.content_type = ""
@@ -73,7 +77,7 @@ class ResponseBody:
         self._identity = encoding is None and self.decode_error is None
         self.is_sse = self.media_type == "text/event-stream"
         self._parser = SSEParser() if self.is_sse else None
-        self.assembler: StreamAssembler | None = codec.new_stream(request) if self.is_sse else None
+        self._assembler: StreamAssembler | None = None
         self._assembler_failed = False
         self.raw_bytes = 0
         self.decoded_bytes = 0
@@ -85,6 +89,22 @@ class ResponseBody:
         self._unparsed_ends = array("q")
         self._unparsed_times = array("d")
         self._parsed_to = 0
+
+    def _ensure_codec(self) -> Codec:
+        codec = self._codec_value
+        if codec is None:
+            codec, request = self._codec_source()
+            self._codec_value = codec
+            if self.is_sse:
+                self._assembler = codec.new_stream(request)
+        return codec
+
+    @property
+    def assembler(self) -> StreamAssembler | None:
+        """The codec's stream assembler of an SSE body (None for other bodies)."""
+        if self.is_sse and self._codec_value is None:
+            self._ensure_codec()
+        return self._assembler
 
     @property
     def media_type(self) -> str:
@@ -254,7 +274,7 @@ class ResponseBody:
                 if self.assembler is not None:
                     result = self.assembler.finish()
                 else:
-                    result = self._codec.normalize_response(self.parsed())
+                    result = self._ensure_codec().normalize_response(self.parsed())
         if result is None:
             result = NormalizedResponse(
                 metadata={"capture_error": "the response could not be normalized"}

@@ -18,20 +18,17 @@ from typing import Any, ClassVar, Self
 import httpx
 import httpx2
 from opentelemetry import context as otel_context
-from opentelemetry import trace
 
-from ... import _spans as attr
 from ..._not_recorded import NOT_A_MODEL_CALL, count_not_recorded
 from ..._safety import suppress_internal_errors
-from ..._status import Operation
 from .._context import current_run, current_step, retry_candidate, set_retry_candidate
 from .._settings import settings
-from .._state import StepState
+from .._state import RunState, StepState
 from ._attempt import AttemptCapture
 from ._model_calls import is_model_call
-from ._reaper import ensure_started
-from ._request_view import read_request, request_content
-from ._stream_usage import ADDED_KEY, INCLUDE_USAGE, add_stream_usage
+from ._reaper import defer_urgent, ensure_started
+from ._request_view import RETRY_COUNT_HEADER, request_content, retry_count
+from ._stream_usage import add_stream_usage
 from ._streams import wrap_response_stream
 
 __all__ = ["AsyncTransport", "Transport", "attempt_failed", "begin_attempt"]
@@ -45,38 +42,34 @@ def _suppressed() -> bool:
     return _SUPPRESS_KEY is not None and bool(otel_context.get_value(_SUPPRESS_KEY))
 
 
-def _choose_step(run: Any, view: Any) -> StepState | None:
+def _choose_step(run: RunState, request: Any) -> StepState | None:
     explicit = current_step()
     if explicit is not None and explicit.run is run and not explicit.ended:
         return explicit
     candidate = retry_candidate()
     if candidate is not None and candidate.run is run and not candidate.ended:
-        if view.retry_count and candidate.pending_retry:
-            return candidate
+        # Only a step whose request carried the SDK's retry count waits for a retry, so
+        # the header is read only then.
         if candidate.pending_retry:
+            if retry_count(request.headers.get(RETRY_COUNT_HEADER)):
+                return candidate
             # A new call instead of a retry: the SDK gave up on the previous one.
             candidate.end()
-    parent = otel_context.get_current()
-    current = trace.get_current_span(parent)
-    if not current.get_span_context().is_valid or (
-        current.get_span_context().trace_id != run.span.get_span_context().trace_id
-    ):
-        parent = trace.set_span_in_context(run.span)
-    attributes = view.span_attributes()
-    attributes[attr.STEP_NORMALIZED_REQUEST] = view.normalized_request
-    step: StepState | None = run.start_step(
-        operation=Operation.STREAM.value if view.is_stream else Operation.GENERATE.value,
-        explicit=False,
-        parent=parent,
-        attributes=attributes,
-    )
-    if step is not None and view.retry_count is not None:
+    # Reserved only: the step opens once its first attempt has read the request.
+    step = run.reserve_step(explicit=False, parent=otel_context.get_current())
+    if step is not None:
         set_retry_candidate(step)
     return step
 
 
 def begin_attempt(request: Any, *, model_calls_only: bool = False) -> AttemptCapture | None:
     """The capture for this request, or None to pass it through untouched.
+
+    Only bookkeeping happens here, on the caller's thread before the request leaves:
+    choosing (or reserving) the step and noting the time. Reading, redacting and
+    normalizing the request and opening the step are the capture's
+    :meth:`~AttemptCapture.prepare`, handed to the reaper thread to run while the
+    request is on the network.
 
     ``model_calls_only``: the transport was put into the client by a process-wide patch,
     so only model API calls are recorded (:mod:`._model_calls`)."""
@@ -88,19 +81,23 @@ def begin_attempt(request: Any, *, model_calls_only: bool = False) -> AttemptCap
         count_not_recorded(NOT_A_MODEL_CALL)
         return None
     added_usage = config.stream_usage and add_stream_usage(request)
-    view = read_request(request, config.redactor, config.max_body_bytes)
-    if added_usage:
-        view.normalized_request[ADDED_KEY] = [INCLUDE_USAGE]
-    step = _choose_step(run, view)
+    step = _choose_step(run, request)
     if step is None:
         return None
     number, previous_finished = step.reserve_attempt()
     capture = AttemptCapture(
-        step, number, previous_finished, view, config.redactor, config.max_body_bytes
+        step,
+        number,
+        previous_finished,
+        request,
+        config.redactor,
+        config.max_body_bytes,
+        added_usage=added_usage,
     )
     if not step.attempt_started(capture):
         return None
     ensure_started()
+    defer_urgent(capture.prepare)
     return capture
 
 

@@ -6,15 +6,20 @@ result as parsing every chunk at once."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
 from chatdebug.instrument.capture._response_body import ResponseBody
-from chatdebug.instrument.normalize import detect
+from chatdebug.instrument.normalize import Codec, detect
 from tests.fakes.wire import openai_stream_chunks
 
 SSE = [("content-type", "text/event-stream")]
 CODEC = detect("POST", "api.openai.com", "/v1/chat/completions").codec
+
+
+def _codec() -> tuple[Codec, dict[str, Any] | None]:
+    return CODEC, None
 
 
 def _split(chunks: list[bytes], size: int) -> list[bytes]:
@@ -24,7 +29,7 @@ def _split(chunks: list[bytes], size: int) -> list[bytes]:
 
 
 def _read(chunks: list[bytes], max_body: int, t0: float) -> ResponseBody:
-    body = ResponseBody(SSE, CODEC, max_body, t0)
+    body = ResponseBody(SSE, _codec, max_body, t0)
     for chunk in chunks:
         body.feed(chunk)
     body.end()
@@ -34,7 +39,7 @@ def _read(chunks: list[bytes], max_body: int, t0: float) -> ResponseBody:
 def test_a_stream_under_the_cap_is_parsed_when_needed_with_its_arrival_times() -> None:
     chunks = openai_stream_chunks(["Hel", "lo", " there"])
     t0 = time.perf_counter()
-    body = ResponseBody(SSE, CODEC, 50_000, t0)
+    body = ResponseBody(SSE, _codec, 50_000, t0)
     body.feed(chunks[0])  # role only: no content yet
     time.sleep(0.05)
     body.feed(chunks[1])  # the first content
@@ -73,7 +78,7 @@ def test_a_stream_cut_short_is_parsed_up_to_where_it_stopped() -> None:
     chunks = openai_stream_chunks(["Hel", "lo"])
     data = b"".join(chunks)
     cut = data.index(b"lo") + 10  # inside the second content event
-    body = ResponseBody(SSE, CODEC, 50_000, time.perf_counter())
+    body = ResponseBody(SSE, _codec, 50_000, time.perf_counter())
     body.feed(data[:cut])
     body.close_parser()  # as a caller that stops reading
     assert not body.terminal
@@ -85,7 +90,7 @@ def test_a_stream_cut_short_is_parsed_up_to_where_it_stopped() -> None:
 def test_a_stream_of_many_tiny_chunks_is_parsed_before_its_bookkeeping_grows() -> None:
     chunks = openai_stream_chunks(["a"] * 200)
     data = b"".join(chunks)
-    body = ResponseBody(SSE, CODEC, 1_000_000, time.perf_counter())
+    body = ResponseBody(SSE, _codec, 1_000_000, time.perf_counter())
     for i in range(len(data)):
         body.feed(data[i : i + 1])
         assert len(body._unparsed_ends) < 2048

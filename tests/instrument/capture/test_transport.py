@@ -157,16 +157,20 @@ def test_capture_request_reset_failure_fails_request(
     flavour: Flavour, spans: Spans, fake_server: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Not applicable: we never fail a request (httpx keeps a replayable body in memory,
-    so there is nothing to reset). What we do instead: when capturing the request fails
-    inside chatdebug, the request is sent untouched and the failure is counted."""
+    so there is nothing to reset). What we do instead: when reading the request fails
+    inside chatdebug, the request is sent untouched, the failure is counted, and the
+    attempt is still recorded (without the body it could not read)."""
     monkeypatch.delenv("CHATDEBUG_RAISE_INTERNAL_ERRORS", raising=False)
+    request_body = b'{"message":"hello"}'
+    redact_json = Redactor.redact_json
 
     def broken(self: Redactor, body: bytes, *, values: bool = True) -> bytes:
-        raise RuntimeError("redaction exploded")
+        if body == request_body:
+            raise RuntimeError("redaction exploded")
+        return redact_json(self, body, values=values)
 
     monkeypatch.setattr(Redactor, "redact_json", broken)
     before = _safety.internal_error_counts().get("transport", 0)
-    request_body = b'{"message":"hello"}'
     fake_server.enqueue(Reply(body=b'{"ok":true}', headers=JSON_HEADERS))
 
     async def scenario(client: Client) -> bytes:
@@ -176,7 +180,12 @@ def test_capture_request_reset_failure_fails_request(
     assert drive(flavour, scenario) == b'{"ok":true}'
     assert fake_server.requests[-1].body == request_body
     assert _safety.internal_error_counts().get("transport", 0) == before + 1
-    assert spans.steps() == []
+    (step,) = spans.steps()
+    (attempt,) = attempts_of(step)
+    assert attempt["status"] == "completed"
+    assert attempt["method"] == "POST"
+    assert "request_body" not in attempt
+    assert json_body(attempt, "response_body") == {"ok": True}
     assert len(spans.runs()) == 1
 
 
