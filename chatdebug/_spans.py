@@ -25,7 +25,7 @@ import json
 import random
 import uuid
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, runtime_checkable
 
 import orjson
 from opentelemetry.trace import Span
@@ -35,10 +35,12 @@ from ._lifecycle import ForkStage, at_fork_in_child
 __all__ = [
     "INSTRUMENTATION_NAME",
     "PAYLOAD_KEYS",
+    "PROGRESS_TEXT_CHARS",
     "RUN_SPAN",
     "STEP_SPAN",
     "RecordSink",
     "SpanRecord",
+    "StreamProgressSource",
     "dumps",
     "new_id",
     "span_attributes",
@@ -160,6 +162,22 @@ class RecordSink(Protocol):
     def record_ended(self, record: SpanRecord) -> None:
         """A run or step ended with the final ``record.attributes``."""
         ...
+
+
+@runtime_checkable
+class StreamProgressSource(Protocol):
+    """A step record's ``owner`` that can say how far its streamed response has come."""
+
+    def stream_progress(self) -> dict[str, Any] | None:
+        """``{"chunks", "text_chars", "time_to_first_chunk_ms", "text"}`` of the
+        response streaming now (``text``: its first :data:`PROGRESS_TEXT_CHARS`
+        characters, redacted), or None when nothing streams or nothing new arrived
+        since the last call."""
+        ...
+
+
+PROGRESS_TEXT_CHARS: Final = 2000
+"""How much of a stream's text its progress carries."""
 
 
 # A generator of our own, seeded from os.urandom: the module-level one is the

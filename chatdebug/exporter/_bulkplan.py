@@ -31,6 +31,7 @@ from ._events import (
     CreateStep,
     Event,
     FinishRun,
+    StepProgress,
     TouchRun,
     TouchStep,
     UpdateStep,
@@ -122,16 +123,19 @@ def plan_bulk(events: Sequence[Event], pace: Callable[[], None] | None = None) -
             if event.run_id in run_steps:
                 run_steps[event.run_id].append(len(writes.new_steps))
             writes.new_steps.append(event.params)
-        elif isinstance(event, UpdateStep):
+        elif isinstance(event, UpdateStep | StepProgress):
+            params = event.params if isinstance(event, UpdateStep) else event.update()
             index = created.get(event.step_id)
             if index is None:
                 updated.add(event.step_id)
-                writes.step_updates.append(event.params)
+                writes.step_updates.append(params)
             else:
                 step = writes.new_steps[index]
-                if step.chat_id != event.params.chat_id:
+                if step.chat_id != params.chat_id:
                     return None
-                writes.new_steps[index] = merge_step(step, event.params)
+                writes.new_steps[index] = merge_step(step, params)
+            if isinstance(event, StepProgress):
+                writes.step_touches.append((event.step_id, event.run_id, event.chat_id))
         elif isinstance(event, TouchStep):
             writes.step_touches.append((event.step_id, event.run_id, event.chat_id))
         elif isinstance(event, TouchRun):

@@ -336,7 +336,8 @@ def step_ended(span: Source) -> UpdateStep | None:
         usage=_payload(attrs, attr.STEP_USAGE, dict),
         attempts=_payload(attrs, attr.STEP_ATTEMPTS, list),
         error=_error(attrs),
-        metadata=_payload(attrs, attr.STEP_METADATA, dict),
+        # Always written: it replaces the progress an open streaming step had.
+        metadata=_payload(attrs, attr.STEP_METADATA, dict) or {},
         provider=_str(attrs, attr.GEN_AI_PROVIDER_NAME),
         model=_step_model(attrs),
         finished_at=span_time(_times(span)[1]),

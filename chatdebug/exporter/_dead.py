@@ -16,7 +16,16 @@ import threading
 from collections import OrderedDict
 from typing import Final
 
-from ._events import CreateRun, CreateStep, Event, FinishRun, TouchRun, TouchStep, UpdateStep
+from ._events import (
+    CreateRun,
+    CreateStep,
+    Event,
+    FinishRun,
+    StepProgress,
+    TouchRun,
+    TouchStep,
+    UpdateStep,
+)
 
 __all__ = ["DeadRows", "PendingMarks", "touch_key"]
 
@@ -24,9 +33,12 @@ _MEMORY: Final = 10_000  # how many dead run/step ids are remembered
 
 
 def touch_key(event: Event) -> tuple[str, object] | None:
-    """The row a heartbeat is for; ``None`` for other events."""
+    """The row a heartbeat is for; ``None`` for other events. (A newer progress of a
+    step whose progress still waits is left out: the next one comes a second later.)"""
     if isinstance(event, TouchStep):
         return ("step", event.step_id)
+    if isinstance(event, StepProgress):
+        return ("progress", event.step_id)
     if isinstance(event, TouchRun):
         return ("run", event.run_id)
     return None
@@ -75,7 +87,7 @@ class DeadRows:
             if isinstance(event, FinishRun):
                 del self.runs[event.run_id]
             return "run_dropped"
-        if isinstance(event, CreateStep | UpdateStep | TouchStep):
+        if isinstance(event, CreateStep | UpdateStep | TouchStep | StepProgress):
             reason = self.steps.get(event.step_id)
             if reason is not None and isinstance(event, UpdateStep):
                 del self.steps[event.step_id]
@@ -102,7 +114,7 @@ class DeadRows:
             if isinstance(event, FinishRun):
                 marks.runs[run_id] = None
             return "run_dropped"
-        if isinstance(event, CreateStep | UpdateStep | TouchStep):
+        if isinstance(event, CreateStep | UpdateStep | TouchStep | StepProgress):
             step_id = event.step_id
             if step_id in marks.steps:
                 reason = marks.steps[step_id]

@@ -17,11 +17,13 @@ from ..store import NewRun, NewStep, RunNotFound, RunUpdate, Step, StepUpdate, S
 from ._summary import aggregate_run_summary, first_user_text, truncate_label
 
 __all__ = [
+    "STREAM_PROGRESS",
     "CreateRun",
     "CreateStep",
     "Event",
     "EventKind",
     "FinishRun",
+    "StepProgress",
     "TouchRun",
     "TouchStep",
     "UpdateStep",
@@ -30,7 +32,13 @@ __all__ = [
 ]
 
 EventKind = Literal[
-    "run_create", "run_finish", "run_touch", "step_create", "step_update", "step_touch"
+    "run_create",
+    "run_finish",
+    "run_touch",
+    "step_create",
+    "step_update",
+    "step_touch",
+    "step_progress",
 ]
 
 
@@ -119,7 +127,29 @@ class TouchStep:
     kind: ClassVar[EventKind] = "step_touch"
 
 
-Event = CreateRun | FinishRun | TouchRun | CreateStep | UpdateStep | TouchStep
+@dataclass(frozen=True, slots=True)
+class StepProgress:
+    """Heartbeat of a streaming step while its response arrives: what came so far is
+    stored under ``metadata.stream_progress`` (bumping the step and its run) until the
+    step's final update replaces the metadata."""
+
+    step_id: uuid.UUID
+    run_id: uuid.UUID
+    chat_id: str
+    progress: dict[str, Any]
+    kind: ClassVar[EventKind] = "step_progress"
+
+    def update(self) -> StepUpdate:
+        """The step update that stores the progress."""
+        return StepUpdate(
+            id=self.step_id, chat_id=self.chat_id, metadata={STREAM_PROGRESS: self.progress}
+        )
+
+
+STREAM_PROGRESS = "stream_progress"
+"""The key of an open streaming step's metadata that holds its progress."""
+
+Event = CreateRun | FinishRun | TouchRun | CreateStep | UpdateStep | TouchStep | StepProgress
 
 
 def finished_run_update(event: FinishRun, steps: Sequence[Step]) -> RunUpdate:
@@ -183,6 +213,9 @@ def apply_event(store: Store, event: Event) -> None:
     elif isinstance(event, UpdateStep):
         store.update_step(event.params)
     elif isinstance(event, TouchStep):
+        store.touch_step(event.step_id, event.run_id, event.chat_id)
+    elif isinstance(event, StepProgress):
+        store.update_step(event.update())
         store.touch_step(event.step_id, event.run_id, event.chat_id)
     elif isinstance(event, TouchRun):
         store.touch_run(event.run_id, event.chat_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 import weakref
 from datetime import timedelta
@@ -14,12 +15,18 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from .._lifecycle import ForkStage, register_fork_safe
 from .._pacing import pause_point
 from .._safety import suppress_internal_errors
-from .._spans import INSTRUMENTATION_NAME, RUN_SPAN, STEP_SPAN, SpanRecord
+from .._spans import (
+    INSTRUMENTATION_NAME,
+    RUN_SPAN,
+    STEP_SPAN,
+    SpanRecord,
+    StreamProgressSource,
+)
 from ..instrument import settings as instrument_settings
 from ..metrics import Metrics
 from ..store import Store
 from ._convert import Source, run_ended, run_started, step_ended, step_started
-from ._events import TouchRun, TouchStep
+from ._events import StepProgress, TouchRun, TouchStep
 from ._genai import cost_observer, record_step_metrics
 from ._health import ExporterHealth
 from ._pricing import Pricer
@@ -29,6 +36,9 @@ __all__ = ["StoreSpanProcessor"]
 
 _COMPONENT: Final = "exporter"
 _MIN_HEARTBEAT: Final = timedelta(milliseconds=1)
+
+PROGRESS_INTERVAL_SECONDS: Final = 1.0
+"""How often a streaming step's progress is written (at most)."""
 
 
 class StoreSpanProcessor(SpanProcessor):
@@ -220,10 +230,34 @@ class StoreSpanProcessor(SpanProcessor):
         self._heartbeat.start()
 
     def _beat_forever(self, stop: threading.Event) -> None:
+        # Streaming steps report their progress every second; every row open gets a
+        # heartbeat every heartbeat interval.
+        tick = min(PROGRESS_INTERVAL_SECONDS, self._heartbeat_interval)
+        next_beat = time.monotonic() + self._heartbeat_interval
         alive = True
-        while alive and not stop.wait(self._heartbeat_interval):
+        while alive and not stop.wait(tick):
             with suppress_internal_errors(_COMPONENT):
-                alive = self._beat()
+                self._report_progress()
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + self._heartbeat_interval
+                    alive = self._beat()
+
+    def _report_progress(self) -> None:
+        """Queue the progress of every step whose response streams now."""
+        with self._lock:
+            open_steps = [(step_id, *entry) for step_id, entry in self._open_steps.items()]
+        for step_id, run_id, chat_id, owner_ref in open_steps:
+            owner = owner_ref()
+            if not isinstance(owner, StreamProgressSource):
+                continue
+            progress = owner.stream_progress()
+            if progress is None:
+                continue
+            with self._lock:
+                # Queued under the lock, and only while the step is open: its final
+                # update (queued once it is no longer open) always comes after.
+                if step_id in self._open_steps:
+                    self._writer.put(StepProgress(step_id, run_id, chat_id, progress))
 
     def _beat(self) -> bool:
         with self._lock:

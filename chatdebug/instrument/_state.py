@@ -66,6 +66,10 @@ class OpenAttempt(Protocol):
         """Finish the attempt now with what it has (its outcome is reported)."""
         ...
 
+    def progress(self) -> dict[str, Any] | None:
+        """How far its streamed response has come, if anything new arrived."""
+        ...
+
 
 class StepState:
     """Mutable state of one step; thread-safe.
@@ -197,6 +201,15 @@ class StepState:
                     self.pending_retry = True
         if end_now:
             self.end()
+
+    def stream_progress(self) -> dict[str, Any] | None:
+        """The progress of the response streaming into this step now (its latest open
+        attempt's); see :class:`~chatdebug._spans.StreamProgressSource`."""
+        with self._lock:
+            if self.ended or self._ending or not self._open:
+                return None
+            attempt = self._open[max(self._open)]
+        return attempt.progress()
 
     # -- user-set fields ----------------------------------------------------------------
     def set_message_ids(

@@ -37,6 +37,7 @@ from typing import Any
 from ... import _spans as attr
 from ..._pacing import pause_point
 from ..._safety import suppress_internal_errors
+from ..._spans import PROGRESS_TEXT_CHARS
 from ..._status import Operation, Status
 from .._outcome import error_payload, is_cancellation, is_timeout
 from .._state import AttemptOutcome, StepState
@@ -195,6 +196,26 @@ class AttemptCapture:
                 self._max_body,
                 self._t0,
             )
+
+    def progress(self) -> dict[str, Any] | None:
+        """How far the streamed response has come (see
+        :class:`~chatdebug._spans.StreamProgressSource`); None for other bodies, once
+        the attempt is done, or when nothing new arrived."""
+        with self._lock:
+            body = self._body
+            if self.done or body is None:
+                return None
+            found = body.progress(PROGRESS_TEXT_CHARS)
+            ttft_ms = body.ttft_ms
+        if found is None:
+            return None
+        events, text, text_chars = found
+        return {
+            "chunks": events,
+            "text_chars": text_chars,
+            "time_to_first_chunk_ms": ttft_ms,
+            "text": self._redactor.redact_text(text)[:PROGRESS_TEXT_CHARS],
+        }
 
     def _codec_and_request(self) -> tuple[Codec, dict[str, Any]]:
         view = self.view

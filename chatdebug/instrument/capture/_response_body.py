@@ -30,6 +30,9 @@ _INVALID = object()
 MAX_NORMALIZE_BYTES = 8 * 1024 * 1024
 """Non-streamed bodies up to this size are kept (decoded) for normalization."""
 
+_PROGRESS_MARGIN: Final = 256
+"""Characters past the cut of a stream's progress text that are redacted with it."""
+
 _MAX_UNPARSED: Final = 2048
 """Chunks a stream may keep unparsed (16 bytes of bookkeeping each); a stream of more,
 smaller chunks is parsed whenever that many wait."""
@@ -79,6 +82,8 @@ class ResponseBody:
         self._parser = SSEParser() if self.is_sse else None
         self._assembler: StreamAssembler | None = None
         self._assembler_failed = False
+        self._events = 0
+        self._events_reported = 0
         self.raw_bytes = 0
         self.decoded_bytes = 0
         self.data = bytearray()
@@ -224,9 +229,36 @@ class ResponseBody:
         self._unparsed_ends = array("q")
         self._unparsed_times = array("d")
 
+    def progress(self, max_chars: int) -> tuple[int, str, int] | None:
+        """Stream events so far, the first ``max_chars`` (plus a margin, for redaction
+        to see a secret cut there whole) characters of the text so far, and its full
+        length; None for a body that is not a stream or when no event arrived since
+        the last call."""
+        if not self.is_sse:
+            return None
+        self._catch_up()
+        if self._events == self._events_reported:
+            return None
+        self._events_reported = self._events
+        text = ""
+        assembler = self.assembler
+        if assembler is not None and not self._assembler_failed:
+            with suppress_internal_errors("normalize"):
+                # finish() builds the result so far without consuming anything.
+                response = assembler.finish().response or {}
+                parts = response.get("content")
+                if isinstance(parts, list):
+                    text = "".join(
+                        str(part.get("text") or "")
+                        for part in parts
+                        if isinstance(part, dict) and part.get("type") == "text"
+                    )
+        return self._events, text[: max_chars + _PROGRESS_MARGIN], len(text)
+
     def _feed_event(self, event: SSEEvent) -> bool:
         """Feed the codec's assembler; one that fails is counted and then left alone
         (the attempt is still recorded, without a normalized response)."""
+        self._events += 1
         if self.assembler is None or self._assembler_failed:
             return False
         try:
