@@ -12,7 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+import chatdebug
+from chatdebug.metrics import Metrics
 from chatdebug.store import Store, open_store
 from tests.fakes.server import FakeServer
 from tests.store.support import FakeClock
@@ -77,3 +80,13 @@ def store(database_url: str, clock: FakeClock) -> Iterator[Store]:
         yield opened
     finally:
         opened.close()
+
+
+@pytest.fixture
+def configured(database_url: str) -> Iterator[chatdebug.Configuration]:
+    """chatdebug recording into the test's database (each store), with its own metrics."""
+    config = chatdebug.configure(database_url, enabled=True, metrics=Metrics(CollectorRegistry()))
+    try:
+        yield config
+    finally:
+        chatdebug.shutdown()

@@ -10,7 +10,10 @@ the skip into a failure.
 from __future__ import annotations
 
 import os
+import time
 import urllib.parse
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -82,3 +85,14 @@ def require_tool(name: str) -> str:
             pytest.fail(message + " [CHATDEBUG_REQUIRE_TOOLS=1]", pytrace=False)
         pytest.skip(message)
     return path
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Poll ``predicate`` every 50 ms until it returns something truthy or ``timeout``
+    seconds pass; its last value either way."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)

@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from chatdebug.store import PostgresStore, Run, Store, open_store
 from tests.fakes import wire
 from tests.fakes.server import JSON_HEADERS, FakeServer, Reply
 from tests.fakes.tcp_proxy import TCPProxy
+from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS: Any = [
@@ -38,15 +38,6 @@ TOOLS: Any = [
         },
     }
 ]
-
-
-@pytest.fixture
-def configured(database_url: str) -> Iterator[chatdebug.Configuration]:
-    config = chatdebug.configure(database_url, enabled=True, metrics=Metrics(CollectorRegistry()))
-    try:
-        yield config
-    finally:
-        chatdebug.shutdown()
 
 
 def client_for(server: FakeServer, retries: int = 2) -> openai.OpenAI:
@@ -62,15 +53,6 @@ def rate_limited() -> Reply:
     reply = wire.openai_error_reply(429, "Rate limit reached", "rate_limit_error")
     reply.headers = {**reply.headers, "retry-after-ms": "5"}
     return reply
-
-
-def wait_for(predicate: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 def test_chat_turn_lands_with_summary(

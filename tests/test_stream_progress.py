@@ -6,14 +6,11 @@ it. Through the real openai SDK into SQLite and PostgreSQL, and the pieces on th
 from __future__ import annotations
 
 import threading
-import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
-from prometheus_client import CollectorRegistry
 
 import chatdebug
 from chatdebug._spans import PROGRESS_TEXT_CHARS
@@ -27,10 +24,10 @@ from chatdebug.exporter._events import (
 )
 from chatdebug.instrument.capture._response_body import ResponseBody
 from chatdebug.instrument.normalize import Codec, detect
-from chatdebug.metrics import Metrics
 from chatdebug.store import NewRun, NewStep, StepUpdate, Store, open_store
 from tests.fakes import wire
 from tests.fakes.server import SSE_HEADERS, FakeServer, Reply
+from tests.support import wait_for
 
 SECRET = "sk-proj-PROGRESSsecret0123456789abcdefXYZ"
 CODEC = detect("POST", "api.openai.com", "/v1/chat/completions").codec
@@ -38,15 +35,6 @@ CODEC = detect("POST", "api.openai.com", "/v1/chat/completions").codec
 
 def _codec() -> tuple[Codec, dict[str, Any] | None]:
     return CODEC, None
-
-
-def wait_for(predicate: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 # -- the pieces ---------------------------------------------------------------------------
@@ -168,15 +156,6 @@ def test_progress_is_stored_then_replaced_by_the_final_update(store: Store) -> N
 
 
 # -- through the SDK into a real store ----------------------------------------------------
-
-
-@pytest.fixture
-def configured(database_url: str) -> Iterator[chatdebug.Configuration]:
-    config = chatdebug.configure(database_url, enabled=True, metrics=Metrics(CollectorRegistry()))
-    try:
-        yield config
-    finally:
-        chatdebug.shutdown()
 
 
 @pytest.mark.slow

@@ -3,29 +3,17 @@ takes the labels of its first step when it ends; SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
 import openai
 import pytest
-from prometheus_client import CollectorRegistry
 
 import chatdebug
-from chatdebug.metrics import Metrics
 from tests.fakes import wire
 from tests.fakes.server import FakeServer
 
 MESSAGES: Any = [{"role": "user", "content": "Hello"}]
-
-
-@pytest.fixture
-def configured(database_url: str) -> Iterator[chatdebug.Configuration]:
-    config = chatdebug.configure(database_url, enabled=True, metrics=Metrics(CollectorRegistry()))
-    try:
-        yield config
-    finally:
-        chatdebug.shutdown()
 
 
 def test_sdk_steps_and_runs_are_labelled(
