@@ -285,8 +285,7 @@ class Metrics:
         )
         self.spill_replay_lag = Gauge(
             "chatdebug_spill_replay_lag_seconds",
-            "Age in seconds of the oldest event waiting in the spill journal; 0 when it is "
-            "empty.",
+            "Age in seconds of the oldest event waiting in the spill journal; 0 when it is empty.",
             registry=reg,
             multiprocess_mode="livemax",
         )

@@ -101,9 +101,7 @@ def slot_paths(path: str | os.PathLike[str]) -> list[Path]:
     base = Path(path)
     paths = [base]
     for number in range(1, MAX_SLOTS):
-        name = (
-            f"{base.stem}.{number}{base.suffix}" if base.suffix else f"{base.name}.{number}"
-        )
+        name = f"{base.stem}.{number}{base.suffix}" if base.suffix else f"{base.name}.{number}"
         paths.append(base.with_name(name))
     return paths
 
@@ -429,9 +427,7 @@ class SpillJournal:
             if slot is None or slot.conn is None or slot.base is None:
                 return
             base = slot.base
-            found = [
-                SpilledEvent(base + order, None, 0.0, 0, slot, True) for order, _, _ in items
-            ]
+            found = [SpilledEvent(base + order, None, 0.0, 0, slot, True) for order, _, _ in items]
         self.remove(found)
 
     def close(self) -> None:
@@ -447,7 +443,9 @@ def _read(slot: _Slot, key: int, queued_at: float, body: bytes) -> SpilledEvent:
     try:
         event: Event | None = decode_event(body)
     except SpillCodecError as exc:
-        logger.warning("chatdebug: unreadable record %d in spill journal %s: %s", key, slot.path, exc)
+        logger.warning(
+            "chatdebug: unreadable record %d in spill journal %s: %s", key, slot.path, exc
+        )
         event = None
     own = slot.base is not None and key >= slot.base
     return SpilledEvent(key, event, float(queued_at), len(body), slot, own)

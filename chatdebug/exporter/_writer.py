@@ -60,7 +60,7 @@ from ._dead import DeadRows, PendingMarks, touch_key
 from ._events import Event, apply_event
 from ._health import ExporterHealth
 from ._pricing import CostObserver, Pricer, price_events
-from ._spill import JournalUnwritable, SpilledEvent, SpillJournal, storage_reason, wall_time
+from ._spill import JournalUnwritable, SpillJournal, storage_reason, wall_time
 
 __all__ = ["BackgroundWriter"]
 
@@ -298,10 +298,11 @@ class BackgroundWriter:
         """Put ``entries`` (not written) into the journal at shutdown; how many it took."""
         if self._spill is None or not entries:
             return 0
-        events = price_events(
-            [event for event, _, _ in entries], self._pricer, self._observe_cost
-        )
-        items = [(order, event, wall_time(at)) for event, (_, at, order) in zip(events, entries)]
+        events = price_events([event for event, _, _ in entries], self._pricer, self._observe_cost)
+        items = [
+            (order, event, wall_time(at))
+            for event, (_, at, order) in zip(events, entries, strict=True)
+        ]
         try:
             kept = self._spill.append(items)
         except JournalUnwritable as exc:
@@ -461,7 +462,10 @@ class BackgroundWriter:
             if not hand.journaled or hand.kept:
                 return
             try:
-                items = [(order, event, 0.0) for (_, _, order), event in zip(hand.entries, batch)]
+                items = [
+                    (order, event, 0.0)
+                    for (_, _, order), event in zip(hand.entries, batch, strict=True)
+                ]
                 self._spill.remove_own(items)
             except JournalUnwritable as exc:
                 # Left in the journal: replayed later, which writes the same rows again.
@@ -479,7 +483,9 @@ class BackgroundWriter:
         with self._hand_lock:
             return self._hand is None or not self._hand.kept
 
-    def _apply(self, batch: list[Event], queued_at: float, *, journaled: bool) -> list[Outcome] | None:
+    def _apply(
+        self, batch: list[Event], queued_at: float, *, journaled: bool
+    ) -> list[Outcome] | None:
         """Apply ``batch`` until it commits; its outcomes, or ``None`` when it was not
         written (shutdown, or handed to the journal)."""
         delay = BACKOFF_INITIAL
@@ -666,7 +672,9 @@ class BackgroundWriter:
         kept = 0
         try:
             events = price_events([e for e, _, _ in taken], self._pricer, self._observe_cost)
-            items = [(order, ev, wall_time(at)) for ev, (_, at, order) in zip(events, taken)]
+            items = [
+                (order, ev, wall_time(at)) for ev, (_, at, order) in zip(events, taken, strict=True)
+            ]
             kept = self._spill.append(items)
             if kept < len(items):
                 self._journal_full()

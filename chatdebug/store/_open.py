@@ -45,6 +45,4 @@ def open_store(
         return SQLiteStore(parsed.target, clock=clock, migrate=migrate)
     from ._postgres import PostgresStore
 
-    return PostgresStore(
-        parsed.target, clock=clock, migrate=migrate, unreachable_ok=unreachable_ok
-    )
+    return PostgresStore(parsed.target, clock=clock, migrate=migrate, unreachable_ok=unreachable_ok)
