@@ -248,6 +248,11 @@ class SpillJournal:
         return min(times, default=None)
 
     @property
+    def has_adopted(self) -> bool:
+        """Whether events adopted from ended processes are still waiting."""
+        return bool(self._adopted)
+
+    @property
     def files(self) -> list[Path]:
         """The slot files this journal holds now."""
         with self._lock:

@@ -115,9 +115,13 @@ class BackgroundWriter:
         self._health = health
         self._max_queue_size = max_queue_size
         self._max_batch_size = min(max_batch_size, max_queue_size)
-        # With a journal, a batch must not wait for company longer than half the
+        # With a journal, a batch must not wait for company longer than a quarter of the
         # hand-off delay, or healthy writing would send every event through the journal.
-        self._schedule_delay = schedule_delay if spill is None else min(schedule_delay, handoff / 2)
+        self._schedule_delay = schedule_delay if spill is None else min(schedule_delay, handoff / 4)
+        # The hand-off thread looks every quarter of the delay and takes what is older
+        # than the other three quarters, so nothing waits longer than the delay itself.
+        self._spill_interval = handoff / 4
+        self._spill_age = handoff - self._spill_interval
         self._pricer = pricer
         self._observe_cost = observe_cost
         self._spill = spill
@@ -220,9 +224,16 @@ class BackgroundWriter:
         """:meth:`flush`; with ``until_outage``, give up as soon as the store is found
         unavailable (at shutdown with a journal, which then keeps what is left)."""
         deadline = time.monotonic() + max(0.0, timeout)
+        spill = self._spill
         with self._cond:
             target = self._enqueued
-            if self._done >= target:
+
+            def pending() -> bool:
+                # Events adopted from an ended process's journal count as recorded
+                # before this call too.
+                return self._done < target or (spill is not None and spill.has_adopted)
+
+            if not pending():
                 return True
             if self._thread is threading.current_thread():
                 return False
@@ -230,7 +241,7 @@ class BackgroundWriter:
             self._flush_waiters += 1
             self._cond.notify_all()
             try:
-                while self._done < target:
+                while pending():
                     remaining = deadline - time.monotonic()
                     if remaining <= 0 or (until_outage and self._outage):
                         return False
@@ -618,9 +629,8 @@ class BackgroundWriter:
         return adopted
 
     def _spill_forever(self) -> None:
-        interval = max(0.005, self._handoff / 2)
         while not self._abort:
-            self._spill_wake.wait(interval)
+            self._spill_wake.wait(self._spill_interval)
             self._spill_wake.clear()
             if self._abort:
                 return
@@ -646,7 +656,7 @@ class BackgroundWriter:
                 hand is not None
                 and not hand.committed
                 and not hand.journaled
-                and (self._outage or now - hand.entries[0][1] >= self._handoff)
+                and (self._outage or now - hand.entries[0][1] >= self._spill_age)
             ):
                 self._append_hand(hand)
         with self._cond:
@@ -658,7 +668,7 @@ class BackgroundWriter:
             else:
                 count = 0
                 for _, queued_at, _ in queue:
-                    if now - queued_at < self._handoff:
+                    if now - queued_at < self._spill_age:
                         break
                     count += 1
             if not count:

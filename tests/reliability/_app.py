@@ -245,8 +245,7 @@ class App:
             },
             "min_storage_writable": dict(self.sampler.min_writable),
             "storage_failures": {
-                f"{t}/{r}": get("chatdebug_storage_failures_total", {"target": t, "reason": r})
-                or 0
+                f"{t}/{r}": get("chatdebug_storage_failures_total", {"target": t, "reason": r}) or 0
                 for t in ("store", "journal")
                 for r in ("disk_full", "read_only", "io_error", "cannot_open")
             },

@@ -135,8 +135,10 @@ def test_an_application_restarted_during_an_outage_loses_nothing(
     restored_at = time.time()
     proxy.start()
     written_at = wait_until(
-        lambda: completed_counts(pg_url, "restart-a") == (before, before * STEPS)
-        and completed_counts(pg_url, "restart-b") == (after, after * STEPS),
+        lambda: (
+            completed_counts(pg_url, "restart-a") == (before, before * STEPS)
+            and completed_counts(pg_url, "restart-b") == (after, after * STEPS)
+        ),
         timeout=120,
     )
     flushed = second.request("flushed", cmd="flush", timeout=30)
