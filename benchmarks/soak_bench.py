@@ -10,8 +10,9 @@ the run ends ``error``), and a completion followed by a stream. Every ``--sample
 seconds it reports its RSS, what ``tracemalloc`` traces (and the top allocation sites),
 its threads and open file descriptors, and its counters.
 
-Beside it, ``chatdebug serve`` purges every 20 s and finalizes stale runs every 15 s,
-and this script gives them work: every 30 s it stores 200 completed runs last updated 40
+Beside it, ``chatdebug serve`` purges and finalizes stale runs every 20 s
+(``--purge-interval``), and this script gives them work: every 30 s
+(``--seed-interval``) it stores 200 completed runs last updated 40
 days ago (past the 30-day retention: the purge removes them) and 20 in-progress runs
 idle for 10 minutes (the finalizer interrupts them).
 
@@ -83,12 +84,14 @@ def _top_sites(snapshot: tracemalloc.Snapshot, limit: int = 5) -> list[str]:
 
 
 def _app(options: dict[str, Any]) -> None:
-    tracemalloc.start(1)
     import openai
     from prometheus_client import CollectorRegistry
 
     import chatdebug
     from chatdebug.metrics import DROP_REASONS, Metrics
+
+    # Traced from here: what the imports allocate is not what a soak looks for.
+    tracemalloc.start(1)
 
     metrics = Metrics(CollectorRegistry())
     chatdebug.configure(options["url"], enabled=True, metrics=metrics, **options["configure"])
@@ -242,11 +245,11 @@ def _database(store: str, tmp: Path, dsn: str) -> Iterator[str]:
             yield url
 
 
-def _seed(url: str, stop: threading.Event, seeded: dict[str, int]) -> None:
-    """Every SEED_INTERVAL seconds: aged runs for the purge, idle ones for the finalizer."""
+def _seed(url: str, stop: threading.Event, seeded: dict[str, int], interval: float) -> None:
+    """Every ``interval`` seconds: aged runs for the purge, idle ones for the finalizer."""
     from chatdebug.store import NewRun, NewStep, RunUpdate, open_store
 
-    while not stop.wait(SEED_INTERVAL if seeded["rounds"] else 5.0):
+    while not stop.wait(interval if seeded["rounds"] else min(5.0, interval)):
         now = datetime.now(UTC)
         aged_at, idle_at = now - timedelta(days=40), now - timedelta(minutes=10)
         aged = open_store(url, clock=lambda at=aged_at: at)  # type: ignore[misc]
@@ -327,15 +330,18 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         serve_log = (tmp / "serve.log").open("w")
         serve = subprocess.Popen(
             [sys.executable, "-m", "chatdebug", "serve", "--database-url", url,
-             "--listen", f"127.0.0.1:{port}", "--purge-interval", "20s",
-             "--stale-interval", "15s", "--stale-threshold", "5m"],
+             "--listen", f"127.0.0.1:{port}", "--purge-interval", f"{args.purge_interval}s",
+             "--stale-interval", f"{args.purge_interval}s", "--stale-threshold", "5m"],
             env=env, stdout=serve_log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        stack.callback(serve.wait, 30)
+        serve_exit: list[int] = []
+        stack.callback(lambda: serve_exit.append(serve.wait(30)))
         stack.callback(serve.terminate)
         seeded = {"aged": 0, "idle": 0, "rounds": 0}
         stop = threading.Event()
-        seeder = threading.Thread(target=_seed, args=(url, stop, seeded), daemon=True)
+        seeder = threading.Thread(
+            target=_seed, args=(url, stop, seeded, args.seed_interval), daemon=True
+        )
         seeder.start()
         configure: dict[str, Any] = {}
         if args.store == "postgresql":
@@ -370,7 +376,7 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         app.wait()
         stop.set()
         seeder.join(timeout=120)
-        time.sleep(25)  # one more purge tick and finalizer tick after the last seed
+        time.sleep(args.purge_interval + 5)  # one more purge and finalizer tick after the last seed
         purged = _serve_metric(port, "chatdebug_purge_records_removed_total",
                                record_type="chat_debug_runs")  # fmt: skip
         finalized = _serve_metric(port, "chatdebug_stale_rows_finalized_total",
@@ -388,7 +394,8 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             "AND status = 'in_progress'",
         )
 
-    warm = [s for s in samples if s["t"] >= args.warmup * 60]
+    # After the warm-up, while the traffic runs (the last samples may see it wind down).
+    warm = [s for s in samples if args.warmup * 60 <= s["t"] <= args.minutes * 60 - 1]
     result = {
         "store": args.store,
         "minutes": args.minutes,
@@ -425,6 +432,7 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         "top_sites_last": samples[-1]["top"] if samples else None,
         "top_chatdebug_sites_last": samples[-1]["top_chatdebug"] if samples else None,
         "samples": samples,
+        "serve_exit": serve_exit,
     }
     return result
 
@@ -437,6 +445,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=10.0, help="runs a second (default 10)")
     parser.add_argument("--sample", type=float, default=60.0, help="seconds between samples")
     parser.add_argument("--warmup", type=float, default=5.0, help="minutes left out of the slope")
+    parser.add_argument(
+        "--purge-interval",
+        type=float,
+        default=20.0,
+        help="seconds between purge ticks and between finalizer ticks of serve",
+    )
+    parser.add_argument(
+        "--seed-interval",
+        type=float,
+        default=SEED_INTERVAL,
+        help="seconds between rounds of aged and idle runs",
+    )
     parser.add_argument("--dsn", default=os.environ.get("CHATDEBUG_TEST_POSTGRES_DSN", DEFAULT_DSN))
     parser.add_argument("--json", help="also write the result (with every sample) to this file")
     args = parser.parse_args(argv)

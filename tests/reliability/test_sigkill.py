@@ -47,7 +47,9 @@ def _rows(url: str, prefix: str) -> tuple[dict[str, str], list[tuple[str, int, s
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stalled", [False, True], ids=["store-writing", "store-stalled"])
+# "store-writing" (the store healthy at the kill) is the easy case, left out of the suite
+# for time: with the writer stuck in the store, the journal must hold everything.
+@pytest.mark.parametrize("stalled", [True], ids=["store-stalled"])
 def test_sigkill_loses_at_most_the_handoff_window(
     stall: Stall,
     stalled: bool,
