@@ -151,6 +151,11 @@ class Metrics:
         traffic, labelled by provider, model and operation.
         llm_cost: dollars spent on LLM calls, by provider and model (a counter, so
         multiprocess mode sums it over workers like the other counters).
+        spill_events, spill_replayed_events, spill_journal_events, spill_journal_bytes,
+        spill_journal_capacity, spill_replay_lag: the exporter's spill journal (sizes
+        add up over live workers, the lag is the live maximum).
+        storage_writable, storage_failures: whether the SQLite store's and the journal's
+        file systems take writes (the live minimum), and episodes when they did not.
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:

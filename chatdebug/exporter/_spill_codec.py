@@ -87,10 +87,17 @@ def _decode_value(value: Any) -> Any:
         cls = _PARAMS.get(value[1])
         if cls is None:
             raise SpillCodecError(f"unknown parameter type {value[1]!r}")
-        return cls(**{name: _decode_value(item) for name, item in value[2].items()})
+        return cls(**_decode_fields(value[2]))
     if tag == "v":
         return value[1]
     raise SpillCodecError(f"unknown value tag {tag!r}")
+
+
+def _decode_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    # Most values are plain (a string, a number, None): only tagged ones are lists.
+    return {
+        name: _decode_value(item) if type(item) is list else item for name, item in fields.items()
+    }
 
 
 def encode_event(event: Event) -> bytes:
@@ -103,7 +110,7 @@ def decode_event(data: bytes) -> Event:
     try:
         kind, fields = orjson.loads(data)
         cls = _EVENTS[kind]
-        event: Event = cls(**{name: _decode_value(item) for name, item in fields.items()})
+        event: Event = cls(**_decode_fields(fields))
     except SpillCodecError:
         raise
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:

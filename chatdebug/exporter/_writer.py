@@ -73,6 +73,7 @@ DEFAULT_HANDOFF: Final = 0.25
 """Seconds an event may wait in memory before it is handed to the spill journal."""
 _ADOPT_INTERVAL: Final = 10.0  # seconds between looks for journals of dead processes
 _JOURNAL_RETRY: Final = 1.0  # seconds before a full or failing journal is tried again
+_JOURNAL_BATCHES: Final = 4  # queue batches per batch written from the journal
 
 
 class _Hand:
@@ -546,7 +547,9 @@ class BackgroundWriter:
         """Write the oldest batch of the journal (store migrated first when it was
         unreachable at startup), then take it out of the journal."""
         assert self._spill is not None
-        items = self._spill.head(self._max_batch_size)
+        # Larger batches than the queue's: a backlog is written with fewer commits, and
+        # the bulk path paces itself between rows.
+        items = self._spill.head(self._max_batch_size * _JOURNAL_BATCHES)
         if not items:
             return
         unreadable = [item for item in items if item.event is None]
