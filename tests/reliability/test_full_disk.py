@@ -187,3 +187,49 @@ def test_spill_journal_on_a_full_file_system(
     assert sum(report["dropped"].values()) == 0, report["dropped"]
     assert report["journal_events"] == 0
     assert logged == 1
+
+
+@pytest.mark.slow
+def test_spill_journal_on_a_read_only_file_system(
+    small_fs: Path,
+    pg_url: str,
+    pg_proxy: tuple[TCPProxy, str],
+    start_app: StartApp,
+    record_property: Callable[[str, object], None],
+) -> None:
+    proxy, proxied_url = pg_proxy
+    # Read-only before anything is there (a file system remounted read-only under open
+    # files cannot be made here: the kernel refuses while they are open for writing).
+    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    journal = small_fs / "spill.db"
+    app = start_app(proxied_url, configure={"spill_path": str(journal), "queue_size": 20_000})
+    runs = 200
+    app.send(cmd="runs", count=runs, steps=STEPS, threads=4, prefix="ro", rate=20.0)
+    app.wait_progress(25, timeout=60)
+    proxy.stop()
+    assert _until_metric(app, lambda m: m["storage_writable"]["journal"] == 0), app.log()
+    during = app.request("metrics", cmd="metrics")
+    subprocess.run(["mount", "-o", "remount,rw", str(small_fs)], check=True)
+    assert _until_metric(app, lambda m: m["storage_writable"]["journal"] == 1 and m["spilled"] > 0)
+    outcome = RunsOutcome(app.wait_for("runs_done", timeout=120)["runs"])
+    proxy.start()
+    written_at = wait_until(lambda: completed_counts(pg_url, "ro") == (runs, runs), timeout=90)
+    flushed = app.request("flushed", cmd="flush", timeout=30)
+    report = app.request("metrics", cmd="metrics")
+    figure(
+        record_property,
+        "spill_journal_read_only",
+        runs=runs,
+        spilled=report["spilled"],
+        caller_exceptions=len(outcome.errors),
+        dropped=sum(report["dropped"].values()),
+        failures_counted=report["storage_failures"]["journal/read_only"],
+    )
+
+    assert outcome.errors == []
+    assert during["storage_failures"]["journal/read_only"] == 1
+    assert written_at is not None and flushed["ok"]
+    assert_all_written(outcome, STEPS, pg_url, "ro")
+    assert report["storage_writable"]["journal"] == 1
+    assert sum(report["dropped"].values()) == 0, report["dropped"]
+    assert app.log().count("cannot write its spill journal") == 1
