@@ -279,6 +279,12 @@ class BackgroundWriter:
         self._health.queue_depth_changed(-len(leftover))
         if spiller is not None and spiller is not threading.current_thread():
             spiller.join(timeout=2.0)
+            with self._cond:  # what a hand-off in flight could not journal came back
+                late = list(self._queue)
+                self._queue.clear()
+                self._done += len(late)
+            self._health.queue_depth_changed(-len(late))
+            leftover += late
         left = len(leftover) - self._keep(leftover)
         self._health.drop("shutdown", left, log=False)
         if thread is not None and thread is not threading.current_thread():
@@ -291,7 +297,7 @@ class BackgroundWriter:
                 # ...unless the thread is still stuck in the store (a lock wait, a
                 # network timeout): then it is lost as far as anyone can tell, unless
                 # the journal takes it.
-                kept = self._keep(hand.entries) if hand is not None else 0
+                kept = self._keep(hand.entries, priced=True) if hand is not None else 0
                 self._health.drop("shutdown", len(stuck) - kept, log=False)
                 self._shutdown_in_hand += len(stuck) - kept
         self._health.queue_capacity_changed(-self._max_queue_size)
@@ -306,11 +312,13 @@ class BackgroundWriter:
             self._close_journal()
         return flushed
 
-    def _keep(self, entries: list[tuple[Event, float, int]]) -> int:
+    def _keep(self, entries: list[tuple[Event, float, int]], *, priced: bool = False) -> int:
         """Put ``entries`` (not written) into the journal at shutdown; how many it took."""
         if self._spill is None or not entries:
             return 0
-        events = price_events([event for event, _, _ in entries], self._pricer, self._observe_cost)
+        events = [event for event, _, _ in entries]
+        if not priced:
+            events = price_events(events, self._pricer, self._observe_cost)
         items = [
             (order, event, wall_time(at))
             for event, (_, at, order) in zip(events, entries, strict=True)
@@ -377,9 +385,9 @@ class BackgroundWriter:
             self._spiller.start()
 
     # -- writer thread ---------------------------------------------------------------
-    def _next_batch(self) -> tuple[list[Event], float] | None:
-        """The next batch and when its oldest event was queued; ``None``: stop; an empty
-        batch: look at the journal first."""
+    def _next_batch(self) -> tuple[list[tuple[Event, float, int]], float] | None:
+        """The next batch (queue entries) and when its oldest event was queued;
+        ``None``: stop; an empty batch: look at the journal first."""
         with self._cond:
             while (
                 (not self._queue and not self._journal_nudged) or self._spill_in_flight
@@ -410,9 +418,8 @@ class BackgroundWriter:
                 return [], 0.0
             count = min(len(self._queue), self._max_batch_size)
             taken = [self._queue.popleft() for _ in range(count)]
-            self._hand = _Hand(taken) if self._spill is not None else None
         self._health.queue_depth_changed(-count)
-        return [event for event, _, _ in taken], taken[0][1]
+        return taken, taken[0][1]
 
     def _oldest_waiting(self) -> float | None:
         """When the oldest event still queued was queued."""
@@ -437,11 +444,17 @@ class BackgroundWriter:
             taken = self._next_batch()
             if taken is None:
                 return
-            batch, queued_at = taken
-            if not batch:
+            entries, queued_at = taken
+            if not entries:
                 continue
-            # Priced here, once per batch taken (a retried batch keeps its costs).
-            batch = price_events(batch, self._pricer, self._observe_cost)
+            # Priced here, once per batch taken (a retried batch keeps its costs), and
+            # before the hand-off may see it: the journal keeps priced events.
+            batch = price_events([e for e, _, _ in entries], self._pricer, self._observe_cost)
+            if self._spill is not None:
+                with self._hand_lock:
+                    self._hand = _Hand(
+                        [(ev, at, order) for ev, (_, at, order) in zip(batch, entries, strict=True)]
+                    )
             with self._cond:
                 self._in_hand = batch
             finished = True
@@ -450,7 +463,7 @@ class BackgroundWriter:
             except Exception as exc:  # the thread must survive our own bugs
                 log_internal_error("exporter", exc)
             finally:
-                self._release_hand(batch)
+                self._release_hand()
                 oldest = self._oldest_waiting()
                 self._health.oldest_event_age(0.0 if oldest is None else time.monotonic() - oldest)
                 with self._cond:
@@ -463,7 +476,7 @@ class BackgroundWriter:
                             self._pending_touches.discard(key)
                     self._cond.notify_all()
 
-    def _release_hand(self, batch: list[Event]) -> None:
+    def _release_hand(self) -> None:
         """The batch in hand is done with (written, dropped or journaled by the writer):
         if the hand-off journaled it meanwhile, take it out of the journal again."""
         with self._hand_lock:
@@ -474,11 +487,7 @@ class BackgroundWriter:
             if not hand.journaled or hand.kept:
                 return
             try:
-                items = [
-                    (order, event, 0.0)
-                    for (_, _, order), event in zip(hand.entries, batch, strict=True)
-                ]
-                self._spill.remove_own(items)
+                self._spill.remove_own([(order, ev, 0.0) for ev, _, order in hand.entries])
             except JournalUnwritable as exc:
                 # Left in the journal: replayed later, which writes the same rows again.
                 self._journal_failed(exc)

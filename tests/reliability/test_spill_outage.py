@@ -16,6 +16,7 @@ from ._driver import (
     StartApp,
     assert_all_written,
     completed_counts,
+    connect,
     figure,
     since,
     status_counts,
@@ -166,3 +167,13 @@ def test_an_application_restarted_during_an_outage_loses_nothing(
     assert report["journal_events"] == 0
     # The second process replayed the first one's journal as well as its own.
     assert report["replayed"] >= exited["spilled"]
+    # Steps that went through a journal were priced before it, like any other.
+    conn = connect(pg_url)
+    try:
+        priced = conn.execute(
+            "SELECT count(*) FROM chat_debug_steps WHERE chat_id LIKE 'restart-a-%' "
+            "AND metadata ? 'cost'"
+        ).fetchone()[0]
+    finally:
+        conn.close()
+    assert priced == before * STEPS
