@@ -28,10 +28,11 @@ from ._lifecycle import set_exit_flush_timeout
 from ._options import (
     DEFAULT_ENABLEMENT_CACHE_SECONDS,
     DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_SPILL_HANDOFF,
     Plan,
     check_options,
 )
-from .exporter import Pricer, StoreSpanProcessor
+from .exporter import Pricer, SpillJournal, StoreSpanProcessor
 from .instrument import (
     InstrumentSettings,
     install,
@@ -95,6 +96,9 @@ def configure(
     stream_usage: bool = False,
     prices: Mapping[str, Mapping[str, float]] | None = None,
     prices_file: str | os.PathLike[str] | None = None,
+    spill_path: str | os.PathLike[str] | bool | None = None,
+    spill_max_bytes: int | None = None,
+    spill_handoff: float = DEFAULT_SPILL_HANDOFF,
 ) -> Configuration:
     """Set up the store, the exporter and tracing, and return what was set up.
 
@@ -156,6 +160,21 @@ def configure(
       They take precedence over the bundled genai-prices data for those models.
     * **prices_file** - a JSON file of overrides in the same shape, read now; entries of
       ``prices`` win over the file's.
+    * **spill_path** - the spill journal: a local file where events that cannot be
+      written in time wait (the store unavailable, the queue above half its capacity,
+      or an event queued longer than ``spill_handoff``) until they are replayed into
+      the store, in order; it survives the process, so a crash loses at most the last
+      ``spill_handoff`` seconds. Default env ``CHATDEBUG_SPILL_PATH`` (``off``: none),
+      else ``chatdebug-spill.db`` in the working directory for a PostgreSQL
+      ``database_url`` and none for SQLite; ``True`` the same file for any store,
+      ``False`` none. Processes sharing a path each use their own file beside it.
+      With a journal, a database that cannot be reached yet is not an error: the
+      store connects (and migrates) once it answers.
+    * **spill_max_bytes** - bytes of events the journal holds at most, at least 1;
+      default env ``CHATDEBUG_SPILL_MAX_BYTES``, else 1 GiB. Beyond it, events wait in
+      the queue and are dropped (counted) when that is full too.
+    * **spill_handoff** - seconds (more than 0) an event may wait in memory before it is
+      handed to the journal; default 0.25.
 
     **Checks first.** Every argument, and every environment variable used in its
     place, is checked before anything happens: a wrong type raises :class:`TypeError`,
@@ -203,6 +222,9 @@ def configure(
         stream_usage=stream_usage,
         prices=prices,
         prices_file=prices_file,
+        spill_path=spill_path,
+        spill_max_bytes=spill_max_bytes,
+        spill_handoff=spill_handoff,
     )
     key = plan.key()
     with _lock:
@@ -226,15 +248,21 @@ def _build_and_install(plan: Plan, key: tuple[object, ...]) -> Configuration:
     try:
         store = plan.store
         if store is None:
-            store = open_store(plan.url)
+            store = open_store(plan.url, unreachable_ok=plan.spill_path is not None)
             undo.append(("close the store", store.close))
         metrics = plan.metrics or application_metrics()
+        spill = None
+        if plan.spill_path is not None:
+            spill = SpillJournal(plan.spill_path, plan.spill_max_bytes)
+            undo.append(("close the spill journal", spill.close))
         processor = StoreSpanProcessor(
             store,
             metrics=metrics,
             max_queue_size=plan.queue_size,
             stale_threshold=plan.stale_threshold,
             pricer=Pricer(plan.prices),
+            spill=spill,
+            spill_handoff=plan.spill_handoff,
         )
         # Its writer thread starts with the first event, so shutting it down here is
         # quick; it also takes its queue capacity back out of the metrics.

@@ -26,8 +26,11 @@ from .environment_variables import (
     CHATDEBUG_DATABASE_URL,
     CHATDEBUG_EXIT_FLUSH_TIMEOUT,
     CHATDEBUG_QUEUE_SIZE,
+    CHATDEBUG_SPILL_MAX_BYTES,
+    CHATDEBUG_SPILL_PATH,
     CHATDEBUG_STALE_THRESHOLD_SECONDS,
     DEFAULT_DATABASE_URL,
+    DEFAULT_SPILL_PATH,
 )
 from .exporter import PricesError, load_prices_file, validate_prices
 from .instrument import (
@@ -42,6 +45,7 @@ from .store import Store, database_location
 __all__ = [
     "DEFAULT_ENABLEMENT_CACHE_SECONDS",
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_SPILL_HANDOFF",
     "Plan",
     "check_options",
 ]
@@ -52,6 +56,9 @@ DEFAULT_QUEUE_SIZE: Final = 10_000
 DEFAULT_STALE_THRESHOLD_SECONDS: Final = 300.0
 DEFAULT_MAX_BODY_BYTES: Final = 50_000
 DEFAULT_ENABLEMENT_CACHE_SECONDS: Final = 5.0
+DEFAULT_SPILL_MAX_BYTES: Final = 1 << 30
+DEFAULT_SPILL_HANDOFF: Final = 0.25
+_OFF: Final = ("off", "0", "false", "no", "none")
 
 # What the exporter and the enablement check call on a store given as ``store=``. The
 # Store protocol is not checkable at run time, and a wrapper that forwards through
@@ -83,6 +90,10 @@ class Plan:
     model_urls: tuple[re.Pattern[str], ...]
     stream_usage: bool
     prices: dict[str, Any]
+    spill_path: str | None
+    """Absolute path of the spill journal, ``None`` for none."""
+    spill_max_bytes: int
+    spill_handoff: float
 
     def key(self) -> tuple[object, ...]:
         """What makes two calls "the same configuration". Objects the caller hands over
@@ -107,6 +118,9 @@ class Plan:
             tuple((p.pattern, p.flags) for p in self.model_urls),
             self.stream_usage,
             json.dumps(self.prices, sort_keys=True),
+            self.spill_path,
+            self.spill_max_bytes,
+            self.spill_handoff,
         )
 
 
@@ -131,6 +145,9 @@ def check_options(
     stream_usage: object,
     prices: object = None,
     prices_file: object = None,
+    spill_path: object = None,
+    spill_max_bytes: object = None,
+    spill_handoff: object = DEFAULT_SPILL_HANDOFF,
 ) -> Plan:
     # Parameters are typed ``object`` here: the public signature states what is
     # accepted, and this is where callers without a type checker find out.
@@ -193,7 +210,47 @@ def check_options(
         model_urls=_model_urls(model_urls),
         stream_usage=stream_usage,
         prices=_prices(prices, prices_file),
+        spill_path=_spill_path(spill_path, url, has_store=store is not None),
+        spill_max_bytes=_spill_max_bytes(spill_max_bytes),
+        spill_handoff=_seconds("spill_handoff", spill_handoff, positive=True),
     )
+
+
+def _spill_path(value: object, url: str, *, has_store: bool) -> str | None:
+    """The journal's absolute path: the option, else ``CHATDEBUG_SPILL_PATH``, else the
+    default for a PostgreSQL URL; ``None`` for no journal."""
+    if value is False:
+        return None
+    if value is None or value is True:
+        from_env = os.environ.get(CHATDEBUG_SPILL_PATH, "").strip()
+        if from_env.lower() in _OFF:
+            return None
+        if from_env:
+            value = from_env
+        elif value is True or (not has_store and url.startswith(("postgresql:", "postgres:"))):
+            value = DEFAULT_SPILL_PATH
+        else:
+            return None
+    if not isinstance(value, str | os.PathLike):
+        raise _type_error("spill_path", "a path, True, False or None", value)
+    path = os.fspath(value)
+    if not isinstance(path, str) or not path:
+        raise ValueError("chatdebug.configure(): spill_path must not be empty")
+    if os.path.isdir(path):
+        raise ValueError(f"chatdebug.configure(): spill_path {path!r} is a directory, not a file")
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _spill_max_bytes(value: object) -> int:
+    if value is not None:
+        return _count("spill_max_bytes", value, minimum=1)
+    from_env = _env_float(CHATDEBUG_SPILL_MAX_BYTES, DEFAULT_SPILL_MAX_BYTES)
+    if not math.isfinite(from_env) or int(from_env) < 1:
+        raise ValueError(
+            f"chatdebug.configure(): spill_max_bytes from {CHATDEBUG_SPILL_MAX_BYTES} must be "
+            f"at least 1, got {os.environ.get(CHATDEBUG_SPILL_MAX_BYTES)!r}"
+        )
+    return int(from_env)
 
 
 def _prices(prices: object, prices_file: object) -> dict[str, Any]:

@@ -30,7 +30,15 @@ CHATDEBUG_EXIT_FLUSH_TIMEOUT: Final = "CHATDEBUG_EXIT_FLUSH_TIMEOUT"
 to write what it still holds; what it could not write by then is counted
 (``reason="shutdown"``) and logged once. Default: 10."""
 
+CHATDEBUG_SPILL_PATH: Final = "CHATDEBUG_SPILL_PATH"
+"""Path of the spill journal (``off`` for none). Default: ``chatdebug-spill.db`` in the
+working directory with a PostgreSQL store, none with SQLite."""
+
+CHATDEBUG_SPILL_MAX_BYTES: Final = "CHATDEBUG_SPILL_MAX_BYTES"
+"""Bytes of events the spill journal holds at most. Default: 1073741824 (1 GiB)."""
+
 DEFAULT_DATABASE_URL: Final = "sqlite:///chatdebug.db"
+DEFAULT_SPILL_PATH: Final = "chatdebug-spill.db"
 
 
 def truthy(value: str | None) -> bool:

@@ -28,6 +28,8 @@ __all__ = [
     "DROP_REASONS",
     "EVENT_KINDS",
     "RECORD_TYPES",
+    "STORAGE_REASONS",
+    "STORAGE_TARGETS",
     "TOKEN_TYPES",
     "InternalErrorsCollector",
     "Metrics",
@@ -66,8 +68,15 @@ DROP_REASONS: Final = (
     "run_not_found",
     "store_error",
     "shutdown",
+    "spill_unreadable",
 )
 """Values of the ``reason`` label of ``chatdebug_exporter_events_dropped_total``."""
+
+STORAGE_TARGETS: Final = ("store", "journal")
+"""Values of the ``target`` label of the local storage metrics: the SQLite store's file
+and the spill journal."""
+STORAGE_REASONS: Final = ("disk_full", "read_only", "io_error", "cannot_open")
+"""Values of the ``reason`` label of ``chatdebug_storage_failures_total``."""
 
 TOKEN_TYPES: Final = ("input", "output", "reasoning", "cache_read", "cache_creation")
 """Values of the ``token_type`` label of ``gen_ai_client_token_usage``."""
@@ -142,6 +151,11 @@ class Metrics:
         traffic, labelled by provider, model and operation.
         llm_cost: dollars spent on LLM calls, by provider and model (a counter, so
         multiprocess mode sums it over workers like the other counters).
+        spill_events, spill_replayed_events, spill_journal_events, spill_journal_bytes,
+        spill_journal_capacity, spill_replay_lag: the exporter's spill journal (sizes
+        add up over live workers, the lag is the live maximum).
+        storage_writable, storage_failures: whether the SQLite store's and the journal's
+        file systems take writes (the live minimum), and episodes when they did not.
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -231,7 +245,8 @@ class Metrics:
         self.exporter_events_dropped = Counter(
             "chatdebug_exporter_events_dropped_total",
             "Events the exporter did not write, by reason (queue_full, run_dropped, "
-            "step_dropped, run_finalized, run_not_found, store_error, shutdown).",
+            "step_dropped, run_finalized, run_not_found, store_error, shutdown, "
+            "spill_unreadable).",
             ["reason"],
             registry=reg,
         )
@@ -241,6 +256,65 @@ class Metrics:
             buckets=WRITE_DURATION_BUCKETS,
             registry=reg,
         )
+        # -- spill journal and local storage -----------------------------------------
+        self.spill_events = Counter(
+            "chatdebug_spill_events",
+            "Events the exporter handed to its spill journal instead of keeping them in "
+            "memory (store unavailable, queue above half its capacity, or waiting longer "
+            "than the hand-off delay).",
+            registry=reg,
+        )
+        self.spill_replayed_events = Counter(
+            "chatdebug_spill_replayed_events",
+            "Events of the spill journal written to the store, those of journals left by "
+            "ended processes included.",
+            registry=reg,
+        )
+        self.spill_journal_events = Gauge(
+            "chatdebug_spill_journal_events",
+            "Events waiting in the spill journal.",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.spill_journal_bytes = Gauge(
+            "chatdebug_spill_journal_bytes",
+            "Bytes of the events waiting in the spill journal.",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.spill_journal_capacity = Gauge(
+            "chatdebug_spill_journal_capacity_bytes",
+            "Bytes the spill journal holds at most (spill_max_bytes); 0 without a journal.",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.spill_replay_lag = Gauge(
+            "chatdebug_spill_replay_lag_seconds",
+            "Age in seconds of the oldest event waiting in the spill journal; 0 when it is empty.",
+            registry=reg,
+            multiprocess_mode="livemax",
+        )
+        self.storage_writable = Gauge(
+            "chatdebug_storage_writable",
+            "0 while the local storage of target (store: the SQLite database file; "
+            "journal: the spill journal) refuses writes (full, read-only, I/O errors), "
+            "else 1.",
+            ["target"],
+            registry=reg,
+            multiprocess_mode="livemin",
+        )
+        self.storage_failures = Counter(
+            "chatdebug_storage_failures",
+            "Episodes of local storage refusing writes, by target (store, journal) and "
+            "reason (disk_full, read_only, io_error, cannot_open).",
+            ["target", "reason"],
+            registry=reg,
+        )
+        for target in STORAGE_TARGETS:
+            self.storage_writable.labels(target=target).set(1)
+            for reason in STORAGE_REASONS:
+                self.storage_failures.labels(target=target, reason=reason)
+
         # Pre-create the label values so a fresh process exposes zeros, not missing
         # series, and rate() works before the first occurrence.
         for success in ("true", "false"):

@@ -413,6 +413,75 @@ ALERTS: Final = (
             ),
         ),
     ),
+    Alert(
+        name="ChatdebugSpillJournalNearlyFull",
+        signal="max by (instance) (chatdebug_spill_journal_bytes) "
+        "/ max by (instance) (chatdebug_spill_journal_capacity_bytes > 0)",
+        op=">",
+        threshold=0.8,
+        threshold_text="spill journal above 80 % of spill_max_bytes for 5 minutes",
+        summary="chatdebug spill journal above 80 % on {{ $labels.instance }}",
+        description="Events the store could not take are filling the local spill journal; "
+        "once it is full, events wait in memory and are then dropped. Is the store down?",
+        for_="5m",
+        cases=(
+            Case(
+                {
+                    _s("chatdebug_spill_journal_bytes", APP): "0 9e8x10",
+                    _s("chatdebug_spill_journal_capacity_bytes", APP): "1e9x10",
+                },
+                "8m",
+                (AT_APP,),
+            ),
+            # Filling, then draining again within 5 minutes.
+            Case(
+                {
+                    _s("chatdebug_spill_journal_bytes", APP): "0 9e8 9e8 1e6x7",
+                    _s("chatdebug_spill_journal_capacity_bytes", APP): "1e9x10",
+                },
+                "8m",
+            ),
+        ),
+    ),
+    Alert(
+        name="ChatdebugSpillReplayLagging",
+        signal="max by (instance) (chatdebug_spill_replay_lag_seconds)",
+        op=">",
+        threshold=600,
+        threshold_text="the oldest event in the spill journal older than 600 s for 5 minutes",
+        summary="chatdebug events wait in the spill journal on {{ $labels.instance }}",
+        description="The oldest event of the spill journal has waited more than 10 minutes: "
+        "the store has not taken it back (down, or slower than the traffic). Nothing is "
+        "lost while the journal has room; viewers do not see these runs yet.",
+        for_="5m",
+        cases=(
+            Case({_s("chatdebug_spill_replay_lag_seconds", APP): "0 300+60x12"}, "12m", (AT_APP,)),
+            # A replay that catches up within minutes.
+            Case({_s("chatdebug_spill_replay_lag_seconds", APP): "0 60 120 180 0x8"}, "12m"),
+        ),
+    ),
+    Alert(
+        name="ChatdebugLocalStorageUnwritable",
+        signal="min by (instance, target) (chatdebug_storage_writable)",
+        op="<",
+        threshold=1,
+        threshold_text="the SQLite store's or the spill journal's file system refuses writes "
+        "for 1 minute",
+        summary="chatdebug cannot write its {{ $labels.target }} on {{ $labels.instance }}",
+        description="The file system of chatdebug's {{ $labels.target }} is full or "
+        "read-only; the application goes on, and writing resumes by itself once space is "
+        "freed, but events wait in memory meanwhile.",
+        for_="1m",
+        severity="critical",
+        cases=(
+            Case(
+                {_s("chatdebug_storage_writable", {**APP, "target": "store"}): "1 0 0 0 0"},
+                "4m",
+                ({**AT_APP, "target": "store"},),
+            ),
+            Case({_s("chatdebug_storage_writable", {**APP, "target": "journal"}): "1x5"}, "4m"),
+        ),
+    ),
 )
 """Every alert rule, in the order of the rules file."""
 

@@ -1,6 +1,6 @@
 """The "chatdebug operations" dashboard: the exporter inside the application (queue,
-writes, drops, errors) and the scheduled work of ``chatdebug serve`` (retention purge,
-stale finalization, store reachability)."""
+writes, drops, errors, its spill journal and local storage) and the scheduled work of
+``chatdebug serve`` (retention purge, stale finalization, store reachability)."""
 
 from __future__ import annotations
 
@@ -201,6 +201,76 @@ def _purge(ids: PanelIds) -> list[stat.Panel | timeseries.Panel]:
     ]
 
 
+def _spill(ids: PanelIds) -> list[stat.Panel | timeseries.Panel]:
+    return [
+        _series(
+            "Events spilled and replayed per second",
+            "Events handed to the local spill journal instead of waiting in memory (store "
+            "unavailable, queue above half, or waiting past the hand-off delay), and events "
+            "written from it back into the store.",
+            "ops",
+            ids,
+        )
+        .with_target(
+            prom(
+                f"sum by (instance) (rate(chatdebug_spill_events_total[{RATE}]))",
+                "spilled {{instance}}",
+            )
+        )
+        .with_target(
+            prom(
+                f"sum by (instance) (rate(chatdebug_spill_replayed_events_total[{RATE}]))",
+                "replayed {{instance}}",
+                "B",
+            )
+        ),
+        _series(
+            "Spill journal size vs capacity",
+            "Bytes of events waiting in the journal, against spill_max_bytes; when it is "
+            "full, events wait in the queue and are dropped once that is full too.",
+            "bytes",
+            ids,
+        )
+        .with_target(prom("max by (instance) (chatdebug_spill_journal_bytes)", "size {{instance}}"))
+        .with_target(
+            prom(
+                "max by (instance) (chatdebug_spill_journal_capacity_bytes)",
+                "capacity {{instance}}",
+                "B",
+            )
+        ),
+        _series(
+            "Replay lag",
+            "Age of the oldest event waiting in the spill journal (0 when empty): how long "
+            "a run may be missing from the viewer.",
+            "s",
+            ids,
+        ).with_target(
+            prom("max by (instance) (chatdebug_spill_replay_lag_seconds)", "{{instance}}")
+        ),
+        _stat(
+            "Local storage writable",
+            "0 while the file system of the SQLite store or of the spill journal refuses "
+            "writes (full, read-only); writing resumes by itself.",
+            "bool",
+            "min by (instance, target) (chatdebug_storage_writable)",
+            ids,
+        ),
+        _series(
+            "Local storage failures",
+            "Episodes of the SQLite store's or the journal's file system refusing writes, "
+            "by target and reason, per second.",
+            "ops",
+            ids,
+        ).with_target(
+            prom(
+                f"sum by (target, reason) (rate(chatdebug_storage_failures_total[{RATE}]))",
+                "{{target}} {{reason}}",
+            )
+        ),
+    ]
+
+
 def build() -> dashboard.Dashboard:
     """The dashboard builder (``build().build()`` is the model to serialize)."""
     ids = PanelIds()
@@ -216,6 +286,11 @@ def build() -> dashboard.Dashboard:
     )
     for panel in _exporter(ids):
         board.with_panel(panel)
+    board.with_row(
+        dashboard.Row("Spill journal and local storage (inside the application)").id(ids())
+    )
+    for entry in _spill(ids):
+        board.with_panel(entry)
     board.with_row(
         dashboard.Row("Retention purge and stale finalization (chatdebug serve)").id(ids())
     )

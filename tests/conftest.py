@@ -26,6 +26,14 @@ from tests.support import require_postgres, with_search_path
 os.environ.setdefault("CHATDEBUG_RAISE_INTERNAL_ERRORS", "1")
 
 
+@pytest.fixture(autouse=True)
+def _no_default_spill_journal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No spill journal unless a test asks for one (``spill_path=…``): the default one
+    for PostgreSQL lives in the working directory, where tests running one after the
+    other would replay each other's leftovers. Application processes inherit this."""
+    monkeypatch.setenv("CHATDEBUG_SPILL_PATH", "off")
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """URL of a fresh, empty PostgreSQL schema, dropped after the test."""

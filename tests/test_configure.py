@@ -146,6 +146,9 @@ def test_signature_is_keyword_only_and_closed() -> None:
         "stream_usage",
         "prices",
         "prices_file",
+        "spill_path",
+        "spill_max_bytes",
+        "spill_handoff",
     }
     assert params["max_body_bytes"].default == 50_000
     assert params["enablement_cache_seconds"].default == 5.0

@@ -23,10 +23,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from ..environment_variables import CHATDEBUG_ENABLED, truthy
+from ..environment_variables import CHATDEBUG_ENABLED, CHATDEBUG_SPILL_PATH, truthy
 from ..metrics import Metrics
 from ..ops import Purger, StaleFinalizer, Ticker
-from ..store import PURGE_BATCH_SIZE
+from ..store import PURGE_BATCH_SIZE, Store
 from ._core import EXIT_OK, EXIT_USAGE, CommandError, arg, command, open_from_args
 from .maintenance import parse_duration
 
@@ -118,6 +118,9 @@ def _configure_logging() -> None:
         help=f"bearer token for the read API (default ${API_TOKEN_VARIABLE})"),
     arg("--admin-token", default=None, metavar="TOKEN",
         help=f"bearer token for settings and deletion (default ${ADMIN_TOKEN_VARIABLE})"),
+    arg("--spill-path", default=None, metavar="PATH",
+        help="the application's spill journal, whose file system /readyz checks "
+        "(default $CHATDEBUG_SPILL_PATH)"),
 )  # fmt: skip
 def _serve(args: argparse.Namespace) -> int:
     try:
@@ -152,6 +155,7 @@ def _serve(args: argparse.Namespace) -> int:
             api_token=api_token,
             admin_token=admin_token,
             forced_enabled=truthy(os.environ.get(CHATDEBUG_ENABLED)),
+            storage=_storage(store, args.spill_path),
         )
 
         def on_store_status(reason: str | None) -> None:
@@ -184,6 +188,18 @@ def _serve(args: argparse.Namespace) -> int:
             _run_http(create_app(state), sock)
         logger.info("chatdebug serve: stopped")
     return EXIT_OK
+
+
+def _storage(store: Store, spill_path: str | None) -> tuple[tuple[str, str], ...]:
+    """The local files of the application whose file system ``/readyz`` checks."""
+    files: list[tuple[str, str]] = []
+    location = getattr(store, "location", None)
+    if store.backend == "sqlite" and isinstance(location, str) and location != ":memory:":
+        files.append(("SQLite store", location))
+    spill = spill_path or os.environ.get(CHATDEBUG_SPILL_PATH, "").strip()
+    if spill and spill.lower() not in ("off", "0", "false", "no", "none"):
+        files.append(("spill journal", os.path.abspath(spill)))
+    return tuple(files)
 
 
 def _run_http(app: Any, sock: socket.socket) -> None:

@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from typing import Final
 
-from ..metrics import Metrics
+from ..metrics import STORAGE_REASONS, Metrics
 
 __all__ = ["LOG_INTERVAL_SECONDS", "ExporterHealth"]
 
@@ -30,6 +30,15 @@ _REASON_TEXT: Final = {
     "run_not_found": "their run does not exist in the store",
     "store_error": "the store rejected them",
     "shutdown": "the exporter was shut down",
+    "spill_unreadable": "their record in the spill journal could not be read",
+}
+_STORAGE_TEXT: Final = {
+    "disk_full": "the file system is full",
+    "read_only": "the file system is read-only",
+    "io_error": "of an I/O error",
+    "cannot_open": "the file cannot be opened",
+    "no_slot": "every journal slot under the path is in use",
+    "closed": "it is closed",
 }
 
 
@@ -42,6 +51,11 @@ class ExporterHealth:
         self._lock = threading.Lock()
         self._unlogged: Counter[str] = Counter()
         self._last_log: dict[str, float] = {}
+        self.spilled_total = 0
+        self.replayed_total = 0
+        self.storage_failures: dict[str, str] = {}
+        """Targets (``store``, ``journal``) whose storage refuses writes now, and why."""
+        self._journal_full_logged = False
 
     def written(self, kind: str, seconds: float) -> None:
         if self.metrics is not None:
@@ -125,6 +139,85 @@ class ExporterHealth:
             count,
             _REASON_TEXT.get(reason, reason),
             reason,
+        )
+
+    # -- spill journal and local storage -------------------------------------------------
+    def journal_capacity(self, max_bytes: int) -> None:
+        if self.metrics is not None:
+            self.metrics.spill_journal_capacity.set(max_bytes)
+
+    def spilled(self, count: int) -> None:
+        """``count`` events were handed to the spill journal."""
+        if count <= 0:
+            return
+        with self._lock:
+            self.spilled_total += count
+        if self.metrics is not None:
+            self.metrics.spill_events.inc(count)
+
+    def replayed(self, count: int) -> None:
+        """``count`` events of the spill journal were written to the store."""
+        if count <= 0:
+            return
+        with self._lock:
+            self.replayed_total += count
+            self._journal_full_logged = False
+        if self.metrics is not None:
+            self.metrics.spill_replayed_events.inc(count)
+
+    def journal_state(self, events: int, size: int, oldest: float | None) -> None:
+        """What the journal holds: events, their bytes, when the oldest was queued
+        (wall clock); the replay lag is that event's age."""
+        if self.metrics is not None:
+            self.metrics.spill_journal_events.set(events)
+            self.metrics.spill_journal_bytes.set(size)
+            lag = 0.0 if oldest is None else max(0.0, time.time() - oldest)
+            self.metrics.spill_replay_lag.set(lag)
+
+    def journal_full(self, path: object, max_bytes: int) -> None:
+        """The journal reached its cap: logged once until it drains again."""
+        with self._lock:
+            if self._journal_full_logged:
+                return
+            self._journal_full_logged = True
+        logger.warning(
+            "chatdebug spill journal %s is full (spill_max_bytes=%d); events wait in the "
+            "write queue and are dropped when it is full too",
+            path,
+            max_bytes,
+        )
+
+    def storage_failed(self, target: str, reason: str, detail: str) -> None:
+        """The storage of ``target`` (``store``: an SQLite file; ``journal``) refuses
+        writes: counted and logged once per episode, gauge at 0 until it works again."""
+        with self._lock:
+            if target in self.storage_failures:
+                return
+            self.storage_failures[target] = reason
+        if self.metrics is not None:
+            label = reason if reason in STORAGE_REASONS else "cannot_open"
+            self.metrics.storage_failures.labels(target=target, reason=label).inc()
+            self.metrics.storage_writable.labels(target=target).set(0)
+        logger.warning(
+            "chatdebug cannot write its %s because %s (%s); the application goes on, "
+            "and writing resumes by itself once that is fixed",
+            "spill journal" if target == "journal" else "SQLite store",
+            _STORAGE_TEXT.get(reason, reason),
+            detail,
+        )
+
+    def storage_ok(self, target: str) -> None:
+        """A write to ``target``'s storage worked."""
+        if target not in self.storage_failures:
+            return
+        with self._lock:
+            reason = self.storage_failures.pop(target, None)
+        if reason is None:
+            return
+        if self.metrics is not None:
+            self.metrics.storage_writable.labels(target=target).set(1)
+        logger.warning(
+            "chatdebug can write its %s again", "spill journal" if target == "journal" else "store"
         )
 
     def reset_after_fork(self) -> None:

@@ -30,7 +30,8 @@ from ._events import StepProgress, TouchRun, TouchStep
 from ._genai import cost_observer, record_step_metrics
 from ._health import ExporterHealth
 from ._pricing import Pricer
-from ._writer import BackgroundWriter
+from ._spill import SpillJournal
+from ._writer import DEFAULT_HANDOFF, BackgroundWriter
 
 __all__ = ["StoreSpanProcessor"]
 
@@ -71,6 +72,9 @@ class StoreSpanProcessor(SpanProcessor):
         pricer: prices each ended step on the writer's thread (its metadata gets
             ``cost`` or ``cost_unavailable``); ``None`` prices from genai-prices'
             bundled data without overrides.
+        spill: a spill journal for what cannot be written in time (see
+            :class:`~chatdebug.exporter.SpillJournal`); closed at shutdown.
+        spill_handoff: seconds an event may wait in memory before it goes to ``spill``.
 
     Attributes:
         health: drop counts by reason (``health.dropped``), kept even without metrics.
@@ -91,6 +95,8 @@ class StoreSpanProcessor(SpanProcessor):
         schedule_delay: float = 0.2,
         stale_threshold: timedelta = timedelta(minutes=5),
         pricer: Pricer | None = None,
+        spill: SpillJournal | None = None,
+        spill_handoff: float = DEFAULT_HANDOFF,
     ) -> None:
         if stale_threshold <= timedelta(0):
             raise ValueError(f"stale_threshold must be positive, got {stale_threshold}")
@@ -104,6 +110,8 @@ class StoreSpanProcessor(SpanProcessor):
             schedule_delay=schedule_delay,
             pricer=pricer if pricer is not None else Pricer(),
             observe_cost=cost_observer(metrics) if metrics is not None else None,
+            spill=spill,
+            handoff=spill_handoff,
         )
         self._heartbeat_interval = max(stale_threshold / 2, _MIN_HEARTBEAT).total_seconds()
         self._shut_down = False

@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from .._diskspace import storage_problem
 from .._exposition import exposed_registry
 from ..metrics import Metrics
 from ..store import Store, StoreError
@@ -99,6 +100,8 @@ class ServerState:
         admin_token: bearer token for writes (``None``: loopback clients only).
         forced_enabled: recording is forced on by the deployment (settings are read-only).
         readiness: the last known reachability of the store.
+        storage: local files the application writes (the SQLite store, spill
+            journals) whose file system ``/readyz`` checks, as ``(what, path)``.
     """
 
     store: Store
@@ -107,6 +110,7 @@ class ServerState:
     admin_token: str | None = None
     forced_enabled: bool = False
     readiness: Readiness = field(default_factory=Readiness)
+    storage: tuple[tuple[str, str], ...] = ()
 
     @property
     def registry(self) -> CollectorRegistry:
@@ -168,6 +172,10 @@ def _check(state: ServerState) -> str | None:
     except Exception as exc:  # a driver error we did not classify: still not ready
         logger.warning("chatdebug serve: readiness check failed", exc_info=True)
         return _one_line(f"store check failed: {type(exc).__name__}")
+    for what, path in state.storage:
+        problem = storage_problem(path, what)
+        if problem is not None:
+            return _one_line(problem)
     return None
 
 

@@ -16,6 +16,7 @@ def open_store(
     *,
     clock: Callable[[], datetime] | None = None,
     migrate: bool = True,
+    unreachable_ok: bool = False,
 ) -> Store:
     """Open the store a database URL names, creating or upgrading its schema.
 
@@ -27,6 +28,10 @@ def open_store(
     ``clock`` gives every "now" the store writes (default: the current UTC time); tests
     pass a fake one. With ``migrate`` (the default) missing migrations are applied
     before this returns.
+
+    With ``unreachable_ok``, a PostgreSQL server that cannot be reached yet is not an
+    error: the store connects and migrates once it answers, and its operations raise
+    :class:`~chatdebug.store.StoreUnavailable` until then.
 
     Raises :class:`~chatdebug.store.StoreConfigError` for a URL it cannot use and
     :class:`~chatdebug.store.StoreUnavailable` when the database cannot be reached;
@@ -40,4 +45,4 @@ def open_store(
         return SQLiteStore(parsed.target, clock=clock, migrate=migrate)
     from ._postgres import PostgresStore
 
-    return PostgresStore(parsed.target, clock=clock, migrate=migrate)
+    return PostgresStore(parsed.target, clock=clock, migrate=migrate, unreachable_ok=unreachable_ok)

@@ -57,6 +57,10 @@ class _NotApplied(Exception):
     """A bulk write that did not apply to every row (rolled back by the block)."""
 
 
+def _nothing() -> None:
+    return None
+
+
 def _same_uuid(value: uuid.UUID) -> uuid.UUID:
     return value
 
@@ -96,17 +100,22 @@ class PostgresStore(Store, BulkWriter):
         max_size: int = 10,
         connect_timeout: float = 5.0,
         timeout: float = 10.0,
+        unreachable_ok: bool = False,
     ) -> None:
         self._clock = clock or (lambda: datetime.now(UTC))
+        # With ``unreachable_ok`` a server that does not answer yet is not an error: the
+        # store connects, and migrates, at its first use once the server answers; until
+        # then every operation raises StoreUnavailable.
         self._db = PostgresConnections(
             url,
             min_size=min_size,
             max_size=max_size,
             connect_timeout=connect_timeout,
             timeout=timeout,
+            on_first_connect=(self.migrate if migrate else _nothing) if unreachable_ok else None,
         )
         self.location = self._db.location
-        if migrate:
+        if migrate and not self._db.waiting_for_server:
             try:
                 self.migrate()
             except BaseException:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Final, NoReturn
 
@@ -134,7 +134,14 @@ class PostgresConnections:
     """
 
     def __init__(
-        self, url: str, *, min_size: int, max_size: int, connect_timeout: float, timeout: float
+        self,
+        url: str,
+        *,
+        min_size: int,
+        max_size: int,
+        connect_timeout: float,
+        timeout: float,
+        on_first_connect: Callable[[], object] | None = None,
     ) -> None:
         parsed = parse_database_url(url)
         if parsed.backend != "postgresql":
@@ -154,12 +161,6 @@ class PostgresConnections:
             kwargs["connect_timeout"] = max(2, round(connect_timeout))  # libpq's minimum
         if "application_name" not in given:
             kwargs["application_name"] = "chatdebug"
-        problem = _probe(parsed.target, kwargs)
-        if problem is not None:
-            raise StoreUnavailable(
-                f"chatdebug: cannot connect to PostgreSQL at {self.location}: "
-                f"{self._scrub(problem)}"
-            )
         self._target = parsed.target
         self._kwargs = kwargs
         self._min_size = min_size
@@ -167,6 +168,25 @@ class PostgresConnections:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._closed = False
+        # Outage handling: see _recover().
+        self._lost: str | None = None  # why the server was last found unreachable
+        self._probe_lock = threading.Lock()
+        self._last_probe = 0.0
+        self._on_first_connect: Callable[[], object] | None = None
+        self._pool: ConnectionPool[Connection] | None = None
+        problem = _probe(parsed.target, kwargs)
+        if problem is not None:
+            if on_first_connect is None:
+                raise StoreUnavailable(
+                    f"chatdebug: cannot connect to PostgreSQL at {self.location}: "
+                    f"{self._scrub(problem)}"
+                )
+            # Not reachable yet: every use fails fast until a probe connects, which
+            # then opens the pool and calls ``on_first_connect`` (see _recover()).
+            self._lost = self._scrub(problem)
+            self._on_first_connect = on_first_connect
+            register_fork_safe(self, ForkStage.CONNECTIONS)
+            return
         pool = self._new_pool()
         opened = True
         try:
@@ -179,11 +199,7 @@ class PostgresConnections:
                 f"chatdebug: cannot connect to PostgreSQL at {self.location}: "
                 f"no connection within {timeout:g}s"
             )
-        self._pool: ConnectionPool[Connection] | None = pool
-        # Outage handling: see _recover().
-        self._lost: str | None = None  # why the server was last found unreachable
-        self._probe_lock = threading.Lock()
-        self._last_probe = 0.0
+        self._pool = pool
         register_fork_safe(self, ForkStage.CONNECTIONS)
 
     def _new_pool(self) -> ConnectionPool[Connection]:
@@ -255,6 +271,7 @@ class PostgresConnections:
                     if problem is None:
                         self._replace_pool()
                         self._lost = None
+                        self._first_connect()
                         return
                     problem = self._scrub(problem)
                     self._lost = problem
@@ -263,6 +280,24 @@ class PostgresConnections:
         raise StoreUnavailable(
             f"chatdebug: PostgreSQL at {self.location} is unavailable: {problem}"
         )
+
+    @property
+    def waiting_for_server(self) -> bool:
+        """Opened while the server was unreachable, and not connected since."""
+        return self._on_first_connect is not None
+
+    def _first_connect(self) -> None:
+        """Run ``on_first_connect`` of a store opened while the server was unreachable,
+        once; if it fails, the next use tries again."""
+        hook, self._on_first_connect = self._on_first_connect, None
+        if hook is None:
+            return
+        try:
+            hook()
+        except BaseException:
+            self._on_first_connect = hook
+            self._lost = "not set up yet"
+            raise
 
     def _replace_pool(self) -> None:
         with self._lock:

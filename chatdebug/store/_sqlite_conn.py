@@ -22,8 +22,9 @@ __all__ = ["SQLiteConnections"]
 _MIN_VERSION: Final = (3, 35, 0)  # RETURNING
 _MAX_IDLE: Final = 8
 # Primary result codes meaning "cannot get at the database now", worth retrying:
-# BUSY, LOCKED, IOERR, FULL, CANTOPEN, PROTOCOL.
-_UNAVAILABLE_CODES: Final = frozenset({5, 6, 10, 13, 14, 15})
+# BUSY, LOCKED, READONLY (a file system remounted read-only), IOERR, FULL, CANTOPEN,
+# PROTOCOL.
+_UNAVAILABLE_CODES: Final = frozenset({5, 6, 8, 10, 13, 14, 15})
 _SAVEPOINT: Final = "chatdebug_op"
 _BUSY_CODES: Final = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
 

@@ -1,8 +1,9 @@
 """A small instrumented chat application for the dashboard tests, run as a process:
 
-    python -m tests.dashboards._traffic_app DATABASE_URL METRICS_PORT
+    python -m tests.dashboards._traffic_app DATABASE_URL METRICS_PORT SPILL_PATH
 
-It records through chatdebug into DATABASE_URL, serves its metrics on
+It records through chatdebug into DATABASE_URL (with its spill journal at SPILL_PATH,
+where it first finds one run left by an earlier process to replay), serves its metrics on
 127.0.0.1:METRICS_PORT with ``chatdebug.start_metrics_server`` and, until terminated,
 makes real ``openai`` and ``anthropic`` SDK calls against a loopback fake provider:
 answered calls, streams, a rate limit the SDK retries, a provider error, and a call
@@ -15,12 +16,18 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anthropic
 import openai
 
 import chatdebug
+from chatdebug.exporter import SpillJournal
+from chatdebug.exporter._events import CreateRun, FinishRun
+from chatdebug.store import NewRun, RunUpdate
 from tests.fakes import wire
 from tests.fakes.server import FakeServer, RecordedRequest, Reply
 
@@ -85,10 +92,29 @@ def _round(n: int, provider: _Provider, oai: openai.OpenAI, claude: anthropic.An
     _answer_later(_UnreadableId())
 
 
-def main(database_url: str, metrics_port: int) -> None:
+def _leftover_journal(path: str) -> None:
+    """The spill journal of an earlier process that ended before writing one run: this
+    one replays it (a real number on the replay metrics). The run started two hours ago,
+    before the time range the SQL panels are checked over."""
+    run_id = uuid.uuid4()
+    began = datetime.now(UTC) - timedelta(hours=2)
+    events = [
+        CreateRun(NewRun(chat_id="chat-replayed", id=run_id, started_at=began)),
+        FinishRun(
+            RunUpdate(id=run_id, chat_id="chat-replayed", status="completed", finished_at=began),
+            seed={"first_message": "left in a journal"},
+        ),
+    ]
+    journal = SpillJournal(path, 1 << 20)
+    journal.append([(order, event, time.time()) for order, event in enumerate(events)])
+    journal.close()
+
+
+def main(database_url: str, metrics_port: int, spill_path: str) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    chatdebug.configure(database_url, enabled=True)
+    _leftover_journal(spill_path)
+    chatdebug.configure(database_url, enabled=True, spill_path=spill_path)
     chatdebug.start_metrics_server(metrics_port)
     provider = _Provider()
     with FakeServer() as server:
@@ -117,4 +143,4 @@ def main(database_url: str, metrics_port: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3])

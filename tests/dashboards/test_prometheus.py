@@ -130,7 +130,14 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
         app_port, serve_port, prom_port = free_port(), free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if k != "CHATDEBUG_RAISE_INTERNAL_ERRORS"}
         app = _start(
-            [sys.executable, "-m", "tests.dashboards._traffic_app", url, str(app_port)],
+            [
+                sys.executable,
+                "-m",
+                "tests.dashboards._traffic_app",
+                url,
+                str(app_port),
+                str(tmp / "spill.db"),
+            ],
             tmp / "app.log",
             env,
         )
@@ -333,6 +340,23 @@ def test_the_scraped_numbers_are_the_recorded_traffic(prometheus: Prometheus) ->
         'chatdebug_stale_rows_finalized_total{record_type="chat_debug_runs"}'
     )
     assert sum(float(s["value"][1]) for s in finalized) >= 1
+    # The run an earlier process left in the spill journal was replayed; the journal's
+    # capacity is the default spill_max_bytes, and its file system is writable.
+    replayed = prometheus.result('chatdebug_spill_replayed_events_total{job="chat-app"}')
+    assert len(replayed) == 1 and float(replayed[0]["value"][1]) >= 2  # and its own spills
+    import psycopg
+
+    with psycopg.connect(prometheus.database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT status FROM chat_debug_runs WHERE chat_id = 'chat-replayed'"
+        ).fetchall()
+    assert rows == [("completed",)]
+    capacity = prometheus.result('chatdebug_spill_journal_capacity_bytes{job="chat-app"}')
+    assert [float(s["value"][1]) for s in capacity] == [float(1 << 30)]
+    writable = prometheus.result('chatdebug_storage_writable{job="chat-app"}')
+    assert {s["metric"]["target"]: float(s["value"][1]) for s in writable} == {
+        "store": 1.0, "journal": 1.0,
+    }  # fmt: skip
     # Every answered call was priced; the rejected one (no usage) added nothing.
     cost = prometheus.result("sum by (provider, model) (chatdebug_llm_cost_usd_total)")
     assert {(s["metric"]["provider"], s["metric"]["model"]) for s in cost} == {

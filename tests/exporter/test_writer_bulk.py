@@ -58,7 +58,7 @@ def _write(store: object, batches: list[list[Event]]) -> ExporterHealth:
         for batch in batches:
             with writer._cond:  # queue the whole batch before the thread takes any of it
                 for event in batch:
-                    writer._queue.append((event, 0.0))
+                    writer._queue.append((event, 0.0, writer._enqueued))
                     writer._enqueued += 1
                 writer._ensure_thread()
                 writer._cond.notify_all()

@@ -7,7 +7,9 @@ stdin, answering with JSON lines on stdout:
 
 * ``{"cmd": "runs", "count": N, "steps": S, "threads": T, "prefix": P}`` starts N runs
   of S model calls each on T threads, in the background, in chats ``P-<n>`` (plus
-  ``suffixes[n % len(suffixes)]`` when given); ``{"event": "progress"}``
+  ``suffixes[n % len(suffixes)]`` when given; with ``"rate": R`` at most R calls a
+  second; with ``"announce": true`` a ``{"event": "run_started", "run_id", "at"}`` line
+  as each run is entered); ``{"event": "progress"}``
   lines follow every 25 runs, then ``{"event": "runs_done", ...}`` with every run id,
   the wall-clock start and end of every call and every exception the caller saw;
 * ``{"cmd": "flush", "timeout": T}`` answers ``{"event": "flushed", "ok", "seconds"}``;
@@ -106,6 +108,8 @@ class GaugeSampler:
         self.max_oldest_age = 0.0
         self.unreachable_at: float | None = None
         self.reachable_again_at: float | None = None
+        self.max_journal_bytes = 0.0
+        self.min_writable: dict[str, float] = {}
         threading.Thread(target=self._loop, daemon=True).start()
 
     def _loop(self) -> None:
@@ -122,6 +126,14 @@ class GaugeSampler:
                     self.reachable_again_at = now
             if age is not None:
                 self.max_oldest_age = max(self.max_oldest_age, age)
+            size = self.registry.get_sample_value("chatdebug_spill_journal_bytes") or 0.0
+            self.max_journal_bytes = max(self.max_journal_bytes, size)
+            for target in ("store", "journal"):
+                value = self.registry.get_sample_value(
+                    "chatdebug_storage_writable", {"target": target}
+                )
+                if value is not None:
+                    self.min_writable[target] = min(self.min_writable.get(target, 1.0), value)
             time.sleep(0.05)
 
 
@@ -143,13 +155,15 @@ class App:
             timeout=30,
         )
 
-    def one_run(self, chat_id: str, steps: int) -> dict[str, Any]:
+    def one_run(self, chat_id: str, steps: int, announce: bool = False) -> dict[str, Any]:
         calls: list[tuple[float, float]] = []
         result: dict[str, Any] = {"chat_id": chat_id, "run_id": None, "error": None}
         entered = time.time()
         try:
             with chatdebug.run(chat_id, user_id="u-rel", first_message=f"hello {chat_id}") as run:
                 result["run_id"] = str(run.id)
+                if announce:
+                    emit({"event": "run_started", "run_id": str(run.id), "at": time.time()})
                 for number in range(steps):
                     started = time.time()
                     reply = self.client.chat.completions.create(
@@ -165,15 +179,29 @@ class App:
         result["run_block"] = (entered, time.time())
         return result
 
-    def runs(self, count: int, steps: int, threads: int, prefix: str, suffixes: list[str]) -> None:
+    def runs(
+        self,
+        count: int,
+        steps: int,
+        threads: int,
+        prefix: str,
+        suffixes: list[str],
+        rate: float | None = None,
+        announce: bool = False,
+    ) -> None:
         results: list[dict[str, Any]] = []
         done = 0
         lock = threading.Lock()
+        began = time.monotonic()
 
         def work(index: int) -> None:
             nonlocal done
+            if rate:  # run ``index`` starts when its calls are due at ``rate`` calls/s
+                delay = began + index * steps / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
             suffix = suffixes[index % len(suffixes)] if suffixes else ""
-            outcome = self.one_run(f"{prefix}-{index}{suffix}", steps)
+            outcome = self.one_run(f"{prefix}-{index}{suffix}", steps, announce)
             with lock:
                 results.append(outcome)
                 done += 1
@@ -206,6 +234,21 @@ class App:
             "internal_errors": get("chatdebug_internal_errors_total", {"component": "exporter"})
             or 0,
             "queue_depth": get("chatdebug_exporter_queue_depth"),
+            "spilled": get("chatdebug_spill_events_total") or 0,
+            "replayed": get("chatdebug_spill_replayed_events_total") or 0,
+            "journal_events": get("chatdebug_spill_journal_events") or 0,
+            "journal_bytes": get("chatdebug_spill_journal_bytes") or 0,
+            "replay_lag": get("chatdebug_spill_replay_lag_seconds") or 0,
+            "max_journal_bytes": self.sampler.max_journal_bytes,
+            "storage_writable": {
+                t: get("chatdebug_storage_writable", {"target": t}) for t in ("store", "journal")
+            },
+            "min_storage_writable": dict(self.sampler.min_writable),
+            "storage_failures": {
+                f"{t}/{r}": get("chatdebug_storage_failures_total", {"target": t, "reason": r}) or 0
+                for t in ("store", "journal")
+                for r in ("disk_full", "read_only", "io_error", "cannot_open")
+            },
             "min_reachable": self.sampler.min_reachable,
             "max_oldest_age": self.sampler.max_oldest_age,
             "unreachable_at": self.sampler.unreachable_at,
@@ -283,6 +326,8 @@ def main() -> None:
                     command["threads"],
                     command["prefix"],
                     command.get("suffixes") or [],
+                    command.get("rate"),
+                    bool(command.get("announce")),
                 ),
                 daemon=True,
             ).start()

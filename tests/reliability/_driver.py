@@ -95,6 +95,11 @@ class AppProcess:
                 self._cond.wait(remaining)
             return next((m for m in self._messages if m["event"] == event), None)
 
+    def messages(self, event: str) -> list[dict[str, Any]]:
+        """Every ``event`` message received so far."""
+        with self._cond:
+            return [m for m in self._messages if m["event"] == event]
+
     def progress(self) -> int:
         with self._cond:
             done = [m["done"] for m in self._messages if m["event"] == "progress"]

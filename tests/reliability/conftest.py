@@ -35,8 +35,9 @@ def start_app(provider: FakeServer, tmp_path: Path) -> Iterator[StartApp]:
     """Start application processes recording into ``url``; killed at teardown."""
     apps: list[AppProcess] = []
 
-    def start(url: str, **options: Any) -> AppProcess:
-        open_store(url).close()  # the schema exists before the database is cut
+    def start(url: str, *, migrated: bool = True, **options: Any) -> AppProcess:
+        if migrated:
+            open_store(url).close()  # the schema exists before the database is cut
         log = tmp_path / f"app-{len(apps)}.log"
         app = AppProcess({"url": url, "provider": provider.url, **options}, log)
         apps.append(app)
