@@ -315,6 +315,7 @@ PUBLIC_NAMES = {
         "Ticker",
     },
     "chatdebug.server": {
+        "EventHub",
         "Readiness",
         "ServerState",
         "create_app",
@@ -327,6 +328,8 @@ PUBLIC_NAMES = {
         "PURGE_BATCH_SIZE",
         "BulkWriter",
         "BulkWrites",
+        "ChangeEvent",
+        "ChangeFeed",
         "Clear",
         "EncodedJSON",
         "FinalizeResult",
@@ -351,6 +354,7 @@ PUBLIC_NAMES = {
         "database_location",
         "encode_json",
         "mask_password",
+        "open_change_feed",
         "open_store",
     },
 }

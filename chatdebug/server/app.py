@@ -6,6 +6,8 @@ Routes, in the order they are matched:
   ``Accept`` header asks for it (content negotiation of prometheus_client itself);
 * ``GET /healthz`` (the process answers) and ``GET /readyz`` (the store answers);
 * the read API, settings API and deletion hooks (:mod:`.api`);
+* the change events and the reads that apply them (:mod:`.events`), when the state
+  has an event hub;
 * the web viewer: its page at ``/`` and its files under ``/static/``.
 
 ``/metrics``, the health routes and the viewer's files need no token: they expose no
@@ -33,9 +35,11 @@ from starlette.routing import BaseRoute, Route
 from .._exposition import exposed_registry
 from ..metrics import Metrics
 from ..store import Store, StoreError
+from ._event_hub import EventHub
 from ._responses import VIEWER_CSP, error_response, security_headers
 from .api import ApiContext, api_routes
 from .auth import Tokens
+from .events import event_routes
 
 __all__ = [
     "READY_TIMEOUT",
@@ -99,6 +103,7 @@ class ServerState:
         admin_token: bearer token for writes (``None``: loopback clients only).
         forced_enabled: recording is forced on by the deployment (settings are read-only).
         readiness: the last known reachability of the store.
+        events: the change events the event streams send (none: no event routes).
     """
 
     store: Store
@@ -107,6 +112,7 @@ class ServerState:
     admin_token: str | None = None
     forced_enabled: bool = False
     readiness: Readiness = field(default_factory=Readiness)
+    events: EventHub | None = None
 
     @property
     def registry(self) -> CollectorRegistry:
@@ -125,6 +131,7 @@ def create_app(state: ServerState) -> Starlette:
         *_metrics_routes(state),
         *_health_routes(state),
         *api_routes(context),
+        *(event_routes(context, state.events) if state.events is not None else []),
         *viewer_routes(),
     ]
     return Starlette(routes=routes)
