@@ -16,6 +16,7 @@ from . import (  # noqa: F401  (register their commands)
     runs,
     serve,
     settings,
+    tail,
 )
 from ._core import (
     EXIT_FAILURE,
