@@ -62,6 +62,8 @@ class PostgresChangeFeed:
     def __init__(self, target: str, kwargs: dict[str, Any], password: str | None) -> None:
         self._target = target
         self._kwargs = {**kwargs, **_KEEPALIVE, "autocommit": True}
+        if self._kwargs.get("application_name") == "chatdebug":  # ours, not the URL's
+            self._kwargs["application_name"] = "chatdebug-events"
         self._password = password
         self._conn: psycopg.Connection[Any] | None = None
         self._attempt = 0
@@ -115,11 +117,12 @@ class PostgresChangeFeed:
         conn = self._conn
         try:
             left = max(0.0, deadline - time.monotonic())
-            for notify in conn.notifies(timeout=left, stop_after=1):
-                self._add(conn, notify.payload, events)
-            if events:
-                for notify in conn.notifies(timeout=_DRAIN):
-                    self._add(conn, notify.payload, events)
+            # The generator holds the connection: payloads are decoded after it ends.
+            payloads = [n.payload for n in conn.notifies(timeout=left, stop_after=1)]
+            if payloads:
+                payloads += [n.payload for n in conn.notifies(timeout=_DRAIN)]
+            for payload in payloads:
+                self._add(conn, payload, events)
         except psycopg.Error as exc:
             logger.warning("chatdebug: lost the change events connection: %s", self._message(exc))
             self._lost = True
