@@ -121,8 +121,8 @@ def _configure_logging() -> None:
     arg("--admin-token", default=None, metavar="TOKEN",
         help=f"bearer token for settings and deletion (default ${ADMIN_TOKEN_VARIABLE})"),
     arg("--event-queue", type=int, default=None, metavar="N",
-        help="events a slow event-stream client may have waiting before it is dropped "
-        "with a final reset (default 1000)"),
+        help="bursts of events a slow event-stream client may have waiting before it is "
+        "dropped with a final reset (default 64)"),
 )  # fmt: skip
 def _serve(args: argparse.Namespace) -> int:
     try:

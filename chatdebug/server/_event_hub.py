@@ -3,9 +3,9 @@
 One thread reads the store's change feed (:func:`chatdebug.store.open_change_feed`)
 and hands each burst of events to the event loop, which gives every event an id, keeps
 the last ones for subscribers that reconnect, and puts it on the queue of every
-subscriber whose filter it matches. A subscriber's queue is bounded: one that does not
-keep up is dropped with a final ``reset`` (it reconnects and re-reads) instead of
-holding memory without bound.
+subscriber whose filter it matches. A subscriber's queue is bounded (in bursts, each
+at most one read of the feed): one that does not keep up is dropped with a final
+``reset`` (it reconnects and re-reads) instead of holding memory without bound.
 
 Event ids: on SQLite the ring position of the event (durable: a subscriber can resume
 after a restart of ``serve``, from the ring itself); on PostgreSQL ``<epoch>-<n>``,
@@ -31,8 +31,8 @@ __all__ = ["HEARTBEAT_SECONDS", "QUEUE_SIZE", "EventHub", "Item"]
 
 logger = logging.getLogger("chatdebug.server")
 
-QUEUE_SIZE: Final = 1000
-"""Events a subscriber may have waiting before it is dropped."""
+QUEUE_SIZE: Final = 64
+"""Bursts of events a subscriber may have waiting before it is dropped."""
 BUFFER_SIZE: Final = 4096
 """Recent events kept for subscribers that reconnect."""
 WAIT_SECONDS: Final = 0.25
@@ -48,28 +48,33 @@ _CLOSE: Final = object()
 
 
 class _Subscriber:
-    """One open stream: its filter and its queue (touched on the event loop only)."""
+    """One open stream: its filter and its queue of bursts (touched on the event loop
+    only). The queue holds at most ``size`` bursts; a burst is what the feed handed
+    out at once (bounded by what one read of the feed returns)."""
 
     __slots__ = ("dropped", "match", "queue", "size")
 
     def __init__(self, match: Match, size: int) -> None:
         self.match = match
         self.size = size
-        self.queue: asyncio.Queue[Item | object] = asyncio.Queue()
+        self.queue: asyncio.Queue[list[Item] | object] = asyncio.Queue()
         self.dropped = False
 
-    def offer(self, item: Item) -> None:
-        if self.dropped or not self.match(item[1]):
+    def offer(self, items: list[Item]) -> None:
+        if self.dropped:
+            return
+        mine = [item for item in items if self.match(item[1])]
+        if not mine:
             return
         if self.queue.qsize() >= self.size:
             # Too slow: drop what waits, tell it to start over, and end its stream.
             self.dropped = True
             while not self.queue.empty():
                 self.queue.get_nowait()
-            self.queue.put_nowait((item[0], ChangeEvent("reset")))
+            self.queue.put_nowait([(mine[-1][0], ChangeEvent("reset"))])
             self.queue.put_nowait(_CLOSE)
             return
-        self.queue.put_nowait(item)
+        self.queue.put_nowait(mine)
 
     def close(self) -> None:
         self.queue.put_nowait(_CLOSE)
@@ -167,8 +172,7 @@ class EventHub:
 
     def _fan_out(self, items: list[Item]) -> None:
         for subscriber in list(self._subscribers):
-            for item in items:
-                subscriber.offer(item)
+            subscriber.offer(items)
         self.published += len(items)
 
     def _last_id(self) -> str | None:
@@ -218,8 +222,9 @@ class EventHub:
                     continue
                 if got is _CLOSE:
                     return
-                assert isinstance(got, tuple)
-                yield got
+                assert isinstance(got, list)
+                for item in got:
+                    yield item
         finally:
             self._subscribers.discard(subscriber)
 
