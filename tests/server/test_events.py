@@ -140,7 +140,7 @@ def test_a_slow_subscriber_is_cut_off_alone(database_url: str) -> None:
                 runs = [NewRun(chat_id=chat) for _ in range(500)]
                 assert writer.write_bulk(BulkWrites(new_runs=runs))
                 written += [r.id for r in runs]
-                fast.wait_for(lambda ev, last=runs[-1]: covered(ev).get(str(last)), timeout=60)
+                fast.wait_for(lambda ev, last=runs[-1].id: covered(ev).get(str(last)), timeout=60)
         assert set(covered(fast.snapshot())) >= {str(r) for r in written}
         assert not any(e.kind == "reset" for e in fast.snapshot())
         assert not fast.ended.is_set()
