@@ -16,6 +16,7 @@ gets ``reset``).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import threading
@@ -40,8 +41,28 @@ HEARTBEAT_SECONDS: Final = 15.0
 """Quiet seconds after which a stream gets a comment line (keeps proxies from timing
 it out, and tells the client the connection lives)."""
 
-Item = tuple[str | None, ChangeEvent]
-"""An event and its id."""
+
+class Item:
+    """An event, its id, and its server-sent event text (formatted once, however many
+    subscribers send it)."""
+
+    __slots__ = ("_text", "event", "id")
+
+    def __init__(self, event_id: str | None, event: ChangeEvent) -> None:
+        self.id = event_id
+        self.event = event
+        self._text: str | None = None
+
+    @property
+    def text(self) -> str:
+        """``id:``, ``event:`` and ``data:`` lines and the blank line that ends them."""
+        if self._text is None:
+            data = json.dumps(self.event.document(), separators=(",", ":"))
+            head = f"id: {self.id}\n" if self.id is not None else ""
+            self._text = f"{head}event: {self.event.kind}\ndata: {data}\n\n"
+        return self._text
+
+
 Match = Callable[[ChangeEvent], bool]
 
 _CLOSE: Final = object()
@@ -63,7 +84,7 @@ class _Subscriber:
     def offer(self, items: list[Item]) -> None:
         if self.dropped:
             return
-        mine = [item for item in items if self.match(item[1])]
+        mine = [item for item in items if self.match(item.event)]
         if not mine:
             return
         if self.queue.qsize() >= self.size:
@@ -71,7 +92,7 @@ class _Subscriber:
             self.dropped = True
             while not self.queue.empty():
                 self.queue.get_nowait()
-            self.queue.put_nowait([(mine[-1][0], ChangeEvent("reset"))])
+            self.queue.put_nowait([Item(mine[-1].id, ChangeEvent("reset"))])
             self.queue.put_nowait(_CLOSE)
             return
         self.queue.put_nowait(mine)
@@ -161,7 +182,7 @@ class EventHub:
 
     def _publish(self, events: list[ChangeEvent]) -> None:
         with self._lock:
-            items = [(self._next_id(event), event) for event in events]
+            items = [Item(self._next_id(event), event) for event in events]
             self._buffer.extend(items)
             loop = self._loop
         if loop is not None:
@@ -177,13 +198,13 @@ class EventHub:
 
     def _last_id(self) -> str | None:
         with self._lock:
-            return self._buffer[-1][0] if self._buffer else None
+            return self._buffer[-1].id if self._buffer else None
 
     def _from_buffer(self, last_id: str) -> list[Item] | None:
         with self._lock:
             items = list(self._buffer)
-        for index, (item_id, _) in enumerate(items):
-            if item_id == last_id:
+        for index, item in enumerate(items):
+            if item.id == last_id:
                 return items[index + 1 :]
         return None
 
@@ -193,15 +214,18 @@ class EventHub:
         if found is None and self._durable and last_id.isdigit() and self._feed is not None:
             events = await run_in_threadpool(self._feed.since, int(last_id))
             if events is not None:
-                found = [(self._next_id(event), event) for event in events]
+                found = [Item(self._next_id(event), event) for event in events]
         if found is None:
-            found = [(self._last_id(), ChangeEvent("reset"))]
+            found = [Item(self._last_id(), ChangeEvent("reset"))]
         return found
 
-    async def subscribe(self, match: Match, last_id: str | None) -> AsyncIterator[Item | None]:
+    async def subscribe(
+        self, match: Match, last_id: str | None
+    ) -> AsyncIterator[list[Item] | None]:
         """The events matching ``match`` from now on (after those missed since
-        ``last_id``); ``None`` items are heartbeats, every ``heartbeat`` seconds of
-        quiet. Ends when the subscriber is dropped or the hub closes."""
+        ``last_id``), a burst at a time; ``None`` is a heartbeat, after
+        :data:`HEARTBEAT_SECONDS` of quiet. Ends when the subscriber is dropped or the
+        hub closes."""
         with self._lock:
             if self._loop is None:
                 self._loop = asyncio.get_running_loop()
@@ -211,20 +235,29 @@ class EventHub:
         self._subscribers.add(subscriber)
         try:
             if last_id:
-                for item in await self._backlog(last_id):
-                    if match(item[1]):
-                        yield item
+                missed = [item for item in await self._backlog(last_id) if match(item.event)]
+                if missed:
+                    yield missed
             while True:
                 try:
                     got = await asyncio.wait_for(subscriber.queue.get(), HEARTBEAT_SECONDS)
                 except TimeoutError:
                     yield None
                     continue
-                if got is _CLOSE:
-                    return
-                assert isinstance(got, list)
-                for item in got:
-                    yield item
+                # Everything waiting goes in one write: a subscriber that fell behind
+                # catches up in fewer, larger writes instead of falling further back.
+                burst: list[Item] = []
+                while True:
+                    if got is _CLOSE:
+                        if burst:
+                            yield burst
+                        return
+                    assert isinstance(got, list)
+                    burst += got
+                    if subscriber.queue.empty():
+                        break
+                    got = subscriber.queue.get_nowait()
+                yield burst
         finally:
             self._subscribers.discard(subscriber)
 

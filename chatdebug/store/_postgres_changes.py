@@ -27,7 +27,7 @@ logger = logging.getLogger("chatdebug.store")
 
 RETRY_SECONDS: Final = (0.5, 1.0, 2.0, 5.0)
 """Waits between attempts to get the listening connection back."""
-_DRAIN: Final = 0.02  # seconds to collect the rest of a burst once one arrived
+_DRAIN: Final = 0.005  # seconds to collect the rest of a burst once one arrived
 _KEEPALIVE: Final = {
     "keepalives": 1,
     "keepalives_idle": 5,
