@@ -241,9 +241,9 @@ def _tail(args: argparse.Namespace) -> int:
             user=args.user,
             status=args.status,
         )
-        print("following runs and steps; Ctrl-C to stop", file=sys.stderr, flush=True)
         try:
-            feed.wait(0)  # from now on
+            feed.wait(0)  # takes its starting point: everything after this line shows
+            print("following runs and steps; Ctrl-C to stop", file=sys.stderr, flush=True)
             while True:
                 for event in feed.wait(0.5):
                     try:
