@@ -18,6 +18,7 @@ It measures; it asserts nothing.
     python benchmarks/events_bench.py latency --backend sqlite
     python benchmarks/events_bench.py latency --backend postgresql
     python benchmarks/events_bench.py fanout --backend sqlite
+    python benchmarks/events_bench.py fanout --backend postgresql [--without-first]
 """
 
 from __future__ import annotations
@@ -280,15 +281,16 @@ async def _fanout_phase(
     }
 
 
-def fanout(backend: str, subscribers: int, rate: float, seconds: float) -> dict[str, Any]:
+def fanout(
+    backend: str, subscribers: int, rate: float, seconds: float, without_first: bool = False
+) -> dict[str, Any]:
     out: dict[str, Any] = {"backend": backend}
+    phases = [("with_subscribers", subscribers), ("without_subscribers", 0)]
+    if without_first:
+        phases.reverse()
     with database(backend) as url, serve(url) as (port, process):
-        out["with_subscribers"] = asyncio.run(
-            _fanout_phase(url, port, process.pid, subscribers, rate, seconds)
-        )
-        out["without_subscribers"] = asyncio.run(
-            _fanout_phase(url, port, process.pid, 0, rate, seconds)
-        )
+        for name, count in phases:
+            out[name] = asyncio.run(_fanout_phase(url, port, process.pid, count, rate, seconds))
     return out
 
 
@@ -301,11 +303,16 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=500)
     parser.add_argument("--steps-per-second", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--without-first", action="store_true", help="fanout: the phase without subscribers first"
+    )
     args = parser.parse_args()
     if args.what == "latency":
         result = latency(args.backend, args.events, args.rate)
     else:
-        result = fanout(args.backend, args.subscribers, args.steps_per_second, args.seconds)
+        result = fanout(
+            args.backend, args.subscribers, args.steps_per_second, args.seconds, args.without_first
+        )
     print(json.dumps(result, indent=2))
 
 
