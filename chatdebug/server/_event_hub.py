@@ -156,10 +156,11 @@ class EventHub:
                 try:
                     feed = self._feed_factory(self._store)
                 except StoreError as exc:
+                    # A store without change events (an in-memory database): the
+                    # streams stay open with heartbeats only.
                     logger.warning("chatdebug serve: no change events: %s", exc)
                     self._ready.set()
-                    self._stop.wait(5.0)
-                    continue
+                    return
                 self._feed = feed
                 feed.wait(0)  # takes its starting point
                 self._ready.set()
