@@ -49,8 +49,17 @@ class Tail:
             time.sleep(0.05)
         raise AssertionError(f"tail never printed what was expected: {self.lines}")
 
+    def __enter__(self) -> Tail:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.stop()
+
     def stop(self) -> int:
-        self.proc.send_signal(signal.SIGINT)  # Ctrl-C
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # Ctrl-C
         code = self.proc.wait(30)
         self._reader.join(10)
         for stream in (self.proc.stdout, self.proc.stderr):
@@ -68,11 +77,17 @@ def url_and_store(database_url: str) -> Iterator[tuple[str, Store]]:
         store.close()
 
 
-def _record_turn(store: Store, chat: str, *, fail: bool = False) -> str:
+def _record_turn(
+    store: Store, chat: str, *, fail: bool = False, in_flight: Callable[[], Any] | None = None
+) -> str:
+    """A run with one streamed step: started, its progress recorded, then finished.
+    ``in_flight`` is called while the step is in progress."""
     run = store.create_run(NewRun(chat_id=chat, user_id="u-1", model="gpt-4o"))
     step = store.create_step(NewStep(run_id=run.id, chat_id=chat, operation="stream"))
     progress = {"chunks": 3, "text_chars": 11, "time_to_first_chunk_ms": 9.0, "text": "Hello there"}
     store.update_step(StepUpdate(id=step.id, chat_id=chat, metadata={"stream_progress": progress}))
+    if in_flight is not None:
+        in_flight()
     reply = {"content": [{"type": "text", "text": "Hello there, general Kenobi. " * 4}]}
     store.update_step(
         StepUpdate(
@@ -95,14 +110,18 @@ def _events(lines: list[str]) -> list[dict[str, Any]]:
 
 def test_tail_json_follows_runs_and_steps(url_and_store: tuple[str, Store]) -> None:
     url, store = url_and_store
-    tail = Tail(url, "--json")
-    run_id = _record_turn(store, "c-live")
+    with Tail(url, "--json") as tail:
 
-    def finished(lines: list[str]) -> bool:
-        return any(e["event"] == "run_finished" for e in _events(lines))
+        def progress_shown() -> None:
+            tail.wait_for(lambda lines: any("step_progress" in line for line in lines))
 
-    tail.wait_for(finished)
-    assert tail.stop() == 0
+        run_id = _record_turn(store, "c-live", in_flight=progress_shown)
+
+        def finished(lines: list[str]) -> bool:
+            return any(e["event"] == "run_finished" for e in _events(lines))
+
+        tail.wait_for(finished)
+        assert tail.stop() == 0
     events = [e for e in _events(tail.lines) if e.get("run_id") == run_id]
     names = [e["event"] for e in events]
     assert names[0] == "run_started" and names[-1] == "run_finished"
@@ -116,24 +135,26 @@ def test_tail_json_follows_runs_and_steps(url_and_store: tuple[str, Store]) -> N
     assert isinstance(finished_step["duration_ms"], int)
     assert all(e["chat_id"] == "c-live" for e in events)
     assert next(e for e in events if e["event"] == "run_finished")["status"] == "completed"
-    # The progress written while in flight shows when tail saw it (the writes above may
-    # have come in one burst, after which the step had already finished).
-    for progress in (e for e in events if e["event"] == "step_progress"):
-        assert (progress["chunks"], progress["reply"]) == (3, "Hello there")
+    progress = next(e for e in events if e["event"] == "step_progress")
+    assert (progress["chunks"], progress["text_chars"], progress["reply"]) == (3, 11, "Hello there")
+    assert progress["status"] == "in_progress"
+    assert names.index("step_started") < names.index("step_progress") < names.index("step_finished")
 
 
 def test_tail_filters_by_chat_and_status_and_prints_text(
     url_and_store: tuple[str, Store],
 ) -> None:
     url, store = url_and_store
-    chat_only = Tail(url, "--chat", "mine")
-    errors_only = Tail(url, "--json", "--status", "error")
-    _record_turn(store, "other")
-    mine = _record_turn(store, "mine", fail=True)
-    chat_only.wait_for(lambda lines: any("run finished" in line for line in lines))
-    errors_only.wait_for(lambda lines: any("run_finished" in line for line in lines))
-    assert chat_only.stop() == 0
-    assert errors_only.stop() == 0
+    with (
+        Tail(url, "--chat", "mine") as chat_only,
+        Tail(url, "--json", "--status", "error") as errors_only,
+    ):
+        _record_turn(store, "other")
+        mine = _record_turn(store, "mine", fail=True)
+        chat_only.wait_for(lambda lines: any("run finished" in line for line in lines))
+        errors_only.wait_for(lambda lines: any("run_finished" in line for line in lines))
+        assert chat_only.stop() == 0
+        assert errors_only.stop() == 0
     assert all("chat mine" in line for line in chat_only.lines)
     assert any("step 1 finished  error" in line for line in chat_only.lines)
     assert any(f"run {mine[:8]}" in line for line in chat_only.lines)
