@@ -13,12 +13,17 @@ subscriber. Prints the application's achieved step rate and write latency for bo
 how many subscribers got every change (every run with all its step numbers and its
 final status), the resets, and ``serve``'s CPU (of one core) and peak RSS.
 
+``cost``: what publishing costs the writer: the bulk write path (200 runs and their
+steps created, then finished, five times) per row written, with the change-event
+triggers and with them dropped, three times each, alternating.
+
 It measures; it asserts nothing.
 
     python benchmarks/events_bench.py latency --backend sqlite
     python benchmarks/events_bench.py latency --backend postgresql
     python benchmarks/events_bench.py fanout --backend sqlite
     python benchmarks/events_bench.py fanout --backend postgresql [--without-first]
+    python benchmarks/events_bench.py cost --backend sqlite
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import asyncio
 import json
 import os
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -46,7 +52,15 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from chatdebug.store import NewRun, open_store  # noqa: E402
+from chatdebug.store import (  # noqa: E402
+    BulkWrites,
+    NewRun,
+    NewStep,
+    RunUpdate,
+    StepUpdate,
+    bulk_writer,
+    open_store,
+)
 
 TOKEN = "bench-token"
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -294,9 +308,69 @@ def fanout(
     return out
 
 
+# -- what publishing costs the writer --------------------------------------------------
+
+_TRIGGERS = (
+    ("chat_debug_changes_run_insert", "chat_debug_runs"),
+    ("chat_debug_changes_run_update", "chat_debug_runs"),
+    ("chat_debug_changes_run_delete", "chat_debug_runs"),
+    ("chat_debug_changes_step_insert", "chat_debug_steps"),
+    ("chat_debug_changes_step_update", "chat_debug_steps"),
+)
+
+
+def _drop_triggers(url: str) -> None:
+    if url.startswith("sqlite:"):
+        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
+            for name, _ in (*_TRIGGERS, ("chat_debug_changes_trim", "")):
+                conn.execute(f"DROP TRIGGER {name}")
+            conn.commit()
+        return
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name, table in _TRIGGERS:
+            conn.execute(f"DROP TRIGGER {name} ON {table}")
+
+
+def _bulk_ms_per_row(url: str) -> float:
+    times = []
+    with closing(open_store(url)) as store:
+        writer = bulk_writer(store)
+        assert writer is not None
+        for _ in range(5):
+            runs = [NewRun(chat_id="cost") for _ in range(200)]
+            steps = [
+                NewStep(run_id=r.id, chat_id="cost", operation="chat", step_number=1) for r in runs
+            ]
+            started = time.perf_counter()
+            writer.write_bulk(BulkWrites(new_runs=runs, new_steps=steps))
+            writer.write_bulk(
+                BulkWrites(
+                    step_updates=[
+                        StepUpdate(id=s.id, chat_id="cost", status="completed") for s in steps
+                    ],
+                    run_updates=[
+                        RunUpdate(id=r.id, chat_id="cost", status="completed") for r in runs
+                    ],
+                )
+            )
+            times.append((time.perf_counter() - started) * 1000 / 400)
+    return statistics.median(times)
+
+
+def cost(backend: str) -> dict[str, Any]:
+    found: dict[str, list[float]] = {"with_triggers": [], "without_triggers": []}
+    for _ in range(3):
+        for name in found:
+            with database(backend) as url:
+                if name == "without_triggers":
+                    _drop_triggers(url)
+                found[name].append(round(_bulk_ms_per_row(url), 3))
+    return {"backend": backend, "bulk_ms_per_row": found}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["latency", "fanout"])
+    parser.add_argument("what", choices=["latency", "fanout", "cost"])
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--events", type=int, default=300, help="latency: runs written")
     parser.add_argument("--rate", type=float, default=20.0, help="latency: runs a second")
@@ -309,6 +383,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "latency":
         result = latency(args.backend, args.events, args.rate)
+    elif args.what == "cost":
+        result = cost(args.backend)
     else:
         result = fanout(
             args.backend, args.subscribers, args.steps_per_second, args.seconds, args.without_first
