@@ -321,6 +321,7 @@ PUBLIC_NAMES = {
         "Ticker",
     },
     "chatdebug.server": {
+        "EventHub",
         "Readiness",
         "ServerState",
         "create_app",
@@ -333,6 +334,8 @@ PUBLIC_NAMES = {
         "PURGE_BATCH_SIZE",
         "BulkWriter",
         "BulkWrites",
+        "ChangeEvent",
+        "ChangeFeed",
         "Clear",
         "EncodedJSON",
         "FinalizeResult",
@@ -357,6 +360,7 @@ PUBLIC_NAMES = {
         "database_location",
         "encode_json",
         "mask_password",
+        "open_change_feed",
         "open_store",
     },
 }

@@ -17,6 +17,7 @@ from . import (  # noqa: F401  (register their commands)
     serve,
     settings,
     spill,
+    tail,
 )
 from ._core import (
     EXIT_FAILURE,

@@ -1,9 +1,11 @@
 """``chatdebug serve``: the purge and stale-finalization loops plus the HTTP side
 (``/metrics``, ``/healthz``, ``/readyz``, read API, viewer) in one long-running process.
 
-The loops run in threads of their own (:class:`chatdebug.ops.Ticker`), uvicorn serves the
-Starlette app in the main thread. SIGTERM and SIGINT stop the HTTP server, then the loops
-(the tick in progress finishes or rolls back), then close the store; the exit code is 0.
+The loops run in threads of their own (:class:`chatdebug.ops.Ticker`), as does the one
+listener of the store's change events, uvicorn serves the Starlette app in the main
+thread. SIGTERM and SIGINT end the event streams (their clients reconnect to the next
+process), stop the HTTP server, then the loops (the tick in progress finishes or rolls
+back), then close the store; the exit code is 0.
 Startup failures (bad URL, unreachable database, port in use, a non-loopback address
 without tokens) are one line on stderr and a non-zero exit.
 """
@@ -16,7 +18,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
@@ -121,12 +123,15 @@ def _configure_logging() -> None:
     arg("--spill-path", default=None, metavar="PATH",
         help="the application's spill journal, whose file system /readyz checks "
         "(default $CHATDEBUG_SPILL_PATH)"),
+    arg("--event-queue", type=int, default=None, metavar="N",
+        help="bursts of events a slow event-stream client may have waiting before it is "
+        "dropped with a final reset (default 64)"),
 )  # fmt: skip
 def _serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn  # noqa: F401
 
-        from ..server import ServerState, create_app
+        from ..server import EventHub, ServerState, create_app
     except ImportError:
         raise CommandError(_MISSING_EXTRA, EXIT_USAGE) from None
     purge_interval = parse_duration(args.purge_interval).total_seconds()
@@ -134,6 +139,8 @@ def _serve(args: argparse.Namespace) -> int:
     stale_interval = parse_duration(args.stale_interval).total_seconds()
     if args.purge_batch_size < 1:
         raise CommandError("--purge-batch-size must be at least 1", EXIT_USAGE)
+    if args.event_queue is not None and args.event_queue < 1:
+        raise CommandError("--event-queue must be at least 1", EXIT_USAGE)
     host, port = parse_listen(args.listen)
     loopback = is_loopback(host)
     api_token = args.token or os.environ.get(API_TOKEN_VARIABLE) or None
@@ -149,6 +156,12 @@ def _serve(args: argparse.Namespace) -> int:
         store.get_retention_days()  # unreachable database: fail now, in one line
         sock = _bind(host, port)
         metrics = Metrics(CollectorRegistry(auto_describe=True))
+        events = (
+            EventHub(store)
+            if args.event_queue is None
+            else EventHub(store, queue_size=args.event_queue)
+        )
+        events.start()
         state = ServerState(
             store=store,
             metrics=metrics,
@@ -156,6 +169,7 @@ def _serve(args: argparse.Namespace) -> int:
             admin_token=admin_token,
             forced_enabled=truthy(os.environ.get(CHATDEBUG_ENABLED)),
             storage=_storage(store, args.spill_path),
+            events=events,
         )
 
         def on_store_status(reason: str | None) -> None:
@@ -184,8 +198,12 @@ def _serve(args: argparse.Namespace) -> int:
             "off" if args.no_purge else f"every {args.purge_interval}",
             "off" if args.no_finalize else f"every {args.stale_interval}",
         )
-        with sock, _loops(tickers):
-            _run_http(create_app(state), sock)
+        try:
+            with sock, _loops(tickers):
+                _run_http(create_app(state), sock, events.close)
+        finally:
+            events.close()
+            events.join()
         logger.info("chatdebug serve: stopped")
     return EXIT_OK
 
@@ -202,8 +220,9 @@ def _storage(store: Store, spill_path: str | None) -> tuple[tuple[str, str], ...
     return tuple(files)
 
 
-def _run_http(app: Any, sock: socket.socket) -> None:
-    """Serve ``app`` on ``sock`` until SIGTERM or SIGINT."""
+def _run_http(app: Any, sock: socket.socket, on_stop: Callable[[], None]) -> None:
+    """Serve ``app`` on ``sock`` until SIGTERM or SIGINT; ``on_stop`` ends the streams
+    that would otherwise hold the shutdown for their whole grace period."""
     import uvicorn
 
     class _Server(uvicorn.Server):
@@ -224,6 +243,7 @@ def _run_http(app: Any, sock: socket.socket) -> None:
         if server.should_exit:
             server.force_exit = True
         server.should_exit = True
+        on_stop()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

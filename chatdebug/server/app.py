@@ -6,6 +6,8 @@ Routes, in the order they are matched:
   ``Accept`` header asks for it (content negotiation of prometheus_client itself);
 * ``GET /healthz`` (the process answers) and ``GET /readyz`` (the store answers);
 * the read API, settings API and deletion hooks (:mod:`.api`);
+* the change events and the reads that apply them (:mod:`.events`), when the state
+  has an event hub;
 * the web viewer: its page at ``/`` and its files under ``/static/``.
 
 ``/metrics``, the health routes and the viewer's files need no token: they expose no
@@ -34,9 +36,11 @@ from .._diskspace import storage_problem
 from .._exposition import exposed_registry
 from ..metrics import Metrics
 from ..store import Store, StoreError
+from ._event_hub import EventHub
 from ._responses import VIEWER_CSP, error_response, security_headers
 from .api import ApiContext, api_routes
 from .auth import Tokens
+from .events import event_routes
 
 __all__ = [
     "READY_TIMEOUT",
@@ -102,6 +106,7 @@ class ServerState:
         readiness: the last known reachability of the store.
         storage: local files the application writes (the SQLite store, spill
             journals) whose file system ``/readyz`` checks, as ``(what, path)``.
+        events: the change events the event streams send (none: no event routes).
     """
 
     store: Store
@@ -111,6 +116,7 @@ class ServerState:
     forced_enabled: bool = False
     readiness: Readiness = field(default_factory=Readiness)
     storage: tuple[tuple[str, str], ...] = ()
+    events: EventHub | None = None
 
     @property
     def registry(self) -> CollectorRegistry:
@@ -129,6 +135,7 @@ def create_app(state: ServerState) -> Starlette:
         *_metrics_routes(state),
         *_health_routes(state),
         *api_routes(context),
+        *(event_routes(context, state.events) if state.events is not None else []),
         *viewer_routes(),
     ]
     return Starlette(routes=routes)

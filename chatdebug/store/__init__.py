@@ -5,6 +5,7 @@ with identical behaviour, and the bulk write path (:class:`BulkWriter`, found wi
 :func:`bulk_writer`).
 """
 
+from ._changes import ChangeEvent, ChangeFeed, open_change_feed
 from ._codec import EncodedJSON, encode_json
 from ._contract import (
     DEFAULT_LIST_LIMIT,
@@ -44,6 +45,8 @@ __all__ = [
     "PURGE_BATCH_SIZE",
     "BulkWriter",
     "BulkWrites",
+    "ChangeEvent",
+    "ChangeFeed",
     "Clear",
     "EncodedJSON",
     "FinalizeResult",
@@ -68,5 +71,6 @@ __all__ = [
     "database_location",
     "encode_json",
     "mask_password",
+    "open_change_feed",
     "open_store",
 ]

@@ -197,6 +197,16 @@ class Store(Protocol):
         (for callers that need only the rest, such as a run summary)."""
         ...
 
+    # reads that apply a change event cheaply -------------------------------------------
+    def get_step(self, run_id: uuid.UUID, step_number: int) -> Step | None:
+        """Step ``step_number`` of the run (with its payloads), or ``None``."""
+        ...
+
+    def list_changed_runs(self, since: datetime, limit: int = DEFAULT_LIST_LIMIT) -> list[Run]:
+        """Runs whose ``updated_at`` is at or after ``since``, oldest change first
+        (``updated_at, id``): what changed since a reader's cursor."""
+        ...
+
     # deletion, purge, stale finalization --------------------------------------------
     def delete_by_chat(self, chat_id: str, started_before: datetime) -> int:
         """Delete the chat's runs started before ``started_before``; returns runs removed."""

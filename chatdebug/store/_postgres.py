@@ -10,11 +10,14 @@ from typing import Any, Final
 
 from psycopg import errors as pg_errors
 
+from . import _postgres_changes as changes
 from . import _postgres_sql as sql
+from ._changes import postgres_publish_summary
 from ._codec import utc
 from ._contract import DEFAULT_LIST_LIMIT, PURGE_BATCH_SIZE, Backend, BulkWriter, Store
 from ._errors import RunNotFound, StoreError, StoreUnavailable
 from ._migrations import migrations
+from ._postgres_changes import PostgresChangeFeed
 from ._postgres_conn import PostgresConnections
 from ._recent import recent_runs_parameters
 from ._rows import run_from_row, step_from_row
@@ -344,12 +347,19 @@ class PostgresStore(Store, BulkWriter):
             if not (locked and locked[0]):
                 return PurgeResult(runs_removed=0, steps_removed=0, skipped=True)
             row = conn.execute(sql.PURGE, values).fetchone()
-        runs, steps = row if row is not None else (0, 0)
+            runs, steps = row if row is not None else (0, 0)
+            if runs:
+                postgres_publish_summary(conn, "purge", {"runs": int(runs), "steps": int(steps)})
         return PurgeResult(runs_removed=int(runs), steps_removed=int(steps))
 
     def finalize_stale(self, updated_before: datetime) -> FinalizeResult:
-        row = self._one(sql.FINALIZE_STALE, {"cutoff": utc(updated_before), "now": self._now()})
-        runs, steps = row if row is not None else (0, 0)
+        values = {"cutoff": utc(updated_before), "now": self._now()}
+        with self._db.connection() as conn, self._db.atomic(conn):
+            row = conn.execute(sql.FINALIZE_STALE, values).fetchone()
+            runs, steps = row if row is not None else (0, 0)
+            if runs or steps:
+                counts = {"runs": int(runs), "steps": int(steps)}
+                postgres_publish_summary(conn, "finalize", counts)
         return FinalizeResult(runs_finalized=int(runs), steps_finalized=int(steps))
 
     # settings -----------------------------------------------------------------------
@@ -381,3 +391,21 @@ class PostgresStore(Store, BulkWriter):
 
     def set_retention_days(self, days: int) -> None:
         self._set_setting(SETTING_RETENTION_DAYS, str(validate_retention_days(days)))
+
+    # change events (see chatdebug.store.open_change_feed) -------------------------------
+    def change_feed(self) -> PostgresChangeFeed:
+        """The change events of this schema committed from now on, by any process."""
+        return PostgresChangeFeed(self._db._target, dict(self._db._kwargs), self._db._password)
+
+    def get_step(self, run_id: uuid.UUID, step_number: int) -> Step | None:
+        """Step ``step_number`` of the run, or ``None``."""
+        row = self._one(changes.STEP_BY_NUMBER, {"run_id": run_id, "step_number": step_number})
+        return None if row is None else _step(row)
+
+    def list_changed_runs(self, since: datetime, limit: int = DEFAULT_LIST_LIMIT) -> list[Run]:
+        """Runs whose ``updated_at`` is at or after ``since``, oldest change first."""
+        with self._db.connection() as conn:
+            rows = conn.execute(
+                changes.CHANGED_RUNS, {"since": utc(since), "limit": validate_limit(limit)}
+            ).fetchall()
+        return [_run(row) for row in rows]

@@ -10,7 +10,9 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from . import _sqlite_changes as changes
 from . import _sqlite_sql as sql
+from ._changes import sqlite_publish_summary
 from ._codec import format_timestamp, parse_timestamp, utc
 from ._contract import DEFAULT_LIST_LIMIT, PURGE_BATCH_SIZE, Backend, BulkWriter, Store
 from ._errors import RunNotFound, StoreError, StoreUnavailable
@@ -32,6 +34,7 @@ from ._rules import (
     validate_limit,
     validate_retention_days,
 )
+from ._sqlite_changes import SQLiteChangeFeed
 from ._sqlite_conn import SQLiteConnections
 from ._values import (
     BulkWrites,
@@ -352,6 +355,7 @@ class SQLiteStore(Store, BulkWriter):
             batch = {"ids": json.dumps(ids)}
             steps = conn.execute(sql.COUNT_PURGE_STEPS, batch).fetchone()[0]
             runs = conn.execute(sql.DELETE_PURGE_RUNS, batch).rowcount
+            sqlite_publish_summary(conn, "purge", {"runs": runs, "steps": steps})
         return PurgeResult(runs_removed=runs, steps_removed=steps)
 
     def finalize_stale(self, updated_before: datetime) -> FinalizeResult:
@@ -362,6 +366,8 @@ class SQLiteStore(Store, BulkWriter):
         with self._db.write() as conn:
             steps = conn.execute(sql.FINALIZE_STALE_STEPS, values).rowcount
             runs = conn.execute(sql.FINALIZE_STALE_RUNS, values).rowcount
+            if runs or steps:
+                sqlite_publish_summary(conn, "finalize", {"runs": runs, "steps": steps})
         return FinalizeResult(runs_finalized=runs, steps_finalized=steps)
 
     # settings -----------------------------------------------------------------------
@@ -396,3 +402,24 @@ class SQLiteStore(Store, BulkWriter):
 
     def set_retention_days(self, days: int) -> None:
         self._set_setting(SETTING_RETENTION_DAYS, str(validate_retention_days(days)))
+
+    # change events (see chatdebug.store.open_change_feed) -------------------------------
+    def change_feed(self) -> SQLiteChangeFeed:
+        """The change events committed from now on, by any process."""
+        if self._db.memory:
+            raise StoreError("chatdebug: an in-memory database publishes no change events")
+        return SQLiteChangeFeed(self.location)
+
+    def get_step(self, run_id: uuid.UUID, step_number: int) -> Step | None:
+        """Step ``step_number`` of the run, or ``None``."""
+        values = {"run_id": str(run_id), "step_number": step_number}
+        with self._db.read() as conn:
+            row = conn.execute(changes.STEP_BY_NUMBER, values).fetchone()
+        return None if row is None else _step(row)
+
+    def list_changed_runs(self, since: datetime, limit: int = DEFAULT_LIST_LIMIT) -> list[Run]:
+        """Runs whose ``updated_at`` is at or after ``since``, oldest change first."""
+        values = {"since": format_timestamp(since), "limit": validate_limit(limit)}
+        with self._db.read() as conn:
+            rows = conn.execute(changes.CHANGED_RUNS, values).fetchall()
+        return [_run(row) for row in rows]

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 from chatdebug.cli import main
+from chatdebug.store._migrations import migrations
 from tests.cli.support import chatdebug
 from tests.store.support import raw
+
+ALL_VERSIONS = ", ".join(str(m.version) for m in migrations("sqlite"))
 
 # The schema ``chatdebug migrate`` creates: its tables and indexes, by name.
 TABLES = {
@@ -50,7 +53,7 @@ def test_migrate_creates_the_sqlite_schema(tmp_path: Path) -> None:
     assert result.stdout.splitlines() == [
         "backend:  sqlite",
         f"database: {path}",
-        "schema:   applied versions 1, 2, 3",
+        f"schema:   applied versions {ALL_VERSIONS}",
     ]
     url = f"sqlite:///{path}"
     tables = {n for (n,) in raw(url, "SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -98,7 +101,7 @@ def test_migrate_creates_the_postgres_schema(pg_url: str) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "backend:  postgresql"
     assert lines[1].startswith("database: postgresql://postgres:***@")
-    assert lines[2] == "schema:   applied versions 1, 2, 3"
+    assert lines[2] == f"schema:   applied versions {ALL_VERSIONS}"
     assert "pw-never-shown" not in result.stdout + result.stderr
 
     tables = {

@@ -13,9 +13,11 @@ from contextlib import closing
 import pytest
 
 from chatdebug.store import open_store
+from chatdebug.store._migrations import migrations
 from tests.store.support import count, is_sqlite, make_run, raw
 
-VERSIONS = [1, 2, 3]
+SHIPPED = migrations("sqlite")
+VERSIONS = [m.version for m in SHIPPED]
 TABLES = {
     "chat_debug_runs",
     "chat_debug_steps",
@@ -40,7 +42,8 @@ def test_migrate_applies_every_version_once(database_url: str) -> None:
         assert store.migrate() == []
     assert TABLES <= tables(database_url)
     rows = raw(database_url, "SELECT version, name FROM chat_debug_schema_migrations ORDER BY 1")
-    assert rows == [(1, "init"), (2, "settings"), (3, "step_provider_model")]
+    assert rows == [(m.version, m.name) for m in SHIPPED]
+    assert rows[:3] == [(1, "init"), (2, "settings"), (3, "step_provider_model")]
     with closing(open_store(database_url)) as again:  # migrate on open: nothing to do
         assert again.migrate() == []
         make_run(again)
@@ -66,6 +69,7 @@ def test_concurrent_migrations_from_threads(database_url: str) -> None:
 _MIGRATE_AT = """
 import json, sys, time
 from chatdebug.store import open_store
+from chatdebug.store._migrations import migrations
 url, at = sys.argv[1], float(sys.argv[2])
 store = open_store(url, migrate=False)
 time.sleep(max(0.0, at - time.time()))

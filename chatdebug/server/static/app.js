@@ -59,8 +59,12 @@ function showError(error) {
   clear(main).append(h("div", { className: "error-box", id: "page-error", text: String(error.message || error) }));
 }
 
-export function setLive(on) {
+// The badge: hidden, "live", or how the page follows when it cannot stream
+// ("reconnecting", "polling").
+export function setLive(on, state = "live") {
   live.hidden = !on;
+  live.textContent = state;
+  live.dataset.state = state;
 }
 
 function parseRoute() {

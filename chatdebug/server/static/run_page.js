@@ -1,6 +1,8 @@
 // One run: its facts, the waterfall, and each step as a transcript with usage,
-// errors, attempts (headers, raw redacted bodies on demand). An in-progress run
-// is polled until it ends.
+// errors, attempts (headers, raw redacted bodies on demand). The page follows
+// the chat's change events (live.js): a changed step is fetched alone and
+// replaced in place, keeping what the reader opened; a stream in flight shows
+// its text so far, its chunk count and a running clock.
 
 import { api } from "./api.js";
 import {
@@ -9,8 +11,7 @@ import {
 } from "./dom.js";
 import { renderTranscript } from "./transcript.js";
 import { renderWaterfall } from "./waterfall.js";
-
-const POLL_MS = 3000;
+import { follow, gather, inFlight, liveApi, replaceKeepingOpen, tickClocks } from "./live.js";
 
 function errorBox(error) {
   if (!error || typeof error !== "object") return null;
@@ -95,6 +96,7 @@ function stepSection(step) {
   return h("section", { className: `step status-${step.status}`, id: `step-${step.step_number}` },
     head,
     errorBox(step.error),
+    inFlight(step),
     renderTranscript(step),
     h("div", { className: "step-facts" },
       usageTable(step.usage, unavailable),
@@ -148,7 +150,7 @@ export async function renderRunPage(context, chatId, runId) {
   const { main, setCrumbs, setLive, onError } = context;
   setCrumbs(link("/", "runs"), h("span", { className: "mono", text: `chat ${chatId}` }), h("span", { className: "mono", text: `run ${runId.slice(0, 8)}` }));
   let run = await api.run(chatId, runId);
-  const siblings = await api.chatRuns(chatId).catch(() => []);
+  let siblings = await api.chatRuns(chatId).catch(() => []);
   const draw = () => {
     clear(main).append(
       runHeader(run, chatId),
@@ -158,22 +160,96 @@ export async function renderRunPage(context, chatId, runId) {
       otherRuns(siblings, run.id));
   };
   draw();
-  if (run.status !== "in_progress") return () => {};
-  setLive(true);
+  const stopClocks = tickClocks(main);
   let stopped = false;
-  const timer = setInterval(async () => {
-    try {
-      const next = await api.run(chatId, runId);
-      if (stopped) return;
-      const changed = next.updated_at !== run.updated_at || next.status !== run.status ||
-        next.steps.length !== run.steps.length;
-      run = next;
-      if (changed) draw();
-      if (run.status !== "in_progress") { clearInterval(timer); setLive(false); }
-    } catch (error) {
-      clearInterval(timer);
-      if (!stopped) onError(error);
+  let streamState = "live";
+  const badge = () => setLive(run.status === "in_progress" || streamState !== "live", streamState);
+  badge();
+
+  const swap = (selector, fresh) => {
+    const old = main.querySelector(selector);
+    if (old && fresh) replaceKeepingOpen(old, fresh);
+  };
+  const redrawSummary = () => {
+    swap("#run-head", runHeader(run, chatId));
+    swap(".waterfall", renderWaterfall(run));
+    badge();
+  };
+  const putStep = (step) => {
+    const at = run.steps.findIndex((s) => s.step_number === step.step_number);
+    if (at >= 0) run.steps[at] = step;
+    else run.steps = [...run.steps, step].sort((a, b) => a.step_number - b.step_number);
+    const fresh = stepSection(step);
+    const old = main.querySelector(`#step-${step.step_number}`);
+    if (old) { replaceKeepingOpen(old, fresh); return; }
+    const list = main.querySelector("#steps");
+    list.querySelector(":scope > p.muted")?.remove();
+    const next = [...list.querySelectorAll(":scope > section.step")]
+      .find((section) => Number(section.id.slice(5)) > step.step_number);
+    if (next) next.before(fresh);
+    else list.append(fresh);
+  };
+  const reload = async () => {
+    const next = await api.run(chatId, runId);
+    if (stopped) return;
+    run = next;
+    redrawSummary();
+    for (const step of run.steps) putStep(step);
+  };
+  const apply = async (events) => {
+    let numbers = new Set();
+    let summary = false;
+    let others = false;
+    for (const { kind, data } of events) {
+      if (kind === "run_update" && data && data.run_id === runId) {
+        summary = true;
+        if (!Array.isArray(data.step_numbers)) numbers = null;
+        else if (numbers) for (const n of data.step_numbers) numbers.add(n);
+      } else if (kind === "run_update") {
+        others = true;
+      } else if (kind === "delete" && data && Array.isArray(data.run_ids) && data.run_ids.includes(runId)) {
+        main.prepend(h("div", { className: "error-box", id: "run-deleted", text: "This run has been deleted." }));
+        return;
+      } else if (kind === "reset" || kind === "finalize") {
+        numbers = null;
+        summary = true;
+      }
     }
-  }, POLL_MS);
-  return () => { stopped = true; clearInterval(timer); setLive(false); };
+    if (numbers === null) {
+      await reload();
+    } else {
+      if (summary) {
+        const next = await liveApi.runSummary(chatId, runId);
+        if (stopped) return;
+        run = { ...run, ...next, steps: run.steps };
+      }
+      for (const n of [...numbers].sort((a, b) => a - b)) {
+        const step = await liveApi.step(chatId, runId, n).catch(() => null);
+        if (stopped) return;
+        if (step) putStep(step);
+      }
+      if (summary || numbers.size) redrawSummary();
+    }
+    if (others) {
+      siblings = await api.chatRuns(chatId).catch(() => siblings);
+      if (!stopped) swap(".chat-runs", otherRuns(siblings, run.id));
+    }
+  };
+  const stop = follow(`/api/chats/${encodeURIComponent(chatId)}/debug/events`, {}, {
+    onEvents: gather((events) => {
+      apply(events).catch((error) => { if (!stopped) onError(error); });
+    }),
+    onState: (state) => { streamState = state === "polling" ? "live" : state; if (!stopped) badge(); },
+    onPoll: async () => {
+      if (run.status !== "in_progress") return;
+      const before = run.updated_at;
+      const next = await api.run(chatId, runId);
+      if (stopped || next.updated_at === before) return;
+      run = next;
+      redrawSummary();
+      for (const step of run.steps) putStep(step);
+    },
+    onError: (error) => { if (!stopped) { stopped = true; stop(); onError(error); } },
+  });
+  return () => { stopped = true; stop(); stopClocks(); setLive(false); };
 }

@@ -1,16 +1,18 @@
 // The runs list: recent runs across chats, the API's filters, status colours,
-// paging with the cursor, a live refresh of in-progress rows, and the runs'
+// paging with the cursor, rows inserted and updated in place as the server's
+// change events arrive (live.js), and the runs'
 // costs (sortable: the API lists runs newest first only, so sorting by cost
 // orders the runs loaded on the page, not the whole history).
 
 import { api } from "./api.js";
+import { follow, gather, liveApi } from "./live.js";
 import {
   clear, durationOf, formatMs, formatNumber, formatTime, formatUsd, h, link, parseTime, runTokens,
   statusPill,
 } from "./dom.js";
 
 const PAGE = 50;
-const REFRESH_MS = 3000;
+const MAX_FETCHES = 20; // runs fetched one by one for a burst of events; more: re-read the page
 const STATUSES = ["", "in_progress", "completed", "error", "interrupted"];
 const KINDS = ["chat_turn", "title_generation", "quickgen", "compaction"];
 const SINCE = [["", "any time"], ["15m", "last 15 min"], ["1h", "last hour"],
@@ -226,39 +228,77 @@ export async function renderRunsList(context, params) {
   });
 
   let stopped = false;
-  const refresh = async () => {
-    const latest = await api.recentRuns(filters, null, PAGE);
-    const newer = [];
-    let updated = false;
-    for (const run of latest.runs) {
-      const row = rows.get(run.id);
-      if (row) {
-        updateRow(row, run);
-        updated = true;
-      } else newer.push(run);
-    }
-    // Runs that started after the newest row loaded go on top; the list is newest
-    // first, so anything else belongs to a page not loaded yet.
+  // Runs that started after the newest row loaded go on top; the list is newest
+  // first, so anything else belongs to a page not loaded yet.
+  const isNewer = (run) => {
     let top = null;
     for (const row of rows.values()) if (!top || newestFirst(row, top) < 0) top = row;
-    const topKey = top ? [Date.parse(top.dataset.started), top.dataset.runId] : null;
-    const isNewer = (run) => !topKey || Date.parse(run.started_at) > topKey[0] ||
-      (Date.parse(run.started_at) === topKey[0] && run.id > topKey[1]);
-    add(newer.filter(isNewer), true);
+    if (!top) return true;
+    const t = Date.parse(run.started_at);
+    const topTime = Date.parse(top.dataset.started);
+    return t > topTime || (t === topTime && run.id > top.dataset.runId);
+  };
+  // A run recorded now cannot have started before an "until" bound.
+  const matches = (run) => (!filters.status || run.status === filters.status) && !filters.until;
+  const place = (run) => {
+    const row = rows.get(run.id);
+    if (row) updateRow(row, run);
+    else if (matches(run) && isNewer(run)) add([run], true);
+  };
+  const stamp = () => {
+    note.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+  };
+  // Re-reads the first page and the in-progress rows (after a reset, or polling).
+  const refresh = async () => {
+    const latest = await api.recentRuns(filters, null, PAGE);
+    if (stopped) return;
+    for (const run of latest.runs) place(run);
     const seen = new Set(latest.runs.map((r) => r.id));
     const pending = [...rows.entries()]
       .filter(([id, row]) => !seen.has(id) && row.dataset.status === "in_progress").slice(0, 10);
     for (const [id, row] of pending) {
-      const run = await api.run(row.dataset.chatId, id);
-      if (!stopped) updateRow(row, run);
+      const run = await liveApi.runSummary(row.dataset.chatId, id).catch(() => null);
+      if (!stopped && run) updateRow(row, run);
     }
-    if (!stopped && sort !== "none" && (updated || pending.length)) reorder();
-    note.textContent = `Updated ${new Date().toLocaleTimeString()} · refreshes every ${REFRESH_MS / 1000} s`;
+    if (!stopped && sort !== "none") reorder();
+    stamp();
   };
+  const apply = async (events) => {
+    let reread = false;
+    const changed = new Map();
+    for (const { kind, data } of events) {
+      if (kind === "run_update" && data && data.run_id) changed.set(data.run_id, data.chat_id);
+      else if (kind === "delete" && data && Array.isArray(data.run_ids) && data.run_ids.length) {
+        for (const id of data.run_ids) {
+          const row = rows.get(id);
+          if (row) { row.remove(); rows.delete(id); changed.delete(id); }
+        }
+        empty.hidden = rows.size > 0;
+      } else reread = true; // finalize, purge, reset: re-read what is shown
+    }
+    if (reread || changed.size > MAX_FETCHES) {
+      await refresh();
+      return;
+    }
+    for (const [runId, chatId] of changed) {
+      const run = await liveApi.runSummary(chatId, runId).catch(() => null);
+      if (stopped) return;
+      if (run) place(run);
+    }
+    if (sort !== "none" && changed.size) reorder();
+    stamp();
+  };
+  const live = {};
+  for (const name of ["kind", "user_id", "model"]) if (filters[name]) live[name] = filters[name];
   setLive(true);
-  note.textContent = `Refreshes every ${REFRESH_MS / 1000} s`;
-  const timer = setInterval(() => {
-    refresh().catch((error) => { if (!stopped) { stopped = true; clearInterval(timer); onError(error); } });
-  }, REFRESH_MS);
-  return () => { stopped = true; clearInterval(timer); setLive(false); };
+  note.textContent = "Follows new runs as they are recorded";
+  const stop = follow("/api/debug/events", live, {
+    onEvents: gather((events) => {
+      apply(events).catch((error) => { if (!stopped) onError(error); });
+    }),
+    onState: (state) => { if (!stopped) setLive(true, state); },
+    onPoll: () => refresh(),
+    onError: (error) => { if (!stopped) { stopped = true; stop(); onError(error); } },
+  });
+  return () => { stopped = true; stop(); setLive(false); };
 }
