@@ -19,6 +19,7 @@ from ._database_url import database_location, mask_password
 from ._errors import RunFinalized, RunNotFound, StoreConfigError, StoreError, StoreUnavailable
 from ._open import open_store
 from ._postgres import PostgresStore
+from ._search import MAX_SEARCH_TERMS, search_terms
 from ._sqlite import SQLiteStore
 from ._values import (
     CLEAR,
@@ -41,6 +42,7 @@ __all__ = [
     "DEFAULT_LIST_LIMIT",
     "DEFAULT_RETENTION_DAYS",
     "MAX_RETENTION_DAYS",
+    "MAX_SEARCH_TERMS",
     "PURGE_BATCH_SIZE",
     "BulkWriter",
     "BulkWrites",
@@ -69,4 +71,5 @@ __all__ = [
     "encode_json",
     "mask_password",
     "open_store",
+    "search_terms",
 ]

@@ -213,7 +213,9 @@ class PostgresStore(Store, BulkWriter):
         after: RunPosition | None = None,
         limit: int = DEFAULT_LIST_LIMIT,
     ) -> list[Run]:
-        names, values = recent_runs_parameters(filters, after, validate_limit(limit))
+        names, values = recent_runs_parameters(
+            filters, after, validate_limit(limit), match=sql.search_match
+        )
         with self._db.connection() as conn:
             rows = conn.execute(sql.recent_runs(names), values).fetchall()
         return [_run(row) for row in rows]

@@ -91,19 +91,37 @@ ORDER BY started_at DESC, id DESC LIMIT %(limit)s"""
 
 # Runs of every chat, filtered; the conditions that apply are joined with AND.
 RECENT_RUN_CONDITIONS: Final = {
+    "chat_id": "chat_id = %(chat_id)s",
     "status": "status = %(status)s",
     "kind": "kind = %(kind)s",
     "user_id": "user_id = %(user_id)s",
-    "model": "model = %(model)s",
+    "model": "id IN (SELECT run_id FROM chat_debug_run_models WHERE model = %(model)s)",
     "since": "started_at >= %(since)s",
     "until": "started_at < %(until)s",
     "after": "(started_at, id) < (%(after_started_at)s, %(after_id)s)",
 }
 
 
+# One search word (parameter text_N: a tsquery prefix, 'word':*).
+TEXT_CONDITION: Final = (
+    "id IN (SELECT run_id FROM chat_debug_search "
+    "WHERE document @@ to_tsquery('simple', %(text_{n})s))"
+)
+
+
+def search_match(term: str) -> str:
+    """The tsquery of one search word (letters and digits only) as a prefix."""
+    return f"'{term}':*"
+
+
+def _condition(name: str) -> str:
+    kind, _, index = name.partition(":")
+    return TEXT_CONDITION.format(n=int(index)) if kind == "text" else RECENT_RUN_CONDITIONS[name]
+
+
 def recent_runs(conditions: list[str]) -> str:
     """The cross-chat listing with the named :data:`RECENT_RUN_CONDITIONS`."""
-    where = " AND ".join(RECENT_RUN_CONDITIONS[name] for name in conditions) or "TRUE"
+    where = " AND ".join(_condition(name) for name in conditions) or "TRUE"
     return (
         f"SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE {where} "
         "ORDER BY started_at DESC, id DESC LIMIT %(limit)s"

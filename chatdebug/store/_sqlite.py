@@ -224,7 +224,9 @@ class SQLiteStore(Store, BulkWriter):
         after: RunPosition | None = None,
         limit: int = DEFAULT_LIST_LIMIT,
     ) -> list[Run]:
-        names, values = recent_runs_parameters(filters, after, validate_limit(limit), _stored_text)
+        names, values = recent_runs_parameters(
+            filters, after, validate_limit(limit), _stored_text, sql.search_match
+        )
         with self._db.read() as conn:
             rows = conn.execute(sql.recent_runs(names), values).fetchall()
         return [_run(row) for row in rows]

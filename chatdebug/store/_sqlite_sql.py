@@ -80,10 +80,11 @@ ORDER BY started_at DESC, id DESC LIMIT :limit"""
 
 # Runs of every chat, filtered; the conditions that apply are joined with AND.
 RECENT_RUN_CONDITIONS: Final = {
+    "chat_id": "chat_id = :chat_id",
     "status": "status = :status",
     "kind": "kind = :kind",
     "user_id": "user_id = :user_id",
-    "model": "model = :model",
+    "model": "id IN (SELECT run_id FROM chat_debug_run_models WHERE model = :model)",
     "since": "started_at >= :since",
     "until": "started_at < :until",
     "after": "(started_at < :after_started_at "
@@ -91,9 +92,26 @@ RECENT_RUN_CONDITIONS: Final = {
 }
 
 
+# One search word (parameter text_N: an FTS5 prefix query, '"word"*').
+TEXT_CONDITION: Final = (
+    "id IN (SELECT s.run_id FROM chat_debug_search AS s WHERE s.id IN ("
+    "SELECT rowid FROM chat_debug_search_fts WHERE chat_debug_search_fts MATCH :text_{n}))"
+)
+
+
+def search_match(term: str) -> str:
+    """The FTS5 query of one search word (letters and digits only) as a prefix."""
+    return f'"{term}"*'
+
+
+def _condition(name: str) -> str:
+    kind, _, index = name.partition(":")
+    return TEXT_CONDITION.format(n=int(index)) if kind == "text" else RECENT_RUN_CONDITIONS[name]
+
+
 def recent_runs(conditions: list[str]) -> str:
     """The cross-chat listing with the named :data:`RECENT_RUN_CONDITIONS`."""
-    where = " AND ".join(RECENT_RUN_CONDITIONS[name] for name in conditions) or "1 = 1"
+    where = " AND ".join(_condition(name) for name in conditions) or "1 = 1"
     return (
         f"SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE {where} "
         "ORDER BY started_at DESC, id DESC LIMIT :limit"

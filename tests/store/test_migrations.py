@@ -13,9 +13,10 @@ from contextlib import closing
 import pytest
 
 from chatdebug.store import open_store
+from chatdebug.store._migrations import migrations
 from tests.store.support import count, is_sqlite, make_run, raw
 
-VERSIONS = [1, 2, 3]
+VERSIONS = [m.version for m in migrations("sqlite")]
 TABLES = {
     "chat_debug_runs",
     "chat_debug_steps",
@@ -40,7 +41,8 @@ def test_migrate_applies_every_version_once(database_url: str) -> None:
         assert store.migrate() == []
     assert TABLES <= tables(database_url)
     rows = raw(database_url, "SELECT version, name FROM chat_debug_schema_migrations ORDER BY 1")
-    assert rows == [(1, "init"), (2, "settings"), (3, "step_provider_model")]
+    assert rows == [(m.version, m.name) for m in migrations("sqlite")]
+    assert rows[:3] == [(1, "init"), (2, "settings"), (3, "step_provider_model")]
     with closing(open_store(database_url)) as again:  # migrate on open: nothing to do
         assert again.migrate() == []
         make_run(again)
