@@ -64,18 +64,18 @@ def _object(value: Any) -> dict[str, Any]:
 
 
 def run_summary_document(run: Run) -> dict[str, Any]:
-    """``ChatDebugRunSummary``: ``id, chat_id, kind, status, provider?, model?, summary,
-    started_at, updated_at, finished_at?``.
+    """``ChatDebugRunSummary``: ``id, chat_id, user_id?, kind, status, provider?, model?,
+    summary, started_at, updated_at, finished_at?, trace_id?``.
 
     ``summary`` holds ``step_count``, ``total_input_tokens``, ``total_output_tokens``
     (reported usage only), ``steps_without_usage?`` and the other derived and seed keys
-    once the run has ended."""
-    out: dict[str, Any] = {
-        "id": str(run.id),
-        "chat_id": run.chat_id,
-        "kind": run.kind,
-        "status": run.status,
-    }
+    once the run has ended, among them ``error`` (``{"type", "message",
+    "step_number"?}``: the first failing step's error, else the exception that ended
+    the run) when it failed."""
+    out: dict[str, Any] = {"id": str(run.id), "chat_id": run.chat_id}
+    _put(out, "user_id", run.user_id)
+    out["kind"] = run.kind
+    out["status"] = run.status
     _put(out, "provider", run.provider)
     _put(out, "model", run.model)
     out["summary"] = _object(run.summary)
@@ -83,6 +83,7 @@ def run_summary_document(run: Run) -> dict[str, Any]:
     out["updated_at"] = rfc3339(run.updated_at)
     if run.finished_at is not None:
         out["finished_at"] = rfc3339(run.finished_at)
+    _put(out, "trace_id", run.trace_id)
     return out
 
 
@@ -118,10 +119,12 @@ def step_document(step: Step) -> dict[str, Any]:
 
 
 def run_document(run: Run, steps: Sequence[Step]) -> dict[str, Any]:
-    """``ChatDebugRun``: ``id, chat_id, root_chat_id?, parent_chat_id?,
+    """``ChatDebugRun``: ``id, chat_id, user_id?, root_chat_id?, parent_chat_id?,
     model_config_id?, trigger_message_id?, history_tip_message_id?, kind, status,
-    provider?, model?, summary, started_at, updated_at, finished_at?, steps``."""
+    provider?, model?, summary, started_at, updated_at, finished_at?, trace_id?,
+    steps``."""
     out: dict[str, Any] = {"id": str(run.id), "chat_id": run.chat_id}
+    _put(out, "user_id", run.user_id)
     _put(out, "root_chat_id", run.root_chat_id)
     _put(out, "parent_chat_id", run.parent_chat_id)
     _put(out, "model_config_id", run.model_config_id)
@@ -129,6 +132,7 @@ def run_document(run: Run, steps: Sequence[Step]) -> dict[str, Any]:
     _put(out, "history_tip_message_id", run.history_tip_message_id)
     summary = run_summary_document(run)
     del summary["id"], summary["chat_id"]
+    summary.pop("user_id", None)
     out.update(summary)  # kind … finished_at, in the documented field order
     out["steps"] = [step_document(step) for step in steps]
     return out
