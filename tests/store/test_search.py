@@ -14,8 +14,8 @@ from chatdebug.store import (
     Run,
     RunFilter,
     RunUpdate,
-    Store,
     StepUpdate,
+    Store,
     bulk_writer,
     search_terms,
 )
@@ -130,8 +130,14 @@ def test_bulk_writes_are_indexed(store: Store) -> None:
     writer = bulk_writer(store)
     assert writer is not None
     run = make_run(store, "c-1")
-    step = NewStep(run_id=run.id, chat_id="c-1", operation="generate", step_number=1,
-                   normalized_request=_request("bulkword", model="gpt-4o"), model="gpt-4o")
+    step = NewStep(
+        run_id=run.id,
+        chat_id="c-1",
+        operation="generate",
+        step_number=1,
+        normalized_request=_request("bulkword", model="gpt-4o"),
+        model="gpt-4o",
+    )
     with store.batch():
         assert writer.write_bulk(BulkWrites(new_steps=[step]))
     assert _search(store, "bulkword") == {run.id}
