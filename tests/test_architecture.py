@@ -318,12 +318,14 @@ PUBLIC_NAMES = {
         "Readiness",
         "ServerState",
         "create_app",
+        "secure_h11_protocol",
     },
     "chatdebug.store": {
         "CLEAR",
         "DEFAULT_LIST_LIMIT",
         "DEFAULT_RETENTION_DAYS",
         "MAX_RETENTION_DAYS",
+        "MAX_SEARCH_TERMS",
         "PURGE_BATCH_SIZE",
         "BulkWriter",
         "BulkWrites",
@@ -352,6 +354,7 @@ PUBLIC_NAMES = {
         "encode_json",
         "mask_password",
         "open_store",
+        "search_terms",
     },
 }
 

@@ -4,6 +4,7 @@ viewer's static files.
 Needs the ``serve`` extra (Starlette): ``chatdebug serve`` imports it only when it starts.
 """
 
+from ._guard import secure_h11_protocol
 from .app import Readiness, ServerState, create_app
 
-__all__ = ["Readiness", "ServerState", "create_app"]
+__all__ = ["Readiness", "ServerState", "create_app", "secure_h11_protocol"]

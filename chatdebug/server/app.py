@@ -10,6 +10,11 @@ Routes, in the order they are matched:
 
 ``/metrics``, the health routes and the viewer's files need no token: they expose no
 captured data (the viewer's page asks for a token and calls the API with it).
+
+Every response, from any route or from the framework itself, carries the security
+headers, and without tokens every route is served only under a loopback ``Host``
+(:class:`~chatdebug.server._guard.Guard`). No redirect is ever built: a path with a
+trailing slash is a 404, not a redirect to a URL made from the request's ``Host``.
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 from .._exposition import exposed_registry
 from ..metrics import Metrics
 from ..store import Store, StoreError
+from ._guard import Guard
 from ._responses import VIEWER_CSP, error_response, security_headers
 from .api import ApiContext, api_routes
 from .auth import Tokens
@@ -114,6 +121,18 @@ class ServerState:
         return self.metrics.registry
 
 
+class _Application(Starlette):
+    """Starlette with :class:`Guard` outside everything, its own error handling too."""
+
+    def __init__(self, routes: list[BaseRoute], tokens: Tokens) -> None:
+        super().__init__(routes=routes)
+        self.router.redirect_slashes = False  # a redirect would be built from Host
+        self._tokens = tokens
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return Guard(super().build_middleware_stack(), self._tokens)
+
+
 def create_app(state: ServerState) -> Starlette:
     """The whole HTTP side of ``chatdebug serve`` over ``state``."""
     context = ApiContext(
@@ -127,7 +146,7 @@ def create_app(state: ServerState) -> Starlette:
         *api_routes(context),
         *viewer_routes(),
     ]
-    return Starlette(routes=routes)
+    return _Application(routes, context.tokens)
 
 
 # -- /metrics --------------------------------------------------------------------------
@@ -160,8 +179,15 @@ def _one_line(text: str, limit: int = 200) -> str:
 
 
 def _check(state: ServerState) -> str | None:
-    """``None`` when the store answered, else why not (one line, no password)."""
+    """``None`` when the store answered and its schema is current, else why not (one
+    line, no password)."""
     try:
+        pending = state.store.pending_migrations()
+        if pending and pending[0] == 1:
+            return "schema missing: run `chatdebug migrate`"
+        if pending:
+            versions = ", ".join(str(v) for v in pending)
+            return f"schema behind: migrations {versions} not applied; run `chatdebug migrate`"
         state.store.get_allow_users()
     except StoreError as exc:
         return _one_line(f"store unreachable: {exc}")
@@ -221,7 +247,7 @@ def viewer_files() -> dict[str, tuple[bytes, str]]:
 def viewer_routes() -> list[BaseRoute]:
     """``GET /`` (the page) and ``GET /static/<file>``."""
     files = viewer_files()
-    headers = {**security_headers(VIEWER_CSP), "Cache-Control": "no-cache"}
+    headers = {**security_headers(VIEWER_CSP), "Cache-Control": "no-store"}
 
     def send(name: str) -> Response:
         content, media_type = files[name]

@@ -170,6 +170,15 @@ class PostgresStore(Store, BulkWriter):
                     done.append(migration.version)
         return done
 
+    def pending_migrations(self) -> list[int]:
+        known = migrations("postgres")
+        applied: set[int] = set()
+        with self._db.connection(pipeline=False) as conn:
+            exists = conn.execute(sql.MIGRATIONS_TABLE_EXISTS).fetchone()
+            if exists and exists[0]:
+                applied = {row[0] for row in conn.execute(sql.APPLIED_VERSIONS)}
+        return [m.version for m in known if m.version not in applied]
+
     # runs ---------------------------------------------------------------------------
     def create_run(self, params: NewRun) -> Run:
         values = new_run_params(params, self._now())

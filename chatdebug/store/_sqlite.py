@@ -181,6 +181,14 @@ class SQLiteStore(Store, BulkWriter):
                 done.append(migration.version)
         return done
 
+    def pending_migrations(self) -> list[int]:
+        known = migrations("sqlite")
+        with self._db.read() as conn:
+            applied: set[int] = set()
+            if conn.execute(sql.MIGRATIONS_TABLE_EXISTS).fetchone() is not None:
+                applied = {row[0] for row in conn.execute(sql.APPLIED_VERSIONS)}
+        return [m.version for m in known if m.version not in applied]
+
     # runs ---------------------------------------------------------------------------
     def create_run(self, params: NewRun) -> Run:
         values = _text_params(new_run_params(params, self._now()))
