@@ -124,6 +124,10 @@ def _configure_logging() -> None:
         f"the read token (default ${ADMIN_TOKEN_VARIABLE}); visible in ps like --token"),
     arg("--admin-token-file", default=None, metavar="PATH",
         help="read the admin token from the first line of this file"),
+    arg("--trace-url", default=None, metavar="TEMPLATE",
+        help="link each run to its trace in your tracing backend (Jaeger, Tempo, Phoenix…): "
+        "an http(s) URL with {trace_id} where the id goes, e.g. "
+        "http://localhost:16686/trace/{trace_id}"),
 )  # fmt: skip
 def _serve(args: argparse.Namespace) -> int:
     try:
@@ -140,6 +144,14 @@ def _serve(args: argparse.Namespace) -> int:
     host, port = parse_listen(args.listen)
     loopback = is_loopback(host)
     api_token, admin_token = serve_tokens(args)
+    trace_url = args.trace_url
+    if trace_url is not None and (
+        not trace_url.startswith(("http://", "https://")) or "{trace_id}" not in trace_url
+    ):
+        raise CommandError(
+            f"invalid --trace-url {trace_url!r}: an http(s) URL with {{trace_id}} in it",
+            EXIT_USAGE,
+        )
     if not loopback and not (api_token and admin_token):
         raise CommandError(
             f"refusing to listen on non-loopback {host}:{port} without --token and "
@@ -157,6 +169,7 @@ def _serve(args: argparse.Namespace) -> int:
             api_token=api_token,
             admin_token=admin_token,
             forced_enabled=truthy(os.environ.get(CHATDEBUG_ENABLED)),
+            trace_url=trace_url,
         )
 
         def on_store_status(reason: str | None) -> None:

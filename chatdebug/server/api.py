@@ -6,6 +6,9 @@ Routes (the token each needs in brackets; see :mod:`.auth` for the rules):
   ``q`` text search, …), with a cursor;
 * ``GET /api/debug/runs/{run_id}`` [read] — one run with its steps, by id alone;
 * ``GET /api/debug/chat?chat_id=`` [read] — a chat's totals (runs, tokens, cost);
+* ``GET /api/debug/export?chat_id=`` [read] — the export document (as the chat route);
+* ``GET /api/debug/viewer`` [read] — what the viewer needs to know of this server
+  (``{"trace_url": template or null}``);
 * ``GET /api/chats/{chat_id}/debug/runs`` [read] — a chat's runs, newest first;
 * ``GET /api/chats/{chat_id}/debug/runs/{run_id}`` [read] — one run with its steps;
 * ``GET /api/chats/{chat_id}/debug/export`` [read] — the export document;
@@ -115,6 +118,7 @@ class ApiContext:
     store: Store
     tokens: Tokens
     forced_by_deployment: bool = False
+    trace_url: str | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -232,8 +236,12 @@ def _run_routes(context: ApiContext) -> list[BaseRoute]:
 
     @endpoint(context, Access.READ, "Internal error exporting debug runs.")
     async def chat_export_route(request: Request) -> Response:
-        chat_id = path_text(request, "chat_id")
-        _query(request)
+        if "chat_id" in request.path_params:
+            chat_id = path_text(request, "chat_id")
+            _query(request)
+        else:
+            query = _query(request, ("chat_id",))
+            chat_id = chat_or_user_id("chat_id", query.get("chat_id", ""))
         document = await context.call(chat_export, context.store, chat_id, context.clock())
         disposition = f'attachment; filename="chatdebug-export-{_file_safe(chat_id)}.json"'
         return json_response(document, headers={"Content-Disposition": disposition})
@@ -285,10 +293,17 @@ def _run_routes(context: ApiContext) -> list[BaseRoute]:
         chat_id = chat_or_user_id("chat_id", query["chat_id"])
         return json_response(await context.call(chat_summary_document, context.store, chat_id))
 
+    @endpoint(context, Access.READ, "Internal error.")
+    async def viewer_config(request: Request) -> Response:
+        _query(request)
+        return json_response({"trace_url": context.trace_url})
+
     return [
+        Route("/api/debug/viewer", viewer_config, methods=["GET"]),
         Route("/api/debug/runs", recent_runs, methods=["GET"]),
         Route("/api/debug/runs/{run_id}", run_route, methods=["GET"]),
         Route("/api/debug/chat", chat_summary, methods=["GET"]),
+        Route("/api/debug/export", chat_export_route, methods=["GET"]),
         Route(CHAT_RUNS, chat_runs, methods=["GET"]),
         Route("/api/chats/{chat_id:path}/debug/runs/{run_id}", chat_run, methods=["GET"]),
         Route("/api/chats/{chat_id:path}/debug/export", chat_export_route, methods=["GET"]),

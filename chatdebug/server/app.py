@@ -106,6 +106,8 @@ class ServerState:
         admin_token: bearer token for writes (``None``: loopback clients only).
         forced_enabled: recording is forced on by the deployment (settings are read-only).
         readiness: the last known reachability of the store.
+        trace_url: a link to the user's tracing backend for a run's trace, with
+            ``{trace_id}`` where its id goes (shown by the viewer), or ``None``.
     """
 
     store: Store
@@ -114,6 +116,7 @@ class ServerState:
     admin_token: str | None = None
     forced_enabled: bool = False
     readiness: Readiness = field(default_factory=Readiness)
+    trace_url: str | None = None
 
     @property
     def registry(self) -> CollectorRegistry:
@@ -139,6 +142,7 @@ def create_app(state: ServerState) -> Starlette:
         store=state.store,
         tokens=Tokens.of(state.api_token, state.admin_token),
         forced_by_deployment=state.forced_enabled,
+        trace_url=state.trace_url,
     )
     routes: list[BaseRoute] = [
         *_metrics_routes(state),

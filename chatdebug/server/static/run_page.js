@@ -1,13 +1,17 @@
-// One run: its facts, the waterfall, and each step as a transcript with usage,
-// errors, attempts (headers, raw redacted bodies on demand). An in-progress run
-// is polled until it ends.
+// One run: why it failed (at the top), its facts, the waterfall, and each step as
+// a transcript of what is new since the previous step, with usage, errors, attempts
+// (headers, raw redacted bodies on demand) and copy buttons. An in-progress run is
+// polled until it ends.
 
 import { api } from "./api.js";
 import {
   NOT_REPORTED, clear, decodeBody, durationOf, formatMs, formatNumber, formatTime, h,
   keyValueTable, lazyDetails, link, parseTime, pretty, runCost, runTokens, statusPill, stepCost,
 } from "./dom.js";
-import { renderTranscript } from "./transcript.js";
+import { exportRunButton, stepActions } from "./copy_tools.js";
+import { asText } from "./labels.js";
+import { failureBanner, scrollToStep } from "./run_failure.js";
+import { renderStepTranscript } from "./step_diff.js";
 import { renderWaterfall } from "./waterfall.js";
 
 const POLL_MS = 3000;
@@ -15,13 +19,13 @@ const POLL_MS = 3000;
 function errorBox(error) {
   if (!error || typeof error !== "object") return null;
   const facts = [];
-  if (error.type) facts.push(["type", String(error.type)]);
-  if (error.provider_status !== undefined) facts.push(["HTTP status", String(error.provider_status)]);
-  if (error.provider_title) facts.push(["provider", String(error.provider_title)]);
-  if (error.is_retryable !== undefined) facts.push(["retryable", String(error.is_retryable)]);
-  if (error.context_error) facts.push(["context", String(error.context_error)]);
+  if (error.type) facts.push(["type", asText(error.type)]);
+  if (error.provider_status !== undefined) facts.push(["HTTP status", asText(error.provider_status)]);
+  if (error.provider_title) facts.push(["provider", asText(error.provider_title)]);
+  if (error.is_retryable !== undefined) facts.push(["retryable", asText(error.is_retryable)]);
+  if (error.context_error) facts.push(["context", asText(error.context_error)]);
   return h("div", { className: "error-box step-error" },
-    h("div", { className: "strong", text: String(error.message ?? error.error ?? "error") }),
+    h("div", { className: "strong", text: asText(error.message ?? error.error ?? "error") }),
     facts.length ? keyValueTable(facts) : null);
 }
 
@@ -77,7 +81,7 @@ function attemptCard(attempt, stepStart) {
     attempt.response_body ? lazyDetails("Response body (redacted)", () => bodyView(attempt.response_body), "response-body") : null);
 }
 
-function stepSection(step) {
+function stepSection(step, index, steps, run) {
   const stepStart = parseTime(step.started_at);
   const attempts = Array.isArray(step.attempts) ? step.attempts : [];
   const usage = step.usage || {};
@@ -91,11 +95,12 @@ function stepSection(step) {
     typeof usage.input_tokens === "number"
       ? h("span", { className: "muted", text: `${formatNumber(usage.input_tokens)} in / ${formatNumber(usage.output_tokens)} out tokens` })
       : unavailable ? h("span", { className: "muted tokens-unreported", title: unavailable, text: `tokens ${NOT_REPORTED}` }) : null,
-    stepCost(step.metadata) ? h("span", { className: "muted step-cost", text: stepCost(step.metadata) }) : null);
-  return h("section", { className: `step status-${step.status}`, id: `step-${step.step_number}` },
+    stepCost(step.metadata) ? h("span", { className: "muted step-cost", text: stepCost(step.metadata) }) : null,
+    stepActions(step, run));
+  return h("section", { className: `step status-${step.status}`, id: `step-${step.step_number}`, tabIndex: -1 },
     head,
     errorBox(step.error),
-    renderTranscript(step),
+    renderStepTranscript(step, index > 0 ? steps[index - 1] : null),
     h("div", { className: "step-facts" },
       usageTable(step.usage, unavailable),
       step.metadata && Object.keys(step.metadata).length
@@ -105,10 +110,10 @@ function stepSection(step) {
       attempts.map((attempt) => attemptCard(attempt, stepStart))));
 }
 
-function runHeader(run, chatId) {
+function runHeader(run, chatId, traceUrl) {
   const s = run.summary && typeof run.summary === "object" ? run.summary : {};
   const facts = [
-    ["run", run.id], ["chat", run.chat_id], ["kind", run.kind],
+    ["run", run.id], ["chat", run.chat_id], ["user", run.user_id ?? "—"], ["kind", run.kind],
     ["provider / model", `${run.provider ?? "—"} / ${run.model ?? "—"}`],
     ["started", formatTime(run.started_at)],
     ["duration", formatMs(typeof s.duration_ms === "number" ? s.duration_ms : durationOf(run))],
@@ -116,9 +121,12 @@ function runHeader(run, chatId) {
     ["tokens in / out", runTokens(s)],
     ["cost", runCost(s)],
   ];
-  for (const key of ["trigger_message_id", "history_tip_message_id", "root_chat_id", "parent_chat_id", "model_config_id"]) {
+  for (const key of ["trigger_message_id", "history_tip_message_id", "root_chat_id", "parent_chat_id", "model_config_id", "trace_id"]) {
     if (run[key] !== undefined) facts.push([key.replaceAll("_", " "), String(run[key])]);
   }
+  const trace = traceUrl && /^[0-9a-f]{32}$/.test(String(run.trace_id ?? ""))
+    ? h("a", { id: "trace-link", href: traceUrl.replaceAll("{trace_id}", run.trace_id), target: "_blank", rel: "noopener noreferrer", text: "Open trace" })
+    : null;
   const download = h("button", { type: "button", className: "ghost", id: "export", text: "Export chat (JSON)" });
   download.addEventListener("click", async () => {
     const doc = await api.exportChat(chatId);
@@ -131,8 +139,7 @@ function runHeader(run, chatId) {
   return h("section", { className: "run-head", id: "run-head" },
     h("div", { className: "run-title" },
       h("h1", { text: typeof s.first_message === "string" && s.first_message ? s.first_message : "(no message)" }),
-      h("span", { id: "run-status" }, statusPill(run.status)), download),
-    s.has_error ? h("div", { className: "error-box", text: "This run had an error: see the steps marked in red." }) : null,
+      h("span", { id: "run-status" }, statusPill(run.status)), trace, exportRunButton(run), download),
     keyValueTable(facts, "kv facts"),
     h("details", { className: "summary-json" }, h("summary", { text: "Summary" }), h("pre", { className: "code small", text: pretty(s) })));
 }
@@ -141,23 +148,29 @@ function otherRuns(runs, current) {
   return h("section", { className: "chat-runs" }, h("h2", { text: "Runs of this chat" }),
     h("ul", {}, runs.map((run) => h("li", { className: run.id === current ? "current" : "" },
       statusPill(run.status), " ",
-      link(`/chats/${encodeURIComponent(run.chat_id)}/runs/${encodeURIComponent(run.id)}`, `${formatTime(run.started_at)} · ${run.kind}`)))));
+      link(`/runs/${encodeURIComponent(run.id)}`, `${formatTime(run.started_at)} · ${run.kind}`)))));
 }
 
-export async function renderRunPage(context, chatId, runId) {
+// `chatId` may be null (a link by run id); `stepNumber`: the step to scroll to.
+export async function renderRunPage(context, chatId, runId, stepNumber = null) {
   const { main, setCrumbs, setLive, onError } = context;
-  setCrumbs(link("/", "runs"), h("span", { className: "mono", text: `chat ${chatId}` }), h("span", { className: "mono", text: `run ${runId.slice(0, 8)}` }));
   let run = await api.run(chatId, runId);
+  chatId = run.chat_id;
+  const chatHash = `#/chat?${new URLSearchParams({ id: chatId })}`;
+  setCrumbs(link("/", "runs"), h("a", { className: "mono clip", href: chatHash, title: chatId, text: `chat ${chatId}` }), h("span", { className: "mono", text: `run ${runId.slice(0, 8)}` }));
   const siblings = await api.chatRuns(chatId).catch(() => []);
+  const config = await api.viewerConfig().catch(() => ({}));
   const draw = () => {
     clear(main).append(
-      runHeader(run, chatId),
+      failureBanner(run) ?? "",
+      runHeader(run, chatId, config.trace_url),
       renderWaterfall(run),
-      h("section", { className: "steps", id: "steps" }, h("h2", { text: "Steps" }),
-        run.steps.length ? run.steps.map(stepSection) : h("p", { className: "muted", text: "No steps recorded yet." })),
+      h("section", { className: `steps run-${run.status}`, id: "steps" }, h("h2", { text: "Steps" }),
+        run.steps.length ? run.steps.map((step, i, all) => stepSection(step, i, all, run)) : h("p", { className: "muted", text: "No steps recorded yet." })),
       otherRuns(siblings, run.id));
   };
   draw();
+  if (stepNumber !== null) scrollToStep(stepNumber);
   if (run.status !== "in_progress") return () => {};
   setLive(true);
   let stopped = false;
