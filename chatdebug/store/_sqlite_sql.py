@@ -92,10 +92,32 @@ RECENT_RUN_CONDITIONS: Final = {
 }
 
 
-# One search word (parameter text_N: an FTS5 prefix query, '"word"*').
+# A search word selects the runs whose search rows (chat_debug_search) match it in the
+# FTS5 index, within a window of the index: its rowids are run start times (see the
+# migration), so [:search_lower, :search_upper) holds exactly the rows of the runs that
+# started in a range of milliseconds. Parameter text_N: an FTS5 prefix query, '"word"*'.
 TEXT_CONDITION: Final = (
     "id IN (SELECT s.run_id FROM chat_debug_search AS s WHERE s.id IN ("
-    "SELECT rowid FROM chat_debug_search_fts WHERE chat_debug_search_fts MATCH :text_{n}))"
+    "SELECT rowid FROM chat_debug_search_fts WHERE chat_debug_search_fts MATCH :text_{n} "
+    "AND rowid >= :search_lower AND rowid < :search_upper))"
+)
+# The rowid of a word's match that has :skip newer matches below :upper.
+SEARCH_WINDOW: Final = (
+    "SELECT rowid FROM chat_debug_search_fts WHERE chat_debug_search_fts MATCH :match "
+    "AND rowid < :upper ORDER BY rowid DESC LIMIT 1 OFFSET :skip"
+)
+SEARCH_OLDEST: Final = (
+    "SELECT rowid FROM chat_debug_search_fts WHERE chat_debug_search_fts MATCH :match "
+    "AND rowid < :upper ORDER BY rowid LIMIT 1"
+)
+# A model few runs have is looked up first; one many runs have is checked run by run
+# while the runs are read newest first (which stops after one page).
+MODEL_PROBE: Final = (
+    "EXISTS (SELECT 1 FROM chat_debug_run_models AS m "
+    "WHERE m.model = :model AND m.run_id = chat_debug_runs.id)"
+)
+COUNT_MODEL: Final = (
+    "SELECT count(*) FROM (SELECT 1 FROM chat_debug_run_models WHERE model = :model LIMIT :cap)"
 )
 
 
@@ -104,14 +126,20 @@ def search_match(term: str) -> str:
     return f'"{term}"*'
 
 
-def _condition(name: str) -> str:
+def _condition(name: str, model_probe: bool) -> str:
     kind, _, index = name.partition(":")
-    return TEXT_CONDITION.format(n=int(index)) if kind == "text" else RECENT_RUN_CONDITIONS[name]
+    if kind == "text":
+        return TEXT_CONDITION.format(n=int(index))
+    if name == "model" and model_probe:
+        return MODEL_PROBE
+    return RECENT_RUN_CONDITIONS[name]
 
 
-def recent_runs(conditions: list[str]) -> str:
-    """The cross-chat listing with the named :data:`RECENT_RUN_CONDITIONS`."""
-    where = " AND ".join(_condition(name) for name in conditions) or "1 = 1"
+def recent_runs(conditions: list[str], model_probe: bool = False) -> str:
+    """The cross-chat listing with the named :data:`RECENT_RUN_CONDITIONS` (search
+    words need ``search_lower`` and ``search_upper``; ``model_probe``: the model's
+    run-by-run form)."""
+    where = " AND ".join(_condition(name, model_probe) for name in conditions) or "1 = 1"
     return (
         f"SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE {where} "
         "ORDER BY started_at DESC, id DESC LIMIT :limit"

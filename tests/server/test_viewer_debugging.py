@@ -115,7 +115,9 @@ def _sign_in(driver: webdriver.Chrome, url: str, hash_route: str = "/") -> None:
 
 
 def _run_ids(driver: webdriver.Chrome, css: str = "#runs-body tr") -> list[str]:
-    return [r.get_attribute("data-run-id") or "" for r in driver.find_elements(By.CSS_SELECTOR, css)]
+    return [
+        r.get_attribute("data-run-id") or "" for r in driver.find_elements(By.CSS_SELECTOR, css)
+    ]
 
 
 def _no_script_errors(driver: webdriver.Chrome) -> None:
@@ -193,6 +195,7 @@ def test_search_filter_chat_page_and_odd_chat_ids(
     totals = browser.find_element(By.CSS_SELECTOR, ".chat-totals").text
     assert "runs 2" in totals.replace("\n", " ") and "failed runs 1" in totals.replace("\n", " ")
     assert "u-weather" in totals
+    assert "null" not in browser.find_element(By.ID, "main").text
     browser.save_screenshot(str(tmp_path / "chat-page.png"))
 
     # Every odd chat id opens: from the list to its chat page and to its run.
@@ -362,8 +365,10 @@ def test_keyboard_dark_mode_and_an_800_pixel_window(
         {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
     )
     _wait(browser).until(
-        lambda d: d.execute_script("return getComputedStyle(document.body).backgroundColor")
-        == "rgb(13, 17, 23)"
+        lambda d: (
+            d.execute_script("return getComputedStyle(document.body).backgroundColor")
+            == "rgb(13, 17, 23)"
+        )
     )
     assert light == "rgb(246, 247, 249)"
     browser.execute_script("window.scrollTo(0, 0)")
@@ -378,7 +383,9 @@ def test_keyboard_dark_mode_and_an_800_pixel_window(
     _wait(browser).until(lambda d: d.execute_script("return window.innerWidth") <= 800)
     for route in ("/", f"/runs/{run_id}"):
         browser.get(f"{server.url}/#{route}")
-        _wait(browser).until(ec.presence_of_element_located((By.CSS_SELECTOR, "#runs-table, #steps")))
+        _wait(browser).until(
+            ec.presence_of_element_located((By.CSS_SELECTOR, "#runs-table, #steps"))
+        )
         time.sleep(0.3)  # layout settles after the page is drawn
         width = browser.execute_script("return document.documentElement.scrollWidth")
         inner = browser.execute_script("return window.innerWidth")

@@ -178,3 +178,60 @@ def test_search_terms() -> None:
         search_terms(" -- !! ")
     with pytest.raises(ValueError, match="at most"):
         search_terms("a b c d e f g h i")
+
+
+@pytest.mark.parametrize("window", [1, 3, 2000])
+def test_search_pages_are_exact_whatever_the_window(
+    sqlite_store: Store, monkeypatch: pytest.MonkeyPatch, window: int
+) -> None:
+    # SQLite reads a word's matches newest first in growing windows: every window size
+    # gives the same pages as the plain definition (ties on started_at included).
+    monkeypatch.setattr("chatdebug.store._sqlite._SEARCH_WINDOW", window)
+    store = sqlite_store
+    expected: list[Run] = []
+    for i in range(40):
+        words = ["common"] + (["rare"] if i % 7 == 0 else []) + (["other"] if i % 2 else [])
+        moment = T0 - timedelta(seconds=i // 3)  # three runs share each moment
+        run = make_run(store, f"c-{i % 4}", started_at=moment)
+        make_step(store, run, normalized_request=_request(" ".join(words)))
+        if i % 5:
+            run = store.update_run(RunUpdate(id=run.id, chat_id=run.chat_id, status="error"))
+        expected.append(run)
+    newest = sorted(expected, key=lambda r: (r.started_at, r.id), reverse=True)
+
+    def pages(filters: RunFilter, size: int) -> list[uuid.UUID]:
+        from chatdebug.store import RunPosition
+
+        seen: list[uuid.UUID] = []
+        after = None
+        while True:
+            page = store.list_recent_runs(filters, after=after, limit=size)
+            seen += [r.id for r in page]
+            if len(page) < size:
+                return seen
+            after = RunPosition(page[-1].started_at, page[-1].id)
+
+    def ids(
+        *, words: set[str], status: str | None = None, chat: str | None = None
+    ) -> list[uuid.UUID]:
+        out = []
+        for i, run in enumerate(expected):
+            have = (
+                {"common"} | ({"rare"} if i % 7 == 0 else set()) | ({"other"} if i % 2 else set())
+            )
+            if words <= have and (status is None or run.status == status):
+                if chat is None or run.chat_id == chat:
+                    out.append(run.id)
+        return [r.id for r in newest if r.id in set(out)]
+
+    for size in (1, 4, 7, 100):
+        assert pages(RunFilter(text="common"), size) == ids(words={"common"})
+        assert pages(RunFilter(text="rare"), size) == ids(words={"rare"})
+        assert pages(RunFilter(text="other common"), size) == ids(words={"other", "common"})
+        assert pages(RunFilter(text="rare other"), size) == ids(words={"rare", "other"})
+        assert pages(RunFilter(text="common", status="in_progress"), size) == ids(
+            words={"common"}, status="in_progress"
+        )
+        assert pages(RunFilter(text="common", chat_id="c-1"), size) == ids(
+            words={"common"}, chat="c-1"
+        )

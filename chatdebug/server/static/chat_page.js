@@ -18,12 +18,13 @@ export function chatHash(chatId) {
 }
 
 function totalsTable(totals) {
+  const steps = (n) => `${n} step${n === 1 ? "" : "s"}`;
   const cost = typeof totals.total_cost_usd === "number"
     ? formatUsd(totals.total_cost_usd) + (totals.unpriced_step_count
-      ? ` (${totals.unpriced_step_count} steps without a price: a lower bound)` : "")
+      ? ` (${steps(totals.unpriced_step_count)} without a price: a lower bound)` : "")
     : totals.unpriced_step_count ? "not available" : "—";
   const tokens = `${formatNumber(totals.total_input_tokens)} / ${formatNumber(totals.total_output_tokens)}` +
-    (totals.steps_without_usage ? ` (${totals.steps_without_usage} steps not reported)` : "");
+    (totals.steps_without_usage ? ` (${steps(totals.steps_without_usage)} not reported)` : "");
   const facts = [
     ["runs", formatNumber(totals.run_count) + (totals.complete ? "" : " (newest only)")],
     ["failed runs", formatNumber(totals.error_run_count)],
@@ -71,7 +72,7 @@ export async function renderChatPage(context, chatId) {
         h("h1", {}, "Chat ", h("span", { className: "mono chat-id", text: chatId }))),
       totalsTable(totals)),
     h("table", { className: "runs", id: "chat-runs" }, h("thead", {}, h("tr", {}, headers)), body),
-    first.runs.length ? null : h("p", { className: "muted", id: "chat-empty", text: "No runs of this chat are stored." }),
+    h("p", { className: "muted", id: "chat-empty", hidden: first.runs.length > 0, text: "No runs of this chat are stored." }),
     more);
   let cursor = first.next_cursor;
   body.append(...first.runs.map(runRow));
