@@ -110,6 +110,11 @@ def _search_key(moment: datetime) -> int:
     return milliseconds << _MS_BITS
 
 
+def _key_time(key: int) -> datetime:
+    """The first moment of the millisecond a search rowid names."""
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=key >> _MS_BITS)
+
+
 def _recent_rows(
     conn: sqlite3.Connection, names: list[str], values: dict[str, Any], after: RunPosition | None
 ) -> list[Any]:
@@ -121,31 +126,37 @@ def _recent_rows(
     if "model" in names:
         params = {"model": values["model"], "cap": _MODEL_DRIVE_LIMIT + 1}
         model_probe = conn.execute(sql.COUNT_MODEL, params).fetchone()[0] > _MODEL_DRIVE_LIMIT
-    query = sql.recent_runs(names, model_probe)
     if "text:0" not in names:
-        return conn.execute(query, values).fetchall()
+        return conn.execute(sql.recent_runs(names, model_probe), values).fetchall()
     # Rows of runs started after the cursor's millisecond cannot be on the page.
     upper = _NO_KEY if after is None else _search_key(after.started_at) + (1 << _MS_BITS)
     terms = [values[name.replace(":", "_")] for name in names if name.startswith("text:")]
     skip = _SEARCH_WINDOW
     while True:
-        # The window starts at the millisecond of the rarest word's skip-th newest
-        # match (of its oldest match when it has fewer: then it holds every run that
-        # can match, and this query is the last).
-        lower, complete = _NO_KEY, False
+        # A word with fewer matches than `skip` bounds every run that can match from
+        # its oldest match: that window is complete and this query the last. Else the
+        # window starts at the newest of the words' skip-th newest matches.
+        newest: list[int] = []
+        oldest: list[int] = []
         for term in terms:
             params = {"match": term, "upper": upper, "skip": skip}
             found = conn.execute(sql.SEARCH_WINDOW, params).fetchone()
+            if found is not None:
+                newest.append(found[0])
+                continue
+            found = conn.execute(sql.SEARCH_OLDEST, params).fetchone()
             if found is None:
-                found = conn.execute(sql.SEARCH_OLDEST, params).fetchone()
-                complete = True
-                if found is None:
-                    return []  # a word without any match: no run has them all
-            lower = min(lower, found[0])
-        lower = (lower >> _MS_BITS) << _MS_BITS
-        rows = conn.execute(
-            query, {**values, "search_lower": lower, "search_upper": upper}
-        ).fetchall()
+                return []  # a word without any match: no run has them all
+            oldest.append(found[0])
+        complete = bool(oldest)
+        lower = ((max(oldest) if complete else max(newest)) >> _MS_BITS) << _MS_BITS
+        params = {**values, "search_lower": lower, "search_upper": upper}
+        if complete:
+            query = sql.recent_runs(names, model_probe)
+        else:
+            query = sql.recent_runs(names, model_probe, scan=True)
+            params["window_start"] = format_timestamp(_key_time(lower))
+        rows = conn.execute(query, params).fetchall()
         if complete or len(rows) >= values["limit"]:
             return rows
         skip *= 8

@@ -97,7 +97,7 @@ RECENT_RUN_CONDITIONS: Final = {
 # migration), so [:search_lower, :search_upper) holds exactly the rows of the runs that
 # started in a range of milliseconds. Parameter text_N: an FTS5 prefix query, '"word"*'.
 TEXT_CONDITION: Final = (
-    "id IN (SELECT s.run_id FROM chat_debug_search AS s WHERE s.id IN ("
+    "{plus}id IN (SELECT s.run_id FROM chat_debug_search AS s WHERE s.id IN ("
     "SELECT rowid FROM chat_debug_search_fts WHERE chat_debug_search_fts MATCH :text_{n} "
     "AND rowid >= :search_lower AND rowid < :search_upper))"
 )
@@ -126,20 +126,31 @@ def search_match(term: str) -> str:
     return f'"{term}"*'
 
 
-def _condition(name: str, model_probe: bool) -> str:
+# A window that stops short of the oldest match reads the runs newest first from
+# :window_start (the window's first millisecond) and checks each against the words'
+# matches (the unary + keeps SQLite from looking the matches' runs up one by one
+# instead), so it stops at the first page of runs that match.
+WINDOW_SCAN: Final = "started_at >= :window_start"
+
+
+def _condition(name: str, model_probe: bool, scan: bool) -> str:
     kind, _, index = name.partition(":")
     if kind == "text":
-        return TEXT_CONDITION.format(n=int(index))
+        return TEXT_CONDITION.format(n=int(index), plus="+" if scan else "")
     if name == "model" and model_probe:
         return MODEL_PROBE
     return RECENT_RUN_CONDITIONS[name]
 
 
-def recent_runs(conditions: list[str], model_probe: bool = False) -> str:
+def recent_runs(conditions: list[str], model_probe: bool = False, scan: bool = False) -> str:
     """The cross-chat listing with the named :data:`RECENT_RUN_CONDITIONS` (search
-    words need ``search_lower`` and ``search_upper``; ``model_probe``: the model's
+    words need ``search_lower`` and ``search_upper``, and ``scan`` the
+    :data:`WINDOW_SCAN` form with ``window_start``; ``model_probe``: the model's
     run-by-run form)."""
-    where = " AND ".join(_condition(name, model_probe) for name in conditions) or "1 = 1"
+    parts = [_condition(name, model_probe, scan) for name in conditions]
+    if scan:
+        parts.append(WINDOW_SCAN)
+    where = " AND ".join(parts) or "1 = 1"
     return (
         f"SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE {where} "
         "ORDER BY started_at DESC, id DESC LIMIT :limit"
