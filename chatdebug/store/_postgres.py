@@ -69,6 +69,23 @@ def _step(row: Any) -> Step:
     return step_from_row(row, _same_uuid, utc)
 
 
+_RARE_LIMIT: Final = 2000
+"""Matches up to which a search word is looked up before the runs are read."""
+
+
+def _rare_word(conn: Any, names: list[str], values: dict[str, Any]) -> str | None:
+    """The search word with the fewest matches when it has at most :data:`_RARE_LIMIT`
+    (counted up to that), else ``None``."""
+    best: tuple[int, str] | None = None
+    for name in names:
+        if name.startswith("text:"):
+            params = {"match": values[name.replace(":", "_")], "cap": _RARE_LIMIT + 1}
+            count = conn.execute(sql.COUNT_TEXT, params).fetchone()[0]
+            if count <= _RARE_LIMIT and (best is None or count < best[0]):
+                best = (count, name)
+    return None if best is None else best[1]
+
+
 class PostgresStore(Store, BulkWriter):
     """:class:`~chatdebug.store.Store` on PostgreSQL.
 
@@ -226,7 +243,15 @@ class PostgresStore(Store, BulkWriter):
             filters, after, validate_limit(limit), match=sql.search_match
         )
         with self._db.connection() as conn:
-            rows = conn.execute(sql.recent_runs(names), values).fetchall()
+            rare = None
+            if any(name.startswith("text:") for name in names):
+                with self._db.atomic(conn):
+                    # The counts stop at the limit; the planner, expecting that to come
+                    # soon, would read the table rather than the word's index entries.
+                    conn.execute("SET LOCAL enable_seqscan = off")
+                    rare = _rare_word(conn, names, values)
+                    conn.execute("RESET enable_seqscan")
+            rows = conn.execute(sql.recent_runs(names, rare), values).fetchall()
         return [_run(row) for row in rows]
 
     # steps --------------------------------------------------------------------------
