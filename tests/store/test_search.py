@@ -186,7 +186,7 @@ def test_search_pages_are_exact_whatever_the_window(
 ) -> None:
     # SQLite reads a word's matches newest first in growing windows: every window size
     # gives the same pages as the plain definition (ties on started_at included).
-    monkeypatch.setattr("chatdebug.store._sqlite._SEARCH_WINDOW", window)
+    monkeypatch.setattr("chatdebug.store._sqlite_recent._SEARCH_WINDOW", window)
     store = sqlite_store
     expected: list[Run] = []
     for i in range(40):
