@@ -159,7 +159,7 @@ def main() -> None:
                     ("list, next page (cursor)", {"cursor": first}),
                     ("chat_id filter", {"chat_id": chat}),
                     (f"q: a rare word ({rare} runs)", {"q": RARE}),
-                    ("q: a common word (~20% of runs)", {"q": "refund"}),
+                    ("q: a common word (~50% of runs)", {"q": "refund"}),
                     ("q: two words", {"q": "refund w0042"}),
                     ("q: word prefix", {"q": "w004"}),
                     ("q + chat_id", {"q": "w0042", "chat_id": chat}),
