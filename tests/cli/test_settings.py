@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from chatdebug.cli import main
+from chatdebug.store._migrations import migrations
 from tests.cli.support import chatdebug
 from tests.store.support import raw
 
@@ -19,6 +20,8 @@ TABLES = {
     "chat_debug_settings",
     "chat_debug_user_settings",
     "chat_debug_schema_migrations",
+    "chat_debug_search",
+    "chat_debug_run_models",
 }
 INDEXES = {
     "idx_chat_debug_runs_id_chat",
@@ -31,6 +34,8 @@ INDEXES = {
     "idx_chat_debug_steps_stale",
     "idx_chat_debug_runs_started",
     "idx_chat_debug_steps_started",
+    "idx_chat_debug_search_run",
+    "idx_chat_debug_run_models_run",
 }
 UNIQUE = {"idx_chat_debug_runs_id_chat", "idx_chat_debug_steps_run_step"}
 PARTIAL = {
@@ -38,6 +43,8 @@ PARTIAL = {
     "idx_chat_debug_steps_stale",
     "idx_chat_debug_steps_chat_assistant_msg",
 }
+
+APPLIED = ", ".join(str(m.version) for m in migrations("sqlite"))
 
 
 @pytest.mark.slow
@@ -50,11 +57,11 @@ def test_migrate_creates_the_sqlite_schema(tmp_path: Path) -> None:
     assert result.stdout.splitlines() == [
         "backend:  sqlite",
         f"database: {path}",
-        "schema:   applied versions 1, 2, 3",
+        f"schema:   applied versions {APPLIED}",
     ]
     url = f"sqlite:///{path}"
     tables = {n for (n,) in raw(url, "SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables >= TABLES
+    assert tables >= TABLES | {"chat_debug_search_fts"}
     indexes = dict(
         raw(url, "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
     )
@@ -98,7 +105,7 @@ def test_migrate_creates_the_postgres_schema(pg_url: str) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "backend:  postgresql"
     assert lines[1].startswith("database: postgresql://postgres:***@")
-    assert lines[2] == "schema:   applied versions 1, 2, 3"
+    assert lines[2] == f"schema:   applied versions {APPLIED}"
     assert "pw-never-shown" not in result.stdout + result.stderr
 
     tables = {
@@ -115,7 +122,9 @@ def test_migrate_creates_the_postgres_schema(pg_url: str) -> None:
             "AND indexname LIKE 'idx_%%'",
         )
     )
-    assert set(indexes) == INDEXES
+    # PostgreSQL's text search index; SQLite's is the FTS5 table chat_debug_search_fts.
+    assert set(indexes) == INDEXES | {"idx_chat_debug_search_document"}
+    assert "USING gin (document)" in indexes["idx_chat_debug_search_document"]
     for name in UNIQUE:
         assert indexes[name].startswith("CREATE UNIQUE INDEX")
     for name in PARTIAL:
