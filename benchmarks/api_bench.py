@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chatdebug.store import NewRun, NewStep, Run, RunUpdate, open_store
 
-TOKEN = "bench-token"
+TOKEN = "bench-token-0123456789"
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
 

@@ -33,13 +33,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from .store import DEFAULT_LIST_LIMIT, Run, Step, Store
+from .store import DEFAULT_LIST_LIMIT, Run, RunFilter, RunPosition, Step, Store
 
 __all__ = [
+    "CHAT_SUMMARY_RUNS",
     "EXPORT_VERSION",
     "chat_export",
+    "chat_summary_document",
     "export_document",
     "rfc3339",
+    "run_by_id",
     "run_document",
     "run_summary_document",
     "run_with_steps",
@@ -47,6 +50,8 @@ __all__ = [
 ]
 
 EXPORT_VERSION: Final = 1
+CHAT_SUMMARY_RUNS: Final = 10_000
+"""Most runs a chat's totals add up (newest first); ``complete`` says whether that was all."""
 
 
 def rfc3339(value: datetime) -> str:
@@ -64,18 +69,18 @@ def _object(value: Any) -> dict[str, Any]:
 
 
 def run_summary_document(run: Run) -> dict[str, Any]:
-    """``ChatDebugRunSummary``: ``id, chat_id, kind, status, provider?, model?, summary,
-    started_at, updated_at, finished_at?``.
+    """``ChatDebugRunSummary``: ``id, chat_id, user_id?, kind, status, provider?, model?,
+    summary, started_at, updated_at, finished_at?, trace_id?``.
 
     ``summary`` holds ``step_count``, ``total_input_tokens``, ``total_output_tokens``
     (reported usage only), ``steps_without_usage?`` and the other derived and seed keys
-    once the run has ended."""
-    out: dict[str, Any] = {
-        "id": str(run.id),
-        "chat_id": run.chat_id,
-        "kind": run.kind,
-        "status": run.status,
-    }
+    once the run has ended, among them ``error`` (``{"type", "message",
+    "step_number"?}``: the first failing step's error, else the exception that ended
+    the run) when it failed."""
+    out: dict[str, Any] = {"id": str(run.id), "chat_id": run.chat_id}
+    _put(out, "user_id", run.user_id)
+    out["kind"] = run.kind
+    out["status"] = run.status
     _put(out, "provider", run.provider)
     _put(out, "model", run.model)
     out["summary"] = _object(run.summary)
@@ -83,6 +88,7 @@ def run_summary_document(run: Run) -> dict[str, Any]:
     out["updated_at"] = rfc3339(run.updated_at)
     if run.finished_at is not None:
         out["finished_at"] = rfc3339(run.finished_at)
+    _put(out, "trace_id", run.trace_id)
     return out
 
 
@@ -118,10 +124,12 @@ def step_document(step: Step) -> dict[str, Any]:
 
 
 def run_document(run: Run, steps: Sequence[Step]) -> dict[str, Any]:
-    """``ChatDebugRun``: ``id, chat_id, root_chat_id?, parent_chat_id?,
+    """``ChatDebugRun``: ``id, chat_id, user_id?, root_chat_id?, parent_chat_id?,
     model_config_id?, trigger_message_id?, history_tip_message_id?, kind, status,
-    provider?, model?, summary, started_at, updated_at, finished_at?, steps``."""
+    provider?, model?, summary, started_at, updated_at, finished_at?, trace_id?,
+    steps``."""
     out: dict[str, Any] = {"id": str(run.id), "chat_id": run.chat_id}
+    _put(out, "user_id", run.user_id)
     _put(out, "root_chat_id", run.root_chat_id)
     _put(out, "parent_chat_id", run.parent_chat_id)
     _put(out, "model_config_id", run.model_config_id)
@@ -129,6 +137,7 @@ def run_document(run: Run, steps: Sequence[Step]) -> dict[str, Any]:
     _put(out, "history_tip_message_id", run.history_tip_message_id)
     summary = run_summary_document(run)
     del summary["id"], summary["chat_id"]
+    summary.pop("user_id", None)
     out.update(summary)  # kind … finished_at, in the documented field order
     out["steps"] = [step_document(step) for step in steps]
     return out
@@ -165,3 +174,55 @@ def chat_export(store: Store, chat_id: str, now: datetime) -> dict[str, Any]:
     """The export document of the chat's newest 100 runs, each with its steps."""
     runs = store.list_runs(chat_id, DEFAULT_LIST_LIMIT)
     return export_document(chat_id, [(run, store.list_steps(run.id)) for run in runs], now)
+
+
+def run_by_id(store: Store, run_id: uuid.UUID) -> dict[str, Any] | None:
+    """``ChatDebugRun`` of the run whatever its chat, or ``None`` when it does not exist."""
+    run = store.get_run(run_id)
+    return None if run is None else run_document(run, store.list_steps(run_id))
+
+
+def chat_summary_document(store: Store, chat_id: str) -> dict[str, Any]:
+    """A chat's totals over its newest :data:`CHAT_SUMMARY_RUNS` runs: ``chat_id,
+    run_count, error_run_count, in_progress_run_count, total_input_tokens,
+    total_output_tokens, total_cost_usd?, unpriced_step_count, steps_without_usage,
+    user_ids, first_started_at?, last_started_at?, complete``. ``total_cost_usd`` is
+    absent when no step was priced; with ``unpriced_step_count`` above 0 it is a lower
+    bound."""
+    runs: list[Run] = []
+    after: RunPosition | None = None
+    while len(runs) < CHAT_SUMMARY_RUNS:
+        page = store.list_recent_runs(
+            RunFilter(chat_id=chat_id), after=after, limit=DEFAULT_LIST_LIMIT
+        )
+        runs.extend(page)
+        if len(page) < DEFAULT_LIST_LIMIT:
+            break
+        after = RunPosition(page[-1].started_at, page[-1].id)
+    totals = {"total_input_tokens": 0, "total_output_tokens": 0}
+    counts = {"unpriced_step_count": 0, "steps_without_usage": 0}
+    cost: float | None = None
+    for run in runs:
+        summary = _object(run.summary)
+        for key in (*totals, *counts):
+            value = summary.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                (totals if key in totals else counts)[key] += value
+        run_cost = summary.get("total_cost_usd")
+        if isinstance(run_cost, int | float) and not isinstance(run_cost, bool):
+            cost = (cost or 0.0) + float(run_cost)
+    out: dict[str, Any] = {
+        "chat_id": chat_id,
+        "run_count": len(runs),
+        "error_run_count": sum(1 for run in runs if run.status == "error"),
+        "in_progress_run_count": sum(1 for run in runs if run.status == "in_progress"),
+        **totals,
+    }
+    _put(out, "total_cost_usd", None if cost is None else round(cost, 9))
+    out.update(counts)
+    out["user_ids"] = sorted({run.user_id for run in runs if run.user_id is not None})
+    if runs:
+        out["first_started_at"] = rfc3339(runs[-1].started_at)
+        out["last_started_at"] = rfc3339(runs[0].started_at)
+    out["complete"] = len(runs) < CHAT_SUMMARY_RUNS
+    return out

@@ -325,12 +325,14 @@ PUBLIC_NAMES = {
         "Readiness",
         "ServerState",
         "create_app",
+        "secure_h11_protocol",
     },
     "chatdebug.store": {
         "CLEAR",
         "DEFAULT_LIST_LIMIT",
         "DEFAULT_RETENTION_DAYS",
         "MAX_RETENTION_DAYS",
+        "MAX_SEARCH_TERMS",
         "PURGE_BATCH_SIZE",
         "BulkWriter",
         "BulkWrites",
@@ -362,6 +364,7 @@ PUBLIC_NAMES = {
         "mask_password",
         "open_change_feed",
         "open_store",
+        "search_terms",
     },
 }
 

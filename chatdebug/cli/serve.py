@@ -30,14 +30,13 @@ from ..metrics import Metrics
 from ..ops import Purger, StaleFinalizer, Ticker
 from ..store import PURGE_BATCH_SIZE, Store
 from ._core import EXIT_OK, EXIT_USAGE, CommandError, arg, command, open_from_args
+from ._tokens import ADMIN_TOKEN_VARIABLE, API_TOKEN_VARIABLE, serve_tokens
 from .maintenance import parse_duration
 
 __all__ = ["parse_listen"]
 
 logger = logging.getLogger("chatdebug.serve")
 
-API_TOKEN_VARIABLE = "CHATDEBUG_API_TOKEN"
-ADMIN_TOKEN_VARIABLE = "CHATDEBUG_ADMIN_TOKEN"
 _MISSING_EXTRA = "chatdebug serve needs Starlette and uvicorn: pip install 'chatdebug[serve]'"
 
 
@@ -117,9 +116,20 @@ def _configure_logging() -> None:
     arg("--no-purge", action="store_true", help="do not run the retention purge loop"),
     arg("--no-finalize", action="store_true", help="do not run the stale finalizer loop"),
     arg("--token", default=None, metavar="TOKEN",
-        help=f"bearer token for the read API (default ${API_TOKEN_VARIABLE})"),
+        help=f"bearer token for the read API, at least 16 characters (default "
+        f"${API_TOKEN_VARIABLE}); on the command line it is visible to anyone who can "
+        "list processes (ps): prefer --token-file or the variable"),
+    arg("--token-file", default=None, metavar="PATH",
+        help="read the read token from the first line of this file"),
     arg("--admin-token", default=None, metavar="TOKEN",
-        help=f"bearer token for settings and deletion (default ${ADMIN_TOKEN_VARIABLE})"),
+        help=f"bearer token for settings and deletion, at least 16 characters and not "
+        f"the read token (default ${ADMIN_TOKEN_VARIABLE}); visible in ps like --token"),
+    arg("--admin-token-file", default=None, metavar="PATH",
+        help="read the admin token from the first line of this file"),
+    arg("--trace-url", default=None, metavar="TEMPLATE",
+        help="link each run to its trace in your tracing backend (Jaeger, Tempo, Phoenix…): "
+        "an http(s) URL with {trace_id} where the id goes, e.g. "
+        "http://localhost:16686/trace/{trace_id}"),
     arg("--spill-path", default=None, metavar="PATH",
         help="the application's spill journal, whose file system /readyz checks "
         "(default $CHATDEBUG_SPILL_PATH)"),
@@ -143,8 +153,15 @@ def _serve(args: argparse.Namespace) -> int:
         raise CommandError("--event-queue must be at least 1", EXIT_USAGE)
     host, port = parse_listen(args.listen)
     loopback = is_loopback(host)
-    api_token = args.token or os.environ.get(API_TOKEN_VARIABLE) or None
-    admin_token = args.admin_token or os.environ.get(ADMIN_TOKEN_VARIABLE) or None
+    api_token, admin_token = serve_tokens(args)
+    trace_url = args.trace_url
+    if trace_url is not None and (
+        not trace_url.startswith(("http://", "https://")) or "{trace_id}" not in trace_url
+    ):
+        raise CommandError(
+            f"invalid --trace-url {trace_url!r}: an http(s) URL with {{trace_id}} in it",
+            EXIT_USAGE,
+        )
     if not loopback and not (api_token and admin_token):
         raise CommandError(
             f"refusing to listen on non-loopback {host}:{port} without --token and "
@@ -170,6 +187,7 @@ def _serve(args: argparse.Namespace) -> int:
             forced_enabled=truthy(os.environ.get(CHATDEBUG_ENABLED)),
             storage=_storage(store, args.spill_path),
             events=events,
+            trace_url=trace_url,
         )
 
         def on_store_status(reason: str | None) -> None:
@@ -189,7 +207,12 @@ def _serve(args: argparse.Namespace) -> int:
                 store, metrics, threshold=stale_threshold, on_store_status=on_store_status
             )
             tickers.append(Ticker("finalize-stale", stale_interval, finalizer.tick))
-        where = "loopback" if loopback else "NON-LOOPBACK (reachable from other hosts)"
+        where = (
+            "loopback"
+            if loopback
+            else "reachable from other hosts; the read and admin tokens are required "
+            "on every API call and both are set"
+        )
         logger.info(
             "chatdebug serve: listening on http://%s:%d (%s); purge %s, stale finalizer %s",
             host if ":" not in host else f"[{host}]",
@@ -225,6 +248,8 @@ def _run_http(app: Any, sock: socket.socket, on_stop: Callable[[], None]) -> Non
     that would otherwise hold the shutdown for their whole grace period."""
     import uvicorn
 
+    from ..server import secure_h11_protocol
+
     class _Server(uvicorn.Server):
         # uvicorn re-raises a captured signal after shutting down, which would kill the
         # process with that signal instead of letting it close the store and exit 0.
@@ -234,7 +259,12 @@ def _run_http(app: Any, sock: socket.socket, on_stop: Callable[[], None]) -> Non
 
     # Open connections (a viewer following a run) get 5 s to finish before the exit.
     config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=5,
+        http=secure_h11_protocol(),  # its own 400 for malformed HTTP has our headers too
     )
     server = _Server(config)
 

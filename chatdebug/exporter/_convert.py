@@ -26,7 +26,7 @@ from .._spans import SpanRecord
 from .._status import Status
 from ..store import CLEAR, Clear, EncodedJSON, NewRun, NewStep, RunUpdate, StepUpdate, encode_json
 from ._events import CreateRun, CreateStep, FinishRun, UpdateStep
-from ._summary import truncate_label
+from ._summary import error_summary, truncate_label
 
 __all__ = [
     "Source",
@@ -247,9 +247,13 @@ def run_ended(span: Source) -> FinishRun | None:
         model_config_id=_str(attrs, attr.RUN_MODEL_CONFIG_ID),
         finished_at=span_time(_times(span)[1]),
     )
+    seed = _seed(attrs)
+    error = _json(attrs, attr.RUN_ERROR, dict)
+    if error:  # the exception that left the run (redacted when captured)
+        seed["error"] = error_summary(error)
     return FinishRun(
         update,
-        seed=_seed(attrs),
+        seed=seed,
         started_at=span_time(_times(span)[0]),
         step_updates=_step_updates(attrs, key[1]),
     )

@@ -20,12 +20,22 @@ from typing import Any, Final
 import orjson
 
 from ..store import CLEAR, Clear, EncodedJSON, NewRun, NewStep, RunUpdate, StepUpdate, encode_json
-from ._events import CreateRun, CreateStep, Event, FinishRun, TouchRun, TouchStep, UpdateStep
+from ._events import (
+    CreateRun,
+    CreateStep,
+    Event,
+    FinishRun,
+    StepProgress,
+    TouchRun,
+    TouchStep,
+    UpdateStep,
+)
 
 __all__ = ["SpillCodecError", "decode_event", "encode_event"]
 
 _EVENTS: Final[dict[str, type[Any]]] = {
-    cls.kind: cls for cls in (CreateRun, FinishRun, TouchRun, CreateStep, UpdateStep, TouchStep)
+    cls.kind: cls
+    for cls in (CreateRun, FinishRun, TouchRun, CreateStep, UpdateStep, TouchStep, StepProgress)
 }
 _PARAMS: Final[dict[str, type[Any]]] = {
     cls.__name__: cls for cls in (NewRun, NewStep, RunUpdate, StepUpdate)

@@ -28,6 +28,7 @@ __all__ = [
     "DERIVED_KEYS",
     "MAX_LABEL_LENGTH",
     "aggregate_run_summary",
+    "error_summary",
     "first_user_text",
     "seed_summary",
     "truncate_label",
@@ -203,6 +204,36 @@ def _step_has_error(step: Step) -> bool:
     return step.error is not None and step.status != "interrupted"
 
 
+MAX_ERROR_MESSAGE: Final = 1000
+"""Longest ``summary.error.message``, in characters (the step keeps the whole error)."""
+
+
+def error_summary(error: Mapping[str, Any], step_number: int | None = None) -> dict[str, Any]:
+    """``{"type", "message", "step_number"?}`` of a stored error payload (already
+    redacted when it was captured), its message cut to :data:`MAX_ERROR_MESSAGE`."""
+    kind = error.get("type") or error.get("provider_error_type") or "error"
+    message = error.get("message") or error.get("error") or ""
+    text = " ".join(str(message).split())
+    if len(text) > MAX_ERROR_MESSAGE:
+        text = text[: MAX_ERROR_MESSAGE - 1] + "…"
+    out: dict[str, Any] = {"type": str(kind)[:200], "message": text}
+    if step_number is not None:
+        out["step_number"] = step_number
+    return out
+
+
+def _first_step_error(steps: Sequence[Step]) -> dict[str, Any] | None:
+    for step in steps:
+        if _step_has_error(step):
+            # Steps still in the writer's hands carry their payloads encoded.
+            decoded = _decoded(step.error)
+            error = decoded if isinstance(decoded, Mapping) else {}
+            if not error or _is_malformed_marker(error):
+                error = {"type": "error", "message": f"step {step.step_number} failed"}
+            return error_summary(error, step.step_number)
+    return None
+
+
 def aggregate_run_summary(
     run_id: uuid.UUID | None,
     steps: Sequence[Step],
@@ -216,7 +247,9 @@ def aggregate_run_summary(
     ``steps`` are the run's steps in step order. Derived keys: ``step_count``,
     ``total_input_tokens``, ``total_output_tokens`` (always), ``total_reasoning_tokens``,
     ``total_cache_creation_tokens``, ``total_cache_read_tokens`` (only when non-zero),
-    ``has_error`` (only when true), ``endpoint_label`` (the first completed attempt with
+    ``has_error`` (only when true), ``error`` (the first failing step's error with its
+    ``step_number``, else the run's own exception from ``base``; absent when neither),
+    ``endpoint_label`` (the first completed attempt with
     a path), ``duration_ms`` (when both times are given) and ``steps_without_usage``
     (steps whose provider reported no usage, only when there are any: the totals cover
     the others), ``total_cost_usd`` (the sum of the steps' ``metadata.cost.total_usd``,
@@ -269,6 +302,11 @@ def aggregate_run_summary(
             summary[total] = value
     if has_error:
         summary["has_error"] = True
+    step_error = _first_step_error(steps) if has_error else None
+    if step_error is not None:
+        summary["error"] = step_error
+    elif isinstance(summary.get("error"), Mapping):
+        summary["error"] = error_summary(summary["error"])
     if without_usage:
         summary["steps_without_usage"] = without_usage
     if priced:

@@ -14,6 +14,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from .. import _spans as attr
+from .._ids import id_problem
 from .._safety import log_internal_error, suppress_internal_errors
 from .._spans import INSTRUMENTATION_NAME, SpanRecord, new_id, span_ids
 from .._status import Status
@@ -25,9 +26,13 @@ from ._state import RunState
 from ._step import StepHandle
 from .normalize import bound_text
 
-__all__ = ["RunHandle", "run", "traced_run"]
+__all__ = ["InvalidChatId", "RunHandle", "run", "traced_run"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class InvalidChatId(ValueError):
+    """A run was not recorded: its chat id cannot be stored (see :mod:`chatdebug._ids`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +105,14 @@ class RunHandle:
 def _start(params: _RunParams) -> tuple[RunHandle, Any]:
     handle = RunHandle(params.chat_id, None)
     with suppress_internal_errors("run"):
+        problem = id_problem(params.chat_id)
+        if problem is not None:
+            # Refused, never raised: logged (at most once a minute) and counted in
+            # chatdebug_internal_errors_total{component="run"}.
+            shown = params.chat_id[:40] + ("…" if len(params.chat_id) > 40 else "")
+            refusal = InvalidChatId(f"run not recorded: chat id {shown!r} {problem}")
+            log_internal_error("run", refusal)
+            return handle, None
         if not is_enabled(params.user_id):
             warn_not_recorded(params.chat_id, params.user_id)
             return handle, None

@@ -5,6 +5,7 @@ Needs the ``serve`` extra (Starlette): ``chatdebug serve`` imports it only when 
 """
 
 from ._event_hub import EventHub
+from ._guard import secure_h11_protocol
 from .app import Readiness, ServerState, create_app
 
-__all__ = ["EventHub", "Readiness", "ServerState", "create_app"]
+__all__ = ["EventHub", "Readiness", "ServerState", "create_app", "secure_h11_protocol"]

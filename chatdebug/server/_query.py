@@ -14,10 +14,10 @@ import re
 import uuid
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from .._status import Status
-from ..store import DEFAULT_LIST_LIMIT, RunPosition
+from ..store import DEFAULT_LIST_LIMIT, RunPosition, search_terms
 
 __all__ = [
     "MAX_TEXT_PARAMETER",
@@ -29,8 +29,10 @@ __all__ = [
     "parse_message_id",
     "parse_moment",
     "parse_run_id",
+    "parse_search",
     "parse_status",
     "parse_text",
+    "strict_json",
 ]
 
 MAX_TEXT_PARAMETER: Final = 256
@@ -100,6 +102,30 @@ def parse_text(name: str, raw: str | None) -> str | None:
     if not raw or len(raw) > MAX_TEXT_PARAMETER or not raw.isprintable():
         raise BadParameter(f"{name} must be 1 to {MAX_TEXT_PARAMETER} printable characters")
     return raw
+
+
+def parse_search(raw: str | None) -> str | None:
+    """``q``: a text search of 1..256 characters with 1 to 8 words."""
+    if raw is None:
+        return None
+    if not raw or len(raw) > MAX_TEXT_PARAMETER:
+        raise BadParameter(f"q must be 1 to {MAX_TEXT_PARAMETER} characters")
+    try:
+        search_terms(raw)
+    except ValueError as exc:
+        raise BadParameter(f"q: {exc}") from None
+    return raw
+
+
+def strict_json(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` of :func:`json.loads` that refuses a repeated key (which
+    of two values a reader takes is not defined: the request is ambiguous)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicated key {key!r}")
+        out[key] = value
+    return out
 
 
 def parse_moment(name: str, raw: str | None, now: datetime) -> datetime | None:

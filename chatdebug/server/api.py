@@ -2,7 +2,13 @@
 
 Routes (the token each needs in brackets; see :mod:`.auth` for the rules):
 
-* ``GET /api/debug/runs`` [read] — recent runs of every chat, filtered, with a cursor;
+* ``GET /api/debug/runs`` [read] — recent runs of every chat, filtered (``chat_id``,
+  ``q`` text search, …), with a cursor;
+* ``GET /api/debug/runs/{run_id}`` [read] — one run with its steps, by id alone;
+* ``GET /api/debug/chat?chat_id=`` [read] — a chat's totals (runs, tokens, cost);
+* ``GET /api/debug/export?chat_id=`` [read] — the export document (as the chat route);
+* ``GET /api/debug/viewer`` [read] — what the viewer needs to know of this server
+  (``{"trace_url": template or null}``);
 * ``GET /api/chats/{chat_id}/debug/runs`` [read] — a chat's runs, newest first;
 * ``GET /api/chats/{chat_id}/debug/runs/{run_id}`` [read] — one run with its steps;
 * ``GET /api/chats/{chat_id}/debug/export`` [read] — the export document;
@@ -46,7 +52,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .._documents import chat_export, run_summary_document, run_with_steps
+from .._documents import (
+    chat_export,
+    chat_summary_document,
+    run_by_id,
+    run_summary_document,
+    run_with_steps,
+)
+from .._ids import MAX_ID_LENGTH, id_problem
 from ..store import (
     DEFAULT_LIST_LIMIT,
     MAX_RETENTION_DAYS,
@@ -56,7 +69,6 @@ from ..store import (
     StoreUnavailable,
 )
 from ._query import (
-    MAX_TEXT_PARAMETER,
     BadParameter,
     check_known,
     decode_cursor,
@@ -65,8 +77,10 @@ from ._query import (
     parse_message_id,
     parse_moment,
     parse_run_id,
+    parse_search,
     parse_status,
     parse_text,
+    strict_json,
 )
 from ._responses import error_response, json_response, no_content
 from .auth import Access, AuthDenied, Tokens, authorize
@@ -76,6 +90,8 @@ __all__ = ["RECENT_RUNS_PARAMETERS", "ApiContext", "api_routes"]
 logger = logging.getLogger("chatdebug.server")
 
 RECENT_RUNS_PARAMETERS: Final = (
+    "chat_id",
+    "q",
     "status",
     "kind",
     "user_id",
@@ -102,6 +118,7 @@ class ApiContext:
     store: Store
     tokens: Tokens
     forced_by_deployment: bool = False
+    trace_url: str | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -153,12 +170,17 @@ def _query(request: Request, known: tuple[str, ...] = ()) -> dict[str, str]:
     return dict(params)
 
 
-def path_text(request: Request, name: str) -> str:
-    """A path parameter (chat or user id): 1..256 printable characters."""
-    value = str(request.path_params[name])
-    if not value or len(value) > MAX_TEXT_PARAMETER or not value.isprintable():
-        raise BadParameter(f"{name} must be 1 to {MAX_TEXT_PARAMETER} printable characters")
+def chat_or_user_id(name: str, value: str) -> str:
+    """A chat or user id: exactly the ids the recorder stores (see :mod:`chatdebug._ids`)."""
+    problem = id_problem(value)
+    if problem is not None:
+        raise BadParameter(f"{name} {problem} (an id is 1 to {MAX_ID_LENGTH} characters, no NUL)")
     return value
+
+
+def path_text(request: Request, name: str) -> str:
+    """A path parameter (chat or user id), as :func:`chat_or_user_id` accepts it."""
+    return chat_or_user_id(name, str(request.path_params[name]))
 
 
 async def read_json_object(request: Request, field_name: str, kind: type) -> Any:
@@ -171,7 +193,7 @@ async def read_json_object(request: Request, field_name: str, kind: type) -> Any
         if len(body) > _MAX_BODY:
             raise BadParameter("body too large")
     try:
-        value = json.loads(body)
+        value = json.loads(body, object_pairs_hook=strict_json)
     except (ValueError, RecursionError):
         raise BadParameter(message) from None
     if not isinstance(value, dict) or set(value) != {field_name}:
@@ -214,8 +236,12 @@ def _run_routes(context: ApiContext) -> list[BaseRoute]:
 
     @endpoint(context, Access.READ, "Internal error exporting debug runs.")
     async def chat_export_route(request: Request) -> Response:
-        chat_id = path_text(request, "chat_id")
-        _query(request)
+        if "chat_id" in request.path_params:
+            chat_id = path_text(request, "chat_id")
+            _query(request)
+        else:
+            query = _query(request, ("chat_id",))
+            chat_id = chat_or_user_id("chat_id", query.get("chat_id", ""))
         document = await context.call(chat_export, context.store, chat_id, context.clock())
         disposition = f'attachment; filename="chatdebug-export-{_file_safe(chat_id)}.json"'
         return json_response(document, headers={"Content-Disposition": disposition})
@@ -224,10 +250,13 @@ def _run_routes(context: ApiContext) -> list[BaseRoute]:
     async def recent_runs(request: Request) -> Response:
         query = _query(request, RECENT_RUNS_PARAMETERS)
         now = context.clock()
+        chat_id, user_id = query.get("chat_id"), query.get("user_id")
         filters = RunFilter(
+            chat_id=None if chat_id is None else chat_or_user_id("chat_id", chat_id),
+            text=parse_search(query.get("q")),
             status=parse_status(query.get("status")),
             kind=parse_text("kind", query.get("kind")),
-            user_id=parse_text("user_id", query.get("user_id")),
+            user_id=None if user_id is None else chat_or_user_id("user_id", user_id),
             model=parse_text("model", query.get("model")),
             since=parse_moment("since", query.get("since"), now),
             until=parse_moment("until", query.get("until"), now),
@@ -247,8 +276,34 @@ def _run_routes(context: ApiContext) -> list[BaseRoute]:
         )
         return json_response(body)
 
+    @endpoint(context, Access.READ, "Internal error fetching debug run.")
+    async def run_route(request: Request) -> Response:
+        _query(request)
+        run_id = parse_run_id(str(request.path_params["run_id"]))
+        document = await context.call(run_by_id, context.store, run_id)
+        if document is None:
+            return error_response(404, "Debug run not found.")
+        return json_response(document)
+
+    @endpoint(context, Access.READ, "Internal error fetching the chat's totals.")
+    async def chat_summary(request: Request) -> Response:
+        query = _query(request, ("chat_id",))
+        if "chat_id" not in query:
+            raise BadParameter("chat_id is required")
+        chat_id = chat_or_user_id("chat_id", query["chat_id"])
+        return json_response(await context.call(chat_summary_document, context.store, chat_id))
+
+    @endpoint(context, Access.READ, "Internal error.")
+    async def viewer_config(request: Request) -> Response:
+        _query(request)
+        return json_response({"trace_url": context.trace_url})
+
     return [
+        Route("/api/debug/viewer", viewer_config, methods=["GET"]),
         Route("/api/debug/runs", recent_runs, methods=["GET"]),
+        Route("/api/debug/runs/{run_id}", run_route, methods=["GET"]),
+        Route("/api/debug/chat", chat_summary, methods=["GET"]),
+        Route("/api/debug/export", chat_export_route, methods=["GET"]),
         Route(CHAT_RUNS, chat_runs, methods=["GET"]),
         Route("/api/chats/{chat_id:path}/debug/runs/{run_id}", chat_run, methods=["GET"]),
         Route("/api/chats/{chat_id:path}/debug/export", chat_export_route, methods=["GET"]),

@@ -12,6 +12,11 @@ Routes, in the order they are matched:
 
 ``/metrics``, the health routes and the viewer's files need no token: they expose no
 captured data (the viewer's page asks for a token and calls the API with it).
+
+Every response, from any route or from the framework itself, carries the security
+headers, and without tokens every route is served only under a loopback ``Host``
+(:class:`~chatdebug.server._guard.Guard`). No redirect is ever built: a path with a
+trailing slash is a 404, not a redirect to a URL made from the request's ``Host``.
 """
 
 from __future__ import annotations
@@ -31,12 +36,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 from .._diskspace import storage_problem
 from .._exposition import exposed_registry
 from ..metrics import Metrics
 from ..store import Store, StoreError
 from ._event_hub import EventHub
+from ._guard import Guard
 from ._responses import VIEWER_CSP, error_response, security_headers
 from .api import ApiContext, api_routes
 from .auth import Tokens
@@ -107,6 +114,8 @@ class ServerState:
         storage: local files the application writes (the SQLite store, spill
             journals) whose file system ``/readyz`` checks, as ``(what, path)``.
         events: the change events the event streams send (none: no event routes).
+        trace_url: a link to the user's tracing backend for a run's trace, with
+            ``{trace_id}`` where its id goes (shown by the viewer), or ``None``.
     """
 
     store: Store
@@ -117,11 +126,24 @@ class ServerState:
     readiness: Readiness = field(default_factory=Readiness)
     storage: tuple[tuple[str, str], ...] = ()
     events: EventHub | None = None
+    trace_url: str | None = None
 
     @property
     def registry(self) -> CollectorRegistry:
         """The registry ``/metrics`` exposes."""
         return self.metrics.registry
+
+
+class _Application(Starlette):
+    """Starlette with :class:`Guard` outside everything, its own error handling too."""
+
+    def __init__(self, routes: list[BaseRoute], tokens: Tokens) -> None:
+        super().__init__(routes=routes)
+        self.router.redirect_slashes = False  # a redirect would be built from Host
+        self._tokens = tokens
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return Guard(super().build_middleware_stack(), self._tokens)
 
 
 def create_app(state: ServerState) -> Starlette:
@@ -130,6 +152,7 @@ def create_app(state: ServerState) -> Starlette:
         store=state.store,
         tokens=Tokens.of(state.api_token, state.admin_token),
         forced_by_deployment=state.forced_enabled,
+        trace_url=state.trace_url,
     )
     routes: list[BaseRoute] = [
         *_metrics_routes(state),
@@ -138,7 +161,7 @@ def create_app(state: ServerState) -> Starlette:
         *(event_routes(context, state.events) if state.events is not None else []),
         *viewer_routes(),
     ]
-    return Starlette(routes=routes)
+    return _Application(routes, context.tokens)
 
 
 # -- /metrics --------------------------------------------------------------------------
@@ -171,8 +194,15 @@ def _one_line(text: str, limit: int = 200) -> str:
 
 
 def _check(state: ServerState) -> str | None:
-    """``None`` when the store answered, else why not (one line, no password)."""
+    """``None`` when the store answered and its schema is current, else why not (one
+    line, no password)."""
     try:
+        pending = state.store.pending_migrations()
+        if pending and pending[0] == 1:
+            return "schema missing: run `chatdebug migrate`"
+        if pending:
+            versions = ", ".join(str(v) for v in pending)
+            return f"schema behind: migrations {versions} not applied; run `chatdebug migrate`"
         state.store.get_allow_users()
     except StoreError as exc:
         return _one_line(f"store unreachable: {exc}")
@@ -236,7 +266,7 @@ def viewer_files() -> dict[str, tuple[bytes, str]]:
 def viewer_routes() -> list[BaseRoute]:
     """``GET /`` (the page) and ``GET /static/<file>``."""
     files = viewer_files()
-    headers = {**security_headers(VIEWER_CSP), "Cache-Control": "no-cache"}
+    headers = {**security_headers(VIEWER_CSP), "Cache-Control": "no-store"}
 
     def send(name: str) -> Response:
         content, media_type = files[name]

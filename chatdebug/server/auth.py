@@ -23,14 +23,17 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from typing import Final
 
 from starlette.requests import Request
 
-__all__ = ["Access", "AuthDenied", "Tokens", "authorize"]
+__all__ = ["Access", "AuthDenied", "Tokens", "authorize", "host_is_loopback"]
 
-_LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
+_LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
+# A Host header: "[IPv6]" or a name, then an optional ":port"; nothing else.
+_HOST = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[^\[\]:/@\s]+))(?::[0-9]{1,5})?")
 
 
 class Access(enum.Enum):
@@ -86,20 +89,21 @@ def _presented(request: Request) -> str | None:
     return value.strip()
 
 
-def _host_is_loopback(request: Request) -> bool:
-    host = request.headers.get("host", "")
-    if host.startswith("["):
-        name = host[: host.find("]") + 1] if "]" in host else host
-    else:
-        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    return name.lower() in _LOOPBACK_HOSTS
+def host_is_loopback(host: str) -> bool:
+    """Whether a ``Host`` header names this machine: ``localhost``, ``127.0.0.1`` or
+    ``[::1]``, with or without a port. Anything else after the name (``[::1]evil.example``,
+    ``localhost@evil``) is not a loopback host."""
+    match = _HOST.fullmatch(host)
+    if match is None:
+        return False
+    return (match["v6"] or match["name"] or "").lower() in _LOOPBACK_HOSTS
 
 
 def authorize(request: Request, tokens: Tokens, needed: Access) -> None:
     """Return when the request may use a route needing ``needed``; else raise
     :class:`AuthDenied`."""
     if tokens.open:
-        if not _host_is_loopback(request):
+        if not host_is_loopback(request.headers.get("host", "")):
             raise AuthDenied(403, "Forbidden: without tokens only loopback host names are served.")
         return
     token = _presented(request)

@@ -20,6 +20,7 @@ from ._database_url import database_location, mask_password
 from ._errors import RunFinalized, RunNotFound, StoreConfigError, StoreError, StoreUnavailable
 from ._open import open_store
 from ._postgres import PostgresStore
+from ._search import MAX_SEARCH_TERMS, search_terms
 from ._sqlite import SQLiteStore
 from ._values import (
     CLEAR,
@@ -42,6 +43,7 @@ __all__ = [
     "DEFAULT_LIST_LIMIT",
     "DEFAULT_RETENTION_DAYS",
     "MAX_RETENTION_DAYS",
+    "MAX_SEARCH_TERMS",
     "PURGE_BATCH_SIZE",
     "BulkWriter",
     "BulkWrites",
@@ -73,4 +75,5 @@ __all__ = [
     "mask_password",
     "open_change_feed",
     "open_store",
+    "search_terms",
 ]

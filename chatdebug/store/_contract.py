@@ -91,6 +91,11 @@ class Store(Protocol):
         """Apply pending migrations; returns the versions applied (empty when current)."""
         ...
 
+    def pending_migrations(self) -> list[int]:
+        """The schema versions this chatdebug knows that the database has not applied
+        (every version when it has no schema): empty when the schema is current."""
+        ...
+
     def close(self) -> None:
         """Release connections. Idempotent."""
         ...

@@ -76,6 +76,23 @@ def _step(row: Any) -> Step:
     return step_from_row(row, _same_uuid, utc)
 
 
+_RARE_LIMIT: Final = 2000
+"""Matches up to which a search word is looked up before the runs are read."""
+
+
+def _rare_word(conn: Any, names: list[str], values: dict[str, Any]) -> str | None:
+    """The search word with the fewest matches when it has at most :data:`_RARE_LIMIT`
+    (counted up to that), else ``None``."""
+    best: tuple[int, str] | None = None
+    for name in names:
+        if name.startswith("text:"):
+            params = {"match": values[name.replace(":", "_")], "cap": _RARE_LIMIT + 1}
+            count = conn.execute(sql.COUNT_TEXT, params).fetchone()[0]
+            if count <= _RARE_LIMIT and (best is None or count < best[0]):
+                best = (count, name)
+    return None if best is None else best[1]
+
+
 class PostgresStore(Store, BulkWriter):
     """:class:`~chatdebug.store.Store` on PostgreSQL.
 
@@ -182,6 +199,15 @@ class PostgresStore(Store, BulkWriter):
                     done.append(migration.version)
         return done
 
+    def pending_migrations(self) -> list[int]:
+        known = migrations("postgres")
+        applied: set[int] = set()
+        with self._db.connection(pipeline=False) as conn:
+            exists = conn.execute(sql.MIGRATIONS_TABLE_EXISTS).fetchone()
+            if exists and exists[0]:
+                applied = {row[0] for row in conn.execute(sql.APPLIED_VERSIONS)}
+        return [m.version for m in known if m.version not in applied]
+
     # runs ---------------------------------------------------------------------------
     def create_run(self, params: NewRun) -> Run:
         values = new_run_params(params, self._now())
@@ -225,9 +251,19 @@ class PostgresStore(Store, BulkWriter):
         after: RunPosition | None = None,
         limit: int = DEFAULT_LIST_LIMIT,
     ) -> list[Run]:
-        names, values = recent_runs_parameters(filters, after, validate_limit(limit))
+        names, values = recent_runs_parameters(
+            filters, after, validate_limit(limit), match=sql.search_match
+        )
         with self._db.connection() as conn:
-            rows = conn.execute(sql.recent_runs(names), values).fetchall()
+            rare = None
+            if any(name.startswith("text:") for name in names):
+                with self._db.atomic(conn):
+                    # The counts stop at the limit; the planner, expecting that to come
+                    # soon, would read the table rather than the word's index entries.
+                    conn.execute("SET LOCAL enable_seqscan = off")
+                    rare = _rare_word(conn, names, values)
+                    conn.execute("RESET enable_seqscan")
+            rows = conn.execute(sql.recent_runs(names, rare), values).fetchall()
         return [_run(row) for row in rows]
 
     # steps --------------------------------------------------------------------------

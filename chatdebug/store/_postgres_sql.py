@@ -91,21 +91,61 @@ ORDER BY started_at DESC, id DESC LIMIT %(limit)s"""
 
 # Runs of every chat, filtered; the conditions that apply are joined with AND.
 RECENT_RUN_CONDITIONS: Final = {
+    "chat_id": "chat_id = %(chat_id)s",
     "status": "status = %(status)s",
     "kind": "kind = %(kind)s",
     "user_id": "user_id = %(user_id)s",
-    "model": "model = %(model)s",
+    "model": "id IN (SELECT run_id FROM chat_debug_run_models WHERE model = %(model)s)",
     "since": "started_at >= %(since)s",
     "until": "started_at < %(until)s",
     "after": "(started_at, id) < (%(after_started_at)s, %(after_id)s)",
 }
 
 
-def recent_runs(conditions: list[str]) -> str:
-    """The cross-chat listing with the named :data:`RECENT_RUN_CONDITIONS`."""
-    where = " AND ".join(RECENT_RUN_CONDITIONS[name] for name in conditions) or "TRUE"
+# One search word (parameter text_N: a tsquery prefix, 'word':*).
+TEXT_CONDITION: Final = (
+    "id IN (SELECT run_id FROM chat_debug_search "
+    "WHERE document @@ to_tsquery('simple', %(text_{n})s))"
+)
+
+
+def search_match(term: str) -> str:
+    """The tsquery of one search word (letters and digits only) as a prefix."""
+    return f"'{term}':*"
+
+
+# A word few runs have is looked up first, into a materialized list: the planner
+# cannot tell a rare prefix from a common one and would otherwise read the runs newest
+# first, checking each, through the whole history.
+RARE_TEXT: Final = "rare_text AS MATERIALIZED ({select})"
+COUNT_TEXT: Final = (
+    "SELECT count(*) FROM (SELECT 1 FROM chat_debug_search "
+    "WHERE document @@ to_tsquery('simple', %(match)s) LIMIT %(cap)s) AS found"
+)
+
+
+def _condition(name: str, rare: str | None) -> str:
+    kind, _, index = name.partition(":")
+    if kind != "text":
+        return RECENT_RUN_CONDITIONS[name]
+    if name == rare:
+        return "id IN (SELECT run_id FROM rare_text)"
+    return TEXT_CONDITION.format(n=int(index))
+
+
+def recent_runs(conditions: list[str], rare: str | None = None) -> str:
+    """The cross-chat listing with the named :data:`RECENT_RUN_CONDITIONS`; the search
+    word named ``rare`` (``text:N``) is looked up first."""
+    where = " AND ".join(_condition(name, rare) for name in conditions) or "TRUE"
+    head = ""
+    if rare is not None:
+        select = (
+            "SELECT run_id FROM chat_debug_search WHERE document @@ "
+            f"to_tsquery('simple', %(text_{int(rare.partition(':')[2])})s)"
+        )
+        head = "WITH " + RARE_TEXT.format(select=select) + " "
     return (
-        f"SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE {where} "
+        f"{head}SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE {where} "
         "ORDER BY started_at DESC, id DESC LIMIT %(limit)s"
     )
 

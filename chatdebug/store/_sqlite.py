@@ -36,6 +36,7 @@ from ._rules import (
 )
 from ._sqlite_changes import SQLiteChangeFeed
 from ._sqlite_conn import SQLiteConnections
+from ._sqlite_recent import recent_rows
 from ._values import (
     BulkWrites,
     FinalizeResult,
@@ -184,6 +185,14 @@ class SQLiteStore(Store, BulkWriter):
                 done.append(migration.version)
         return done
 
+    def pending_migrations(self) -> list[int]:
+        known = migrations("sqlite")
+        with self._db.read() as conn:
+            applied: set[int] = set()
+            if conn.execute(sql.MIGRATIONS_TABLE_EXISTS).fetchone() is not None:
+                applied = {row[0] for row in conn.execute(sql.APPLIED_VERSIONS)}
+        return [m.version for m in known if m.version not in applied]
+
     # runs ---------------------------------------------------------------------------
     def create_run(self, params: NewRun) -> Run:
         values = _text_params(new_run_params(params, self._now()))
@@ -227,9 +236,11 @@ class SQLiteStore(Store, BulkWriter):
         after: RunPosition | None = None,
         limit: int = DEFAULT_LIST_LIMIT,
     ) -> list[Run]:
-        names, values = recent_runs_parameters(filters, after, validate_limit(limit), _stored_text)
+        names, values = recent_runs_parameters(
+            filters, after, validate_limit(limit), _stored_text, sql.search_match
+        )
         with self._db.read() as conn:
-            rows = conn.execute(sql.recent_runs(names), values).fetchall()
+            rows = recent_rows(conn, names, values, after)
         return [_run(row) for row in rows]
 
     # steps --------------------------------------------------------------------------

@@ -80,10 +80,11 @@ ORDER BY started_at DESC, id DESC LIMIT :limit"""
 
 # Runs of every chat, filtered; the conditions that apply are joined with AND.
 RECENT_RUN_CONDITIONS: Final = {
+    "chat_id": "chat_id = :chat_id",
     "status": "status = :status",
     "kind": "kind = :kind",
     "user_id": "user_id = :user_id",
-    "model": "model = :model",
+    "model": "id IN (SELECT run_id FROM chat_debug_run_models WHERE model = :model)",
     "since": "started_at >= :since",
     "until": "started_at < :until",
     "after": "(started_at < :after_started_at "
@@ -91,9 +92,65 @@ RECENT_RUN_CONDITIONS: Final = {
 }
 
 
-def recent_runs(conditions: list[str]) -> str:
-    """The cross-chat listing with the named :data:`RECENT_RUN_CONDITIONS`."""
-    where = " AND ".join(RECENT_RUN_CONDITIONS[name] for name in conditions) or "1 = 1"
+# A search word selects the runs whose search rows (chat_debug_search) match it in the
+# FTS5 index, within a window of the index: its rowids are run start times (see the
+# migration), so [:search_lower, :search_upper) holds exactly the rows of the runs that
+# started in a range of milliseconds. Parameter text_N: an FTS5 prefix query, '"word"*'.
+TEXT_CONDITION: Final = (
+    "{plus}id IN (SELECT s.run_id FROM chat_debug_search AS s WHERE s.id IN ("
+    "SELECT rowid FROM chat_debug_search_fts WHERE chat_debug_search_fts MATCH :text_{n} "
+    "AND rowid >= :search_lower AND rowid < :search_upper))"
+)
+# The rowid of a word's match that has :skip newer matches below :upper.
+SEARCH_WINDOW: Final = (
+    "SELECT rowid FROM chat_debug_search_fts WHERE chat_debug_search_fts MATCH :match "
+    "AND rowid < :upper ORDER BY rowid DESC LIMIT 1 OFFSET :skip"
+)
+SEARCH_OLDEST: Final = (
+    "SELECT rowid FROM chat_debug_search_fts WHERE chat_debug_search_fts MATCH :match "
+    "AND rowid < :upper ORDER BY rowid LIMIT 1"
+)
+# A model few runs have is looked up first; one many runs have is checked run by run
+# while the runs are read newest first (which stops after one page).
+MODEL_PROBE: Final = (
+    "EXISTS (SELECT 1 FROM chat_debug_run_models AS m "
+    "WHERE m.model = :model AND m.run_id = chat_debug_runs.id)"
+)
+COUNT_MODEL: Final = (
+    "SELECT count(*) FROM (SELECT 1 FROM chat_debug_run_models WHERE model = :model LIMIT :cap)"
+)
+
+
+def search_match(term: str) -> str:
+    """The FTS5 query of one search word (letters and digits only) as a prefix."""
+    return f'"{term}"*'
+
+
+# A window that stops short of the oldest match reads the runs newest first from
+# :window_start (the window's first millisecond) and checks each against the words'
+# matches (the unary + keeps SQLite from looking the matches' runs up one by one
+# instead), so it stops at the first page of runs that match.
+WINDOW_SCAN: Final = "started_at >= :window_start"
+
+
+def _condition(name: str, model_probe: bool, scan: bool) -> str:
+    kind, _, index = name.partition(":")
+    if kind == "text":
+        return TEXT_CONDITION.format(n=int(index), plus="+" if scan else "")
+    if name == "model" and model_probe:
+        return MODEL_PROBE
+    return RECENT_RUN_CONDITIONS[name]
+
+
+def recent_runs(conditions: list[str], model_probe: bool = False, scan: bool = False) -> str:
+    """The cross-chat listing with the named :data:`RECENT_RUN_CONDITIONS` (search
+    words need ``search_lower`` and ``search_upper``, and ``scan`` the
+    :data:`WINDOW_SCAN` form with ``window_start``; ``model_probe``: the model's
+    run-by-run form)."""
+    parts = [_condition(name, model_probe, scan) for name in conditions]
+    if scan:
+        parts.append(WINDOW_SCAN)
+    where = " AND ".join(parts) or "1 = 1"
     return (
         f"SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE {where} "
         "ORDER BY started_at DESC, id DESC LIMIT :limit"

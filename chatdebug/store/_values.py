@@ -230,14 +230,20 @@ class PurgeResult:
 class RunFilter:
     """Which runs :meth:`Store.list_recent_runs` returns; ``None`` fields match anything.
 
-    ``since`` is inclusive and ``until`` exclusive, both on ``started_at``."""
+    ``since`` is inclusive and ``until`` exclusive, both on ``started_at``. ``chat_id``
+    is exact. ``model`` matches a run that asked for that model or was answered by it
+    (its own model, any step's requested or answering model). ``text`` is a search:
+    every word in it must start a word of the run's first message or of a message or
+    reply of its steps (see :func:`~chatdebug.store.search_terms`)."""
 
+    chat_id: str | None = None
     status: str | None = None
     kind: str | None = None
     user_id: str | None = None
     model: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,6 +86,7 @@ def test_runs_table_and_json(sqlite_url: str, capsys: pytest.CaptureFixture[str]
     assert set(entry) == {
         "id",
         "chat_id",
+        "user_id",
         "kind",
         "status",
         "summary",

@@ -22,6 +22,8 @@ TABLES = {
     "chat_debug_settings",
     "chat_debug_user_settings",
     "chat_debug_schema_migrations",
+    "chat_debug_search",
+    "chat_debug_run_models",
 }
 INDEXES = {
     "idx_chat_debug_runs_id_chat",
@@ -34,6 +36,8 @@ INDEXES = {
     "idx_chat_debug_steps_stale",
     "idx_chat_debug_runs_started",
     "idx_chat_debug_steps_started",
+    "idx_chat_debug_search_run",
+    "idx_chat_debug_run_models_run",
 }
 UNIQUE = {"idx_chat_debug_runs_id_chat", "idx_chat_debug_steps_run_step"}
 PARTIAL = {
@@ -57,7 +61,7 @@ def test_migrate_creates_the_sqlite_schema(tmp_path: Path) -> None:
     ]
     url = f"sqlite:///{path}"
     tables = {n for (n,) in raw(url, "SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables >= TABLES
+    assert tables >= TABLES | {"chat_debug_search_fts"}
     indexes = dict(
         raw(url, "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
     )
@@ -118,7 +122,9 @@ def test_migrate_creates_the_postgres_schema(pg_url: str) -> None:
             "AND indexname LIKE 'idx_%%'",
         )
     )
-    assert set(indexes) == INDEXES
+    # PostgreSQL's text search index; SQLite's is the FTS5 table chat_debug_search_fts.
+    assert set(indexes) == INDEXES | {"idx_chat_debug_search_document"}
+    assert "USING gin (document)" in indexes["idx_chat_debug_search_document"]
     for name in UNIQUE:
         assert indexes[name].startswith("CREATE UNIQUE INDEX")
     for name in PARTIAL:

@@ -107,6 +107,7 @@ def test_steps_and_final_summary(store: Store, provider: TracerProvider) -> None
         "total_input_tokens": 30,
         "total_output_tokens": 12,
         "has_error": True,
+        "error": {"type": "error", "message": "rate limited", "step_number": 2},
         "endpoint_label": "POST /v1/chat/completions",
         "duration_ms": expected_ms,
         "total_cost_usd": pytest.approx((30 * 2.5 + 12 * 10) / 1e6),

@@ -17,6 +17,7 @@ from chatdebug.exporter._events import (
     CreateStep,
     Event,
     FinishRun,
+    StepProgress,
     TouchRun,
     TouchStep,
     UpdateStep,
@@ -94,6 +95,13 @@ def test_every_event_kind_comes_back_as_it_went_in() -> None:
     created = decode_event(encode_event(run_events()[1]))
     assert isinstance(created, CreateStep)
     assert type(created.params.normalized_request).__name__ == "EncodedJSON"
+    progress = StepProgress(
+        uuid.uuid4(),
+        uuid.uuid4(),
+        "c-spill",
+        {"chunks": 3, "text_chars": 3, "time_to_first_chunk_ms": 1.5, "text": "Hel"},
+    )
+    assert decode_event(encode_event(progress)) == progress
 
 
 def test_values_json_cannot_hold_come_back_as_the_store_would_keep_them() -> None:

@@ -33,13 +33,13 @@ from tests.store.support import raw
 
 # The documents' fields, in the order they are served; "?" fields are omitted when null.
 SUMMARY_FIELDS = [
-    "id", "chat_id", "kind", "status", "provider?", "model?", "summary",
-    "started_at", "updated_at", "finished_at?",
+    "id", "chat_id", "user_id?", "kind", "status", "provider?", "model?", "summary",
+    "started_at", "updated_at", "finished_at?", "trace_id?",
 ]  # fmt: skip
 RUN_FIELDS = [
-    "id", "chat_id", "root_chat_id?", "parent_chat_id?", "model_config_id?",
+    "id", "chat_id", "user_id?", "root_chat_id?", "parent_chat_id?", "model_config_id?",
     "trigger_message_id?", "history_tip_message_id?", "kind", "status", "provider?",
-    "model?", "summary", "started_at", "updated_at", "finished_at?", "steps",
+    "model?", "summary", "started_at", "updated_at", "finished_at?", "trace_id?", "steps",
 ]  # fmt: skip
 STEP_FIELDS = [
     "id", "run_id", "chat_id", "step_number", "operation", "status",

@@ -39,11 +39,25 @@ export async function getJSON(path, params = {}) {
   return body;
 }
 
+// Chat ids travel as query parameters, never as path segments: an id such as "." or
+// ".." would be removed from a path by the URL parser before it left the browser.
+async function runOfChat(chatId, runId) {
+  const run = await getJSON(`/api/debug/runs/${encodeURIComponent(runId)}`);
+  if (chatId !== null && chatId !== undefined && run.chat_id !== chatId) {
+    const error = new Error("404: Debug run not found.");
+    error.status = 404;
+    throw error;
+  }
+  return run;
+}
+
 export const api = {
   recentRuns: (filters, cursor, limit = 50) =>
     getJSON("/api/debug/runs", { ...filters, cursor, limit }),
-  chatRuns: (chatId) => getJSON(`/api/chats/${encodeURIComponent(chatId)}/debug/runs`),
-  run: (chatId, runId) =>
-    getJSON(`/api/chats/${encodeURIComponent(chatId)}/debug/runs/${encodeURIComponent(runId)}`),
-  exportChat: (chatId) => getJSON(`/api/chats/${encodeURIComponent(chatId)}/debug/export`),
+  chatRuns: async (chatId) => (await getJSON("/api/debug/runs", { chat_id: chatId, limit: 100 })).runs,
+  chatSummary: (chatId) => getJSON("/api/debug/chat", { chat_id: chatId }),
+  run: runOfChat,
+  exportChat: (chatId) => getJSON("/api/debug/export", { chat_id: chatId }),
+  recordingSettings: () => getJSON("/api/chats/config/debug-logging"),
+  viewerConfig: () => getJSON("/api/debug/viewer"),
 };

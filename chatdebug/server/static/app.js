@@ -1,8 +1,11 @@
-// The viewer's shell: sign-in, hash routing (#/ and #/chats/<chat>/runs/<run>),
-// and the refresh timer of the page on screen.
+// The viewer's shell: sign-in, hash routing (#/ the runs list, #/chat?id=<chat>,
+// #/runs/<run>[/step-N] and the older #/chats/<chat>/runs/<run>), keyboard keys, and
+// the refresh timer of the page on screen.
 
 import { Unauthorized, api, setToken, token } from "./api.js";
 import { clear, h } from "./dom.js";
+import { renderChatPage } from "./chat_page.js";
+import { installKeys } from "./keys.js";
 import { renderRunPage } from "./run_page.js";
 import { renderRunsList } from "./runs_list.js";
 
@@ -69,10 +72,19 @@ export function setLive(on, state = "live") {
 
 function parseRoute() {
   const hash = window.location.hash.replace(/^#/, "") || "/";
-  const match = hash.match(/^\/chats\/([^/]+)\/runs\/([^/?]+)$/);
+  const byId = hash.match(/^\/runs\/([0-9a-fA-F-]{36})(?:\/step-(\d+))?$/);
+  if (byId) return { page: "run", chatId: null, runId: byId[1], step: byId[2] ? Number(byId[2]) : null };
+  if (hash.startsWith("/chat?")) {
+    const id = new URLSearchParams(hash.slice("/chat?".length)).get("id");
+    if (id !== null) return { page: "chat", chatId: id };
+  }
+  const match = hash.match(/^\/chats\/([^/]+)\/runs\/([^/?]+?)(?:\/step-(\d+))?$/);
   if (match) {
     try {
-      return { page: "run", chatId: decodeURIComponent(match[1]), runId: decodeURIComponent(match[2]) };
+      return {
+        page: "run", chatId: decodeURIComponent(match[1]), runId: decodeURIComponent(match[2]),
+        step: match[3] ? Number(match[3]) : null,
+      };
     } catch {
       return { page: "list", query: "" };
     }
@@ -90,7 +102,9 @@ async function route() {
   const context = { main, setCrumbs, setLive, onError: showError };
   try {
     if (where.page === "run") {
-      stopCurrent = await renderRunPage(context, where.chatId, where.runId);
+      stopCurrent = await renderRunPage(context, where.chatId, where.runId, where.step);
+    } else if (where.page === "chat") {
+      stopCurrent = await renderChatPage(context, where.chatId);
     } else {
       stopCurrent = await renderRunsList(context, new URLSearchParams(where.query));
     }
@@ -105,6 +119,7 @@ signOut.addEventListener("click", () => {
 });
 
 window.addEventListener("hashchange", route);
+installKeys();
 
 // Open without a token when the server runs without tokens (loopback only).
 (async () => {

@@ -1,28 +1,32 @@
-// One run: its facts, the waterfall, and each step as a transcript with usage,
-// errors, attempts (headers, raw redacted bodies on demand). The page follows
-// the chat's change events (live.js): a changed step is fetched alone and
-// replaced in place, keeping what the reader opened; a stream in flight shows
-// its text so far, its chunk count and a running clock.
+// One run: why it failed (at the top), its facts, the waterfall, and each step as
+// a transcript of what is new since the previous step, with usage, errors, attempts
+// (headers, raw redacted bodies on demand) and copy buttons. The page follows the
+// chat's change events (live.js): a changed step is fetched alone and replaced in
+// place, keeping what the reader opened; a stream in flight shows its text so far,
+// its chunk count and a running clock.
 
 import { api } from "./api.js";
 import {
   NOT_REPORTED, clear, decodeBody, durationOf, formatMs, formatNumber, formatTime, h,
   keyValueTable, lazyDetails, link, parseTime, pretty, runCost, runTokens, statusPill, stepCost,
 } from "./dom.js";
-import { renderTranscript } from "./transcript.js";
+import { exportRunButton, stepActions } from "./copy_tools.js";
+import { asText } from "./labels.js";
+import { failureBanner, scrollToStep } from "./run_failure.js";
+import { renderStepTranscript } from "./step_diff.js";
 import { renderWaterfall } from "./waterfall.js";
 import { follow, gather, inFlight, liveApi, replaceKeepingOpen, tickClocks } from "./live.js";
 
 function errorBox(error) {
   if (!error || typeof error !== "object") return null;
   const facts = [];
-  if (error.type) facts.push(["type", String(error.type)]);
-  if (error.provider_status !== undefined) facts.push(["HTTP status", String(error.provider_status)]);
-  if (error.provider_title) facts.push(["provider", String(error.provider_title)]);
-  if (error.is_retryable !== undefined) facts.push(["retryable", String(error.is_retryable)]);
-  if (error.context_error) facts.push(["context", String(error.context_error)]);
+  if (error.type) facts.push(["type", asText(error.type)]);
+  if (error.provider_status !== undefined) facts.push(["HTTP status", asText(error.provider_status)]);
+  if (error.provider_title) facts.push(["provider", asText(error.provider_title)]);
+  if (error.is_retryable !== undefined) facts.push(["retryable", asText(error.is_retryable)]);
+  if (error.context_error) facts.push(["context", asText(error.context_error)]);
   return h("div", { className: "error-box step-error" },
-    h("div", { className: "strong", text: String(error.message ?? error.error ?? "error") }),
+    h("div", { className: "strong", text: asText(error.message ?? error.error ?? "error") }),
     facts.length ? keyValueTable(facts) : null);
 }
 
@@ -78,7 +82,7 @@ function attemptCard(attempt, stepStart) {
     attempt.response_body ? lazyDetails("Response body (redacted)", () => bodyView(attempt.response_body), "response-body") : null);
 }
 
-function stepSection(step) {
+function stepSection(step, index, steps, run) {
   const stepStart = parseTime(step.started_at);
   const attempts = Array.isArray(step.attempts) ? step.attempts : [];
   const usage = step.usage || {};
@@ -92,12 +96,13 @@ function stepSection(step) {
     typeof usage.input_tokens === "number"
       ? h("span", { className: "muted", text: `${formatNumber(usage.input_tokens)} in / ${formatNumber(usage.output_tokens)} out tokens` })
       : unavailable ? h("span", { className: "muted tokens-unreported", title: unavailable, text: `tokens ${NOT_REPORTED}` }) : null,
-    stepCost(step.metadata) ? h("span", { className: "muted step-cost", text: stepCost(step.metadata) }) : null);
-  return h("section", { className: `step status-${step.status}`, id: `step-${step.step_number}` },
+    stepCost(step.metadata) ? h("span", { className: "muted step-cost", text: stepCost(step.metadata) }) : null,
+    stepActions(step, run));
+  return h("section", { className: `step status-${step.status}`, id: `step-${step.step_number}`, tabIndex: -1 },
     head,
     errorBox(step.error),
     inFlight(step),
-    renderTranscript(step),
+    renderStepTranscript(step, index > 0 ? steps[index - 1] : null),
     h("div", { className: "step-facts" },
       usageTable(step.usage, unavailable),
       step.metadata && Object.keys(step.metadata).length
@@ -107,10 +112,10 @@ function stepSection(step) {
       attempts.map((attempt) => attemptCard(attempt, stepStart))));
 }
 
-function runHeader(run, chatId) {
+function runHeader(run, chatId, traceUrl) {
   const s = run.summary && typeof run.summary === "object" ? run.summary : {};
   const facts = [
-    ["run", run.id], ["chat", run.chat_id], ["kind", run.kind],
+    ["run", run.id], ["chat", run.chat_id], ["user", run.user_id ?? "—"], ["kind", run.kind],
     ["provider / model", `${run.provider ?? "—"} / ${run.model ?? "—"}`],
     ["started", formatTime(run.started_at)],
     ["duration", formatMs(typeof s.duration_ms === "number" ? s.duration_ms : durationOf(run))],
@@ -118,9 +123,12 @@ function runHeader(run, chatId) {
     ["tokens in / out", runTokens(s)],
     ["cost", runCost(s)],
   ];
-  for (const key of ["trigger_message_id", "history_tip_message_id", "root_chat_id", "parent_chat_id", "model_config_id"]) {
+  for (const key of ["trigger_message_id", "history_tip_message_id", "root_chat_id", "parent_chat_id", "model_config_id", "trace_id"]) {
     if (run[key] !== undefined) facts.push([key.replaceAll("_", " "), String(run[key])]);
   }
+  const trace = traceUrl && /^[0-9a-f]{32}$/.test(String(run.trace_id ?? ""))
+    ? h("a", { id: "trace-link", href: traceUrl.replaceAll("{trace_id}", run.trace_id), target: "_blank", rel: "noopener noreferrer", text: "Open trace" })
+    : null;
   const download = h("button", { type: "button", className: "ghost", id: "export", text: "Export chat (JSON)" });
   download.addEventListener("click", async () => {
     const doc = await api.exportChat(chatId);
@@ -133,8 +141,7 @@ function runHeader(run, chatId) {
   return h("section", { className: "run-head", id: "run-head" },
     h("div", { className: "run-title" },
       h("h1", { text: typeof s.first_message === "string" && s.first_message ? s.first_message : "(no message)" }),
-      h("span", { id: "run-status" }, statusPill(run.status)), download),
-    s.has_error ? h("div", { className: "error-box", text: "This run had an error: see the steps marked in red." }) : null,
+      h("span", { id: "run-status" }, statusPill(run.status)), trace, exportRunButton(run), download),
     keyValueTable(facts, "kv facts"),
     h("details", { className: "summary-json" }, h("summary", { text: "Summary" }), h("pre", { className: "code small", text: pretty(s) })));
 }
@@ -143,23 +150,29 @@ function otherRuns(runs, current) {
   return h("section", { className: "chat-runs" }, h("h2", { text: "Runs of this chat" }),
     h("ul", {}, runs.map((run) => h("li", { className: run.id === current ? "current" : "" },
       statusPill(run.status), " ",
-      link(`/chats/${encodeURIComponent(run.chat_id)}/runs/${encodeURIComponent(run.id)}`, `${formatTime(run.started_at)} · ${run.kind}`)))));
+      link(`/runs/${encodeURIComponent(run.id)}`, `${formatTime(run.started_at)} · ${run.kind}`)))));
 }
 
-export async function renderRunPage(context, chatId, runId) {
+// `chatId` may be null (a link by run id); `stepNumber`: the step to scroll to.
+export async function renderRunPage(context, chatId, runId, stepNumber = null) {
   const { main, setCrumbs, setLive, onError } = context;
-  setCrumbs(link("/", "runs"), h("span", { className: "mono", text: `chat ${chatId}` }), h("span", { className: "mono", text: `run ${runId.slice(0, 8)}` }));
   let run = await api.run(chatId, runId);
+  chatId = run.chat_id;
+  const chatHash = `#/chat?${new URLSearchParams({ id: chatId })}`;
+  setCrumbs(link("/", "runs"), h("a", { className: "mono clip", href: chatHash, title: chatId, text: `chat ${chatId}` }), h("span", { className: "mono", text: `run ${runId.slice(0, 8)}` }));
   let siblings = await api.chatRuns(chatId).catch(() => []);
+  const config = await api.viewerConfig().catch(() => ({}));
   const draw = () => {
     clear(main).append(
-      runHeader(run, chatId),
+      failureBanner(run) ?? "",
+      runHeader(run, chatId, config.trace_url),
       renderWaterfall(run),
-      h("section", { className: "steps", id: "steps" }, h("h2", { text: "Steps" }),
-        run.steps.length ? run.steps.map(stepSection) : h("p", { className: "muted", text: "No steps recorded yet." })),
+      h("section", { className: `steps run-${run.status}`, id: "steps" }, h("h2", { text: "Steps" }),
+        run.steps.length ? run.steps.map((step, i, all) => stepSection(step, i, all, run)) : h("p", { className: "muted", text: "No steps recorded yet." })),
       otherRuns(siblings, run.id));
   };
   draw();
+  if (stepNumber !== null) scrollToStep(stepNumber);
   const stopClocks = tickClocks(main);
   let stopped = false;
   let streamState = "live";
@@ -171,15 +184,22 @@ export async function renderRunPage(context, chatId, runId) {
     if (old && fresh) replaceKeepingOpen(old, fresh);
   };
   const redrawSummary = () => {
-    swap("#run-head", runHeader(run, chatId));
+    swap("#run-head", runHeader(run, chatId, config.trace_url));
     swap(".waterfall", renderWaterfall(run));
+    const banner = failureBanner(run);
+    const shown = main.querySelector(".failure-banner");
+    if (shown && banner) replaceKeepingOpen(shown, banner);
+    else if (shown) shown.remove();
+    else if (banner) main.prepend(banner);
+    main.querySelector("#steps")?.setAttribute("class", `steps run-${run.status}`);
     badge();
   };
   const putStep = (step) => {
     const at = run.steps.findIndex((s) => s.step_number === step.step_number);
     if (at >= 0) run.steps[at] = step;
     else run.steps = [...run.steps, step].sort((a, b) => a.step_number - b.step_number);
-    const fresh = stepSection(step);
+    const index = run.steps.findIndex((s) => s.step_number === step.step_number);
+    const fresh = stepSection(step, index, run.steps, run);
     const old = main.querySelector(`#step-${step.step_number}`);
     if (old) { replaceKeepingOpen(old, fresh); return; }
     const list = main.querySelector("#steps");

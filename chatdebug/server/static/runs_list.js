@@ -10,6 +10,9 @@ import {
   clear, durationOf, formatMs, formatNumber, formatTime, formatUsd, h, link, parseTime, runTokens,
   statusPill,
 } from "./dom.js";
+import { chatHash } from "./chat_page.js";
+import { errorCell } from "./run_failure.js";
+import { SEARCH_FILTERS, emptyNote, searchFields, showFilterError } from "./search_form.js";
 
 const PAGE = 50;
 const MAX_FETCHES = 20; // runs fetched one by one for a burst of events; more: re-read the page
@@ -17,10 +20,10 @@ const STATUSES = ["", "in_progress", "completed", "error", "interrupted"];
 const KINDS = ["chat_turn", "title_generation", "quickgen", "compaction"];
 const SINCE = [["", "any time"], ["15m", "last 15 min"], ["1h", "last hour"],
   ["24h", "last 24 h"], ["7d", "last 7 days"], ["30d", "last 30 days"]];
-const FILTERS = ["status", "kind", "user_id", "model", "since", "until"];
+const FILTERS = [...SEARCH_FILTERS, "status", "kind", "user_id", "model", "since", "until"];
 
 function runRoute(run) {
-  return `/chats/${encodeURIComponent(run.chat_id)}/runs/${encodeURIComponent(run.id)}`;
+  return `/runs/${encodeURIComponent(run.id)}`;
 }
 
 // The summary's cost: a number, or null when unknown (never 0 for unknown).
@@ -64,14 +67,17 @@ function rowCells(run) {
   return [
     h("td", { className: "nowrap" }, link(runRoute(run), formatTime(run.started_at), "run-link")),
     h("td", {}, statusPill(run.status)),
-    h("td", { className: "mono clip", title: run.chat_id, text: run.chat_id }),
+    h("td", { className: "mono clip", title: run.chat_id },
+      h("a", { href: chatHash(run.chat_id), className: "chat-link", text: run.chat_id })),
+    h("td", { className: "mono clip", title: run.user_id || "", text: run.user_id || "—" }),
     h("td", { text: run.kind }),
-    h("td", { className: "mono", text: run.model || "—" }),
+    h("td", { className: "mono clip", title: run.model || "", text: run.model || "—" }),
     h("td", { className: "num", text: formatNumber(s.step_count) }),
     h("td", { className: "num nowrap", text: tokens }),
     h("td", { className: "num nowrap", text: formatMs(duration) }),
     costCell(s),
-    h("td", { className: "clip message" }, link(runRoute(run), first)),
+    errorCell(run),
+    h("td", { className: "clip message", title: first }, link(runRoute(run), first)),
   ];
 }
 
@@ -137,6 +143,7 @@ function filterForm(values, onApply) {
     name, id: `filter-${name}`, placeholder, value: values.get(name) || "", list,
   });
   const form = h("form", { className: "filters", id: "filters" },
+    ...searchFields(values),
     h("label", {}, "Status ", select("status", STATUSES.map((s) => [s, s ? s.replace("_", " ") : "any"]))),
     h("label", {}, "Kind ", text("kind", "any", "kinds")),
     h("datalist", { id: "kinds" }, KINDS.map((k) => h("option", { value: k }))),
@@ -173,10 +180,11 @@ export async function renderRunsList(context, params) {
     text: "Cost",
   });
   const costHeader = h("th", { "aria-sort": "none" }, sortButton);
-  const headers = ["Started", "Status", "Chat", "Kind", "Model", "Steps", "Tokens in / out",
+  const headers = ["Started", "Status", "Chat", "User", "Kind", "Model", "Steps", "Tokens in / out",
     "Duration"].map((t) => h("th", { text: t }));
   const table = h("table", { className: "runs", id: "runs-table" },
-    h("thead", {}, h("tr", {}, headers, costHeader, h("th", { text: "First message" }))),
+    h("thead", {}, h("tr", {}, headers, costHeader, h("th", { text: "Error" }),
+      h("th", { text: "First message" }))),
     body);
   // Reorders the rows on screen; in the default order new rows simply go on top.
   const reorder = () => {
@@ -191,10 +199,8 @@ export async function renderRunsList(context, params) {
   const more = h("button", { type: "button", id: "load-more", className: "ghost", text: "Load more", hidden: true });
   const empty = h("p", { className: "muted", id: "runs-empty", text: "No runs match these filters.", hidden: true });
   const note = h("p", { className: "muted small", id: "refresh-note" });
-  clear(main).append(
-    filterForm(params, (next) => { window.location.hash = `#/?${next.toString()}`; }),
-    note, table, empty, more,
-  );
+  const form = filterForm(params, (next) => { window.location.hash = `#/?${next.toString()}`; });
+  clear(main).append(form, note, table, empty, more);
 
   const rows = new Map();
   let cursor = null;
@@ -212,8 +218,17 @@ export async function renderRunsList(context, params) {
     empty.hidden = rows.size > 0;
   };
 
-  const first = await api.recentRuns(filters, null, PAGE);
+  let first;
+  try {
+    first = await api.recentRuns(filters, null, PAGE);
+  } catch (error) {
+    if (error.status !== 400) throw error;
+    showFilterError(form, error);
+    table.hidden = true;
+    return () => {};
+  }
   add(first.runs);
+  if (!rows.size) emptyNote(empty, Object.keys(filters).length > 0);
   cursor = first.next_cursor;
   more.hidden = !cursor;
   more.addEventListener("click", async () => {

@@ -71,14 +71,15 @@ function toolsList(tools) {
       tool.input_schema ? h("pre", { className: "code small", text: pretty(tool.input_schema) }) : null))));
 }
 
-export function renderTranscript(step) {
+// `from`: the first message to show (the earlier ones are the previous step's).
+export function renderTranscript(step, { from = 0 } = {}) {
   const request = step.normalized_request && typeof step.normalized_request === "object" ? step.normalized_request : {};
   const messages = Array.isArray(request.messages) ? request.messages : [];
   const out = h("div", { className: "transcript" });
   if (request.error === "malformed debug payload") {
     out.append(h("div", { className: "error-box", text: `Stored request could not be read: ${request.parse_error ?? ""}` }));
   }
-  for (const m of messages) out.append(message(m?.role ?? "?", m?.parts));
+  for (const m of messages.slice(from)) out.append(message(m?.role ?? "?", m?.parts));
   const response = step.normalized_response;
   if (response && typeof response === "object") {
     const note = response.finish_reason ? `reply · finish: ${response.finish_reason}` : "reply";

@@ -3,6 +3,7 @@
 // and ticks for time to first byte and time to first chunk.
 
 import { formatMs, h, parseTime } from "./dom.js";
+import { stepOutcome } from "./labels.js";
 
 function attemptClass(attempt, isLast) {
   const code = attempt.response_status;
@@ -101,7 +102,8 @@ export function renderWaterfall(run) {
           e.preventDefault();
           document.getElementById(`step-${step.step_number}`)?.scrollIntoView({ behavior: "smooth" });
         } }),
-        h("span", { className: "muted", text: ` ${step.operation}` })),
+        h("span", { className: "muted", text: ` ${step.operation}` }),
+        stepOutcome(step) ? h("span", { className: "wf-outcome", title: stepOutcome(step), text: ` ${stepOutcome(step)}` }) : null),
       track,
       h("div", { className: "wf-facts", text: facts })));
   }
