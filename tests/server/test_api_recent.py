@@ -11,11 +11,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 from starlette.testclient import TestClient
 
 import chatdebug
-from chatdebug.metrics import Metrics
 from chatdebug.store import Store
 from tests.fakes.server import FakeServer
 from tests.server._api_support import (
@@ -29,12 +27,9 @@ AUTH = {"Authorization": f"Bearer {READ_TOKEN}"}
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    config = chatdebug.configure(database_url, enabled=True, metrics=Metrics(CollectorRegistry()))
-    try:
-        yield config.store
-    finally:
-        chatdebug.shutdown()
+def store(configured: chatdebug.Configuration) -> Store:
+    """The store chatdebug records into (the shared ``configured`` fixture)."""
+    return configured.store
 
 
 @pytest.fixture

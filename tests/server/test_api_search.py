@@ -11,13 +11,11 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from prometheus_client import CollectorRegistry
 from starlette.testclient import TestClient
 
 import chatdebug
 from chatdebug._ids import MAX_ID_LENGTH
 from chatdebug._safety import internal_error_counts
-from chatdebug.metrics import Metrics
 from chatdebug.store import Store
 from tests.fakes.server import FakeServer
 from tests.server._api_support import (
@@ -45,12 +43,9 @@ ODD_CHAT_IDS = [
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    config = chatdebug.configure(database_url, enabled=True, metrics=Metrics(CollectorRegistry()))
-    try:
-        yield config.store
-    finally:
-        chatdebug.shutdown()
+def store(configured: chatdebug.Configuration) -> Store:
+    """The store chatdebug records into (the shared ``configured`` fixture)."""
+    return configured.store
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.select import Select
@@ -37,7 +36,7 @@ from tests.server._api_support import (
     record_stream_without_usage,
     record_tool_turn,
 )
-from tests.support import require_tool
+from tests.server._browser import chromium_options, start_chromium
 
 pytestmark = pytest.mark.slow
 
@@ -67,24 +66,8 @@ def server(store: Store, sqlite_url: str) -> Iterator[ServeProcess]:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = require_tool("chromium")
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1400,1000",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(
-        service=Service(executable_path=require_tool("chromedriver")), options=options
-    )
+    options = chromium_options(tmp_path / "chromium-profile")
+    driver = start_chromium(options)
     try:
         yield driver
     finally:

@@ -18,7 +18,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
@@ -36,7 +35,7 @@ from tests.server._api_support import (
     record_simple_turn,
     record_tool_turn,
 )
-from tests.support import require_tool
+from tests.server._browser import chromium_options, start_chromium
 
 pytestmark = pytest.mark.slow
 
@@ -71,28 +70,12 @@ def downloads(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def browser(tmp_path: Path, downloads: Path) -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = require_tool("chromium")
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1400,1000",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(flag)
+    options = chromium_options(tmp_path / "chromium-profile")
     options.add_experimental_option(
         "prefs",
         {"download.default_directory": str(downloads), "download.prompt_for_download": False},
     )
-    driver = webdriver.Chrome(
-        service=Service(executable_path=require_tool("chromedriver")), options=options
-    )
+    driver = start_chromium(options)
     try:
         yield driver
     finally:
