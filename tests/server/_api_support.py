@@ -4,9 +4,7 @@ against a loopback provider, and the API mounted on a Starlette app."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +19,7 @@ from chatdebug.server import ServerState, create_app
 from chatdebug.store import Store
 from tests.fakes import wire
 from tests.fakes.server import JSON_HEADERS, FakeServer, Reply
+from tests.support import wait_for
 
 READ_TOKEN = "read-token-0123456789abcdef"
 ADMIN_TOKEN = "admin-token-fedcba9876543210"
@@ -191,15 +190,6 @@ def record_runs(server: FakeServer) -> Recorded:
     )
     assert chatdebug.flush()
     return recorded
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 def free_port() -> int:
