@@ -157,8 +157,9 @@ def create_app(state: ServerState) -> Starlette:
     routes: list[BaseRoute] = [
         *_metrics_routes(state),
         *_health_routes(state),
-        *api_routes(context),
+        # Before the API's: ``/api/debug/runs/changed`` is not a run id.
         *(event_routes(context, state.events) if state.events is not None else []),
+        *api_routes(context),
         *viewer_routes(),
     ]
     return _Application(routes, context.tokens)

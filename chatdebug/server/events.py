@@ -3,11 +3,12 @@ small reads a client needs to apply one.
 
 Routes (read token, as the read API):
 
-* ``GET /api/debug/events[?status=&kind=&user_id=&model=]`` — the change events of
+* ``GET /api/debug/events[?status=&kind=&user_id=&model=&chat_id=]`` — the change events of
   every chat (``delete`` of any chat; ``finalize``, ``purge`` and ``reset`` always);
 * ``GET /api/chats/{chat_id}/debug/events`` — those of one chat;
 * ``GET /api/chats/{chat_id}/debug/runs/{run_id}/summary`` — one run without its steps;
 * ``GET /api/chats/{chat_id}/debug/runs/{run_id}/steps/{step_number}`` — one step;
+  both also as ``/api/debug/runs/{run_id}/…``, by run id alone;
 * ``GET /api/debug/runs/changed?since=<RFC 3339>[&limit=N]`` — runs written at or
   after ``since``, oldest change first, and the ``next_since`` to ask with next.
 
@@ -36,12 +37,15 @@ from ._event_hub import EventHub
 from ._query import BadParameter, check_known, parse_limit, parse_moment, parse_run_id, parse_status
 from ._query import parse_text as parse_filter_text
 from ._responses import API_HEADERS, error_response, json_response
-from .api import ApiContext, endpoint, path_text
+from .api import ApiContext, chat_or_user_id, endpoint, path_text
 from .auth import Access
 
 __all__ = ["EVENT_FILTERS", "event_routes"]
 
 EVENT_FILTERS: Final = ("status", "kind", "user_id", "model")
+# The cross-chat stream also takes the chat as a query parameter: a browser cannot send
+# a chat id such as "." or ".." as a path segment (its URL parser removes it).
+_ALL_EVENT_FILTERS: Final = (*EVENT_FILTERS, "chat_id")
 RETRY_MS: Final = 1000
 _STREAM_HEADERS: Final = {
     **API_HEADERS,
@@ -83,7 +87,12 @@ def event_routes(context: ApiContext, hub: EventHub) -> list[BaseRoute]:
     """The event streams and the reads that apply an event."""
 
     def stream(request: Request, chat_id: str | None) -> Response:
-        query = _query(request, EVENT_FILTERS)
+        if chat_id is None:
+            query = _query(request, _ALL_EVENT_FILTERS)
+            if "chat_id" in query:
+                chat_id = chat_or_user_id("chat_id", query["chat_id"])
+        else:
+            query = _query(request, EVENT_FILTERS)
         match = _matcher(chat_id, query)
         last_id = request.headers.get("last-event-id") or None
         if last_id is not None and (len(last_id) > 64 or not last_id.isprintable()):
@@ -106,24 +115,28 @@ def event_routes(context: ApiContext, hub: EventHub) -> list[BaseRoute]:
     async def chat_events(request: Request) -> Response:
         return stream(request, path_text(request, "chat_id"))
 
+    def chat_of(request: Request) -> str | None:
+        # The chat-path routes check the run is the chat's; the run-id ones need not.
+        return path_text(request, "chat_id") if "chat_id" in request.path_params else None
+
     @endpoint(context, Access.READ, "Internal error fetching debug run.")
     async def run_summary(request: Request) -> Response:
-        chat_id = path_text(request, "chat_id")
+        chat_id = chat_of(request)
         _query(request, ())
         run_id = parse_run_id(str(request.path_params["run_id"]))
         run = await context.call(context.store.get_run, run_id)
-        if run is None or run.chat_id != chat_id:
+        if run is None or (chat_id is not None and run.chat_id != chat_id):
             return error_response(404, "Debug run not found.")
         return json_response(run_summary_document(run))
 
     @endpoint(context, Access.READ, "Internal error fetching debug step.")
     async def one_step(request: Request) -> Response:
-        chat_id = path_text(request, "chat_id")
+        chat_id = chat_of(request)
         _query(request, ())
         run_id = parse_run_id(str(request.path_params["run_id"]))
         number = int(request.path_params["step_number"])
         step = await context.call(context.store.get_step, run_id, number)
-        if step is None or step.chat_id != chat_id:
+        if step is None or (chat_id is not None and step.chat_id != chat_id):
             return error_response(404, "Debug step not found.")
         return json_response(step_document(step))
 
@@ -147,4 +160,6 @@ def event_routes(context: ApiContext, hub: EventHub) -> list[BaseRoute]:
         Route("/api/chats/{chat_id:path}/debug/events", chat_events, methods=["GET"]),
         Route(f"{chat_run}/summary", run_summary, methods=["GET"]),
         Route(f"{chat_run}/steps/{{step_number:int}}", one_step, methods=["GET"]),
+        Route("/api/debug/runs/{run_id}/summary", run_summary, methods=["GET"]),
+        Route("/api/debug/runs/{run_id}/steps/{step_number:int}", one_step, methods=["GET"]),
     ]

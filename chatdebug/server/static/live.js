@@ -217,7 +217,7 @@ export function tickClocks(root) {
 // The small reads an event needs.
 export const liveApi = {
   runSummary: (chatId, runId) =>
-    getJSON(`/api/chats/${encodeURIComponent(chatId)}/debug/runs/${encodeURIComponent(runId)}/summary`),
+    getJSON(`/api/debug/runs/${encodeURIComponent(runId)}/summary`),
   step: (chatId, runId, number) =>
-    getJSON(`/api/chats/${encodeURIComponent(chatId)}/debug/runs/${encodeURIComponent(runId)}/steps/${number}`),
+    getJSON(`/api/debug/runs/${encodeURIComponent(runId)}/steps/${number}`),
 };

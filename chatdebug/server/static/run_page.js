@@ -255,7 +255,7 @@ export async function renderRunPage(context, chatId, runId, stepNumber = null) {
       if (!stopped) swap(".chat-runs", otherRuns(siblings, run.id));
     }
   };
-  const stop = follow(`/api/chats/${encodeURIComponent(chatId)}/debug/events`, {}, {
+  const stop = follow("/api/debug/events", { chat_id: chatId }, {
     onEvents: gather((events) => {
       apply(events).catch((error) => { if (!stopped) onError(error); });
     }),
