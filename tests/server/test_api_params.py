@@ -35,6 +35,10 @@ def api(store: Store) -> Iterator[TestClient]:
         yield client
 
 
+# Parameter ids must be the same in every test process, so the run id in cursors is fixed.
+_FIXED_RUN_ID = "6a7a6a61-df48-49a0-9991-76d5a51792cd"
+
+
 def _b64(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
@@ -59,9 +63,9 @@ HOSTILE = [
     "cursor=%00",
     "cursor=not-base64!",
     "cursor=" + _b64("v1|2025-01-01T00:00:00+00:00|not-a-uuid"),
-    "cursor=" + _b64("v2|2025-01-01T00:00:00+00:00|" + str(uuid.uuid4())),
-    "cursor=" + _b64("v1|2025-01-01T00:00:00|" + str(uuid.uuid4())),
-    "cursor=" + _b64("v1|2025-01-01T00:00:00+00:00|" + str(uuid.uuid4()) + "|x"),
+    "cursor=" + _b64("v2|2025-01-01T00:00:00+00:00|" + _FIXED_RUN_ID),
+    "cursor=" + _b64("v1|2025-01-01T00:00:00|" + _FIXED_RUN_ID),
+    "cursor=" + _b64("v1|2025-01-01T00:00:00+00:00|" + _FIXED_RUN_ID + "|x"),
     "cursor=" + "A" * 5000,
     "cursor=" + _b64("\udcff".encode("utf-8", "surrogatepass").decode("latin-1")),
     "status=broken",
