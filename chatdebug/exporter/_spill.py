@@ -383,8 +383,11 @@ class SpillJournal:
                         "SELECT key, queued_at, body FROM chatdebug_spill ORDER BY key LIMIT ?",
                         (limit,),
                     ).fetchall()
-                    return [_read(slot, key, queued_at, body) for key, queued_at, body in rows]
-        return []
+                    break
+            else:
+                return []
+        # Decoded outside the lock: a hand-off must not wait for it (see append).
+        return [_read(slot, key, queued_at, body) for key, queued_at, body in rows]
 
     def remove(self, items: Sequence[SpilledEvent]) -> None:
         """Delete ``items`` (written or dropped); an adopted journal left empty is

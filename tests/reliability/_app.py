@@ -24,7 +24,9 @@ After chatdebug's exit flush, an ``{"event": "exited"}`` line gives the same cou
 ``metrics`` (not when a signal's default action ends the process: no exit hook runs).
 
 Options come as one JSON argument: ``url``, ``provider``, ``configure`` (extra
-``configure()`` keyword arguments) and ``faults`` (see :class:`FaultyStore`).
+``configure()`` keyword arguments), ``faults`` (see :class:`FaultyStore`) and
+``sigterm_exit`` (the application handles SIGTERM itself with ``sys.exit(0)``; else
+chatdebug's own handler flushes, then lets SIGTERM end the process).
 Run as ``python -m tests.reliability._app '<json>'`` from the repository root.
 """
 
@@ -311,6 +313,12 @@ def main() -> None:
         if apps:
             emit({"event": "exited", **apps[0].report()})
 
+    if options.get("sigterm_exit"):
+        # The application's own SIGTERM handler, installed before chatdebug's
+        # configure(), which then leaves it in place: a normal exit, through atexit.
+        import signal
+
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     app = App(options)
     apps.append(app)
     emit({"event": "ready"})
