@@ -131,6 +131,8 @@ class _Slot:
         self.events = 0
         self.bytes = 0
         self.next_key = 0
+        self.top = -1
+        """The highest key in the slot so far (never lowered: a key above it is new)."""
         self.base: int | None = None
         """Keys from here on are this process's own events (``None``: adopted slot)."""
 
@@ -154,6 +156,7 @@ class _Slot:
                 raise
             self.conn = conn
             self.events, self.bytes, self.next_key = int(count), int(size), int(last) + 1
+            self.top = int(last)
         return self.conn
 
     def oldest(self) -> float | None:
@@ -215,6 +218,7 @@ class SpillJournal:
         self._own: _Slot | None = None
         self._adopted: list[_Slot] = []
         self._closed = False
+        self._generation = 0
         register_fork_safe(self, ForkStage.CONNECTIONS)
 
     def _after_fork_in_child(self) -> None:
@@ -246,6 +250,15 @@ class SpillJournal:
         with self._lock:
             times = [t for slot in self._slots() if (t := _quiet_oldest(slot)) is not None]
         return min(times, default=None)
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever the journal's order changes other than by events appended
+        after all others or the oldest removed: an event put before others already
+        there, events taken out of the middle, journals adopted. What
+        :meth:`head_after` read under one generation is still the head's continuation
+        while the generation is the same."""
+        return self._generation
 
     @property
     def has_adopted(self) -> bool:
@@ -294,6 +307,9 @@ class SpillJournal:
             except BaseException:
                 _rollback(conn)
                 raise
+            if rows[0][0] <= slot.top:
+                self._generation += 1
+            slot.top = max(slot.top, rows[-1][0])
             if added == len(rows):
                 slot.events += added
                 slot.bytes += sum(len(body) for _, _, body in rows)
@@ -364,6 +380,7 @@ class SpillJournal:
                 if slot.events:
                     self._adopted.append(slot)
                     adopted += slot.events
+                    self._generation += 1
                 else:
                     slot.close(delete_if_empty=True)
         if adopted:
@@ -388,6 +405,23 @@ class SpillJournal:
                 return []
         # Decoded outside the lock: a hand-off must not wait for it (see append).
         return [_read(slot, key, queued_at, body) for key, queued_at, body in rows]
+
+    def head_after(self, last: SpilledEvent, limit: int) -> tuple[int, list[SpilledEvent]]:
+        """The ``limit`` events that follow ``last`` in its journal file, and the
+        :attr:`generation` they were read under: once everything up to ``last`` is
+        removed, they are :meth:`head` as long as the generation has not changed (read
+        ahead while the batch before them is written). Empty when that file has no more."""
+        slot = last.slot
+        with self._lock:
+            generation = self._generation
+            if slot.conn is None or not slot.events:
+                return generation, []
+            rows = slot.conn.execute(
+                "SELECT key, queued_at, body FROM chatdebug_spill WHERE key > ? "
+                "ORDER BY key LIMIT ?",
+                (last.key, limit),
+            ).fetchall()
+        return generation, [_read(slot, key, queued_at, body) for key, queued_at, body in rows]
 
     def remove(self, items: Sequence[SpilledEvent]) -> None:
         """Delete ``items`` (written or dropped); an adopted journal left empty is
@@ -436,12 +470,14 @@ class SpillJournal:
                 return
             base = slot.base
             found = [SpilledEvent(base + order, None, 0.0, 0, slot, True) for order, _, _ in items]
+            self._generation += 1
         self.remove(found)
 
     def close(self) -> None:
         """Release every slot; an empty one is deleted. Idempotent."""
         with self._lock:
             self._closed = True
+            self._generation += 1
             for slot in self._slots():
                 slot.close(delete_if_empty=True)
             self._own, self._adopted = None, []

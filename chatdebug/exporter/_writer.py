@@ -61,6 +61,7 @@ from ._dead import DeadRows, PendingMarks, touch_key
 from ._events import Event, apply_event
 from ._health import ExporterHealth
 from ._pricing import CostObserver, Pricer, price_events
+from ._readahead import ReadAhead
 from ._spill import JournalUnwritable, SpillJournal, storage_reason, wall_time
 
 __all__ = ["BackgroundWriter"]
@@ -175,6 +176,13 @@ class BackgroundWriter:
         self._journal_retry_at = 0.0
         self._next_adopt = time.monotonic() + _ADOPT_INTERVAL
         self._kept_at_shutdown = 0
+        # Larger batches than the queue's: a backlog is written with fewer commits, and
+        # the bulk path paces itself between rows.
+        self._read_ahead = (
+            None
+            if self._spill is None
+            else ReadAhead(self._spill, self._max_batch_size * _JOURNAL_BATCHES)
+        )
 
     def _after_fork_in_child(self) -> None:
         # The parent's locks may have been held by one of its threads at fork time and
@@ -563,12 +571,11 @@ class BackgroundWriter:
     def _write_journaled(self) -> None:
         """Write the oldest batch of the journal (store migrated first when it was
         unreachable at startup), then take it out of the journal."""
-        assert self._spill is not None
-        # Larger batches than the queue's: a backlog is written with fewer commits, and
-        # the bulk path paces itself between rows.
-        items = self._spill.head(self._max_batch_size * _JOURNAL_BATCHES)
+        assert self._spill is not None and self._read_ahead is not None
+        items = self._read_ahead.next_batch()
         if not items:
             return
+        self._read_ahead.read_after(items)
         unreadable = [item for item in items if item.event is None]
         batch = [item.event for item in items if item.event is not None]
         if unreadable:
@@ -580,6 +587,7 @@ class BackgroundWriter:
             return  # shutting down: the batch stays in the journal
         try:
             self._spill.remove(items)
+            self._read_ahead.removed()
         except JournalUnwritable as exc:
             # Written but still journaled: written again later (idempotent) — but not
             # before this one is gone, or the writer would loop on it.
