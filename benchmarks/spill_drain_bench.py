@@ -215,7 +215,7 @@ def _print_timeline(timeline: _Timeline, restored: float) -> None:
         f"{after[-1][1] - restored:.2f} s; writing them {busy:.2f} s of {span:.2f} s "
         f"({events / busy if busy else 0:.0f} events/s while writing)"
     )
-    for start, end, count in after[:3] + after[-2:]:
+    for start, end, count in after:
         print(f"  +{start - restored:6.2f} s  {count:5d} events in {end - start:5.3f} s")
 
 

@@ -119,6 +119,7 @@ class SQLiteConnections:
     def _after_fork_in_child(self) -> None:
         # The parent's threads (and their locks and batches) do not exist here.
         self._lock = threading.Lock()
+        self._setup_lock = threading.Lock()
         if self.memory:
             self._serial = threading.Lock()
         self._local = threading.local()
