@@ -145,6 +145,22 @@ def test_journal_keeps_queue_order_and_its_size_cap(tmp_path: Path) -> None:
         small.close()
 
 
+def test_any_text_comes_back_from_the_journal_as_it_went_in(tmp_path: Path) -> None:
+    text = 'caf\u00e9 "quoted" \\ back\nslash \u2603 \U0001f600 \x00 end'
+    events = run_events(chat_id=text)
+    journal = SpillJournal(tmp_path / "spill.db", max_bytes=10_000_000)
+    try:
+        assert journal.append([(i, event, float(i)) for i, event in enumerate(events)]) == 6
+        items = journal.head(10)
+        assert [item.event for item in items] == events
+        assert [item.size for item in items] == [len(encode_event(e)) for e in events]
+        assert journal.pending_bytes == sum(len(encode_event(e)) for e in events)
+        journal.remove(items)
+        assert journal.pending_events == 0 and journal.pending_bytes == 0
+    finally:
+        journal.close()
+
+
 def test_a_batch_read_ahead_is_used_only_while_it_is_still_the_head(tmp_path: Path) -> None:
     events = [event for _ in range(4) for event in run_events()]  # 4 runs, 6 events each
     journal = SpillJournal(tmp_path / "spill.db", max_bytes=10_000_000)
