@@ -59,7 +59,9 @@ def fill(path: str, runs: int) -> None:
     chatdebug.configure(
         f"postgresql://postgres@127.0.0.1:{port}/test",
         enabled=True,
-        queue_size=2_000,
+        # Room for everything: recording flat out, the application leaves the
+        # background threads too little of the interpreter to journal it all as it comes.
+        queue_size=100_000,
         spill_path=path,
     )
     client = openai.OpenAI(
@@ -83,7 +85,9 @@ def fill(path: str, runs: int) -> None:
     server.close()
 
 
-def replay(journal: str, dsn: str, work: str, profile: cProfile.Profile | None) -> tuple[int, float]:
+def replay(
+    journal: str, dsn: str, work: str, profile: cProfile.Profile | None
+) -> tuple[int, float]:
     """Replay a copy of ``journal`` into a fresh schema: events written and seconds."""
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
