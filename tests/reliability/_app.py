@@ -33,8 +33,10 @@ Run as ``python -m tests.reliability._app '<json>'`` from the repository root.
 from __future__ import annotations
 
 import atexit
+import faulthandler
 import json
 import logging
+import signal
 import sys
 import threading
 import time
@@ -298,6 +300,9 @@ class App:
 
 
 def main() -> None:
+    # SIGUSR1 writes every thread's stack to the log: the test asks for it when the
+    # application does not answer, to see where it is.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.basicConfig(
         level=logging.WARNING,
         stream=sys.stderr,
@@ -316,8 +321,6 @@ def main() -> None:
     if options.get("sigterm_exit"):
         # The application's own SIGTERM handler, installed before chatdebug's
         # configure(), which then leaves it in place: a normal exit, through atexit.
-        import signal
-
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     app = App(options)
     apps.append(app)
