@@ -248,7 +248,11 @@ def _build_and_install(plan: Plan, key: tuple[object, ...]) -> Configuration:
     try:
         store = plan.store
         if store is None:
-            store = open_store(plan.url, unreachable_ok=plan.spill_path is not None)
+            # Not an error, the store connects once it can and events wait meanwhile: a
+            # PostgreSQL server that does not answer yet when there is a journal, an
+            # SQLite file on a file system that refuses writes (read-only or full).
+            sqlite = plan.url.strip().lower().startswith("sqlite:")
+            store = open_store(plan.url, unreachable_ok=sqlite or plan.spill_path is not None)
             undo.append(("close the store", store.close))
         metrics = plan.metrics or application_metrics()
         spill = None

@@ -13,7 +13,10 @@ the child so that no finalizer ever uses or closes them.
 :class:`ExitStage` order: attempts whose end is still being worked out on the reaper
 thread are finished first (they produce the steps' last events), then every live writer
 gets :func:`exit_flush_timeout` seconds in all to write what it holds; what is still
-queued then is counted as dropped with reason ``shutdown`` and logged once.
+queued then goes to the spill journal when there is one, else is counted as dropped
+with reason ``shutdown`` and logged once. The exit never waits on the hooks for more than
+that timeout plus :data:`EXIT_GRACE_SECONDS`: they run on a thread of their own, and
+the process goes on exiting when the wait is up, whatever they are stuck in.
 
 SIGTERM's default action ends a process without running ``atexit`` hooks, and servers
 such as uvicorn re-raise the SIGTERM that started their graceful shutdown once it is
@@ -42,6 +45,7 @@ from typing import Final, Protocol
 
 __all__ = [
     "DEFAULT_EXIT_FLUSH_SECONDS",
+    "EXIT_GRACE_SECONDS",
     "ExitStage",
     "ForkStage",
     "abandon",
@@ -55,6 +59,10 @@ __all__ = [
 
 DEFAULT_EXIT_FLUSH_SECONDS: Final = 10.0
 """Default of :func:`exit_flush_timeout`."""
+EXIT_GRACE_SECONDS: Final = 4.0
+"""What the exit hooks get beyond :func:`exit_flush_timeout` (a writer that gave up at the
+timeout still joins its threads and journals what it holds); past that, the process
+exits without waiting for them."""
 
 
 class ForkStage(IntEnum):
@@ -143,12 +151,20 @@ def _run_exit_hooks() -> None:
     _run(_exit_hooks)
 
 
-def _close_on_sigterm(signum: int, frame: object) -> None:
-    # On a thread of its own: the handler interrupts the main thread wherever it is,
-    # possibly inside a writer's lock, which the flush needs; the wait is bounded.
+def _run_exit_hooks_bounded() -> None:
+    """Run the exit hooks, waiting for them at most :func:`exit_flush_timeout` plus
+    :data:`EXIT_GRACE_SECONDS`: the exit of the application never waits longer on
+    chatdebug, whatever a hook is stuck in (a lock, a network call without a timeout).
+    On a thread of its own, so that the wait is bounded, and because a SIGTERM handler
+    interrupts the main thread wherever it is, possibly inside a writer's lock that the
+    flush needs."""
     closer = threading.Thread(target=_run_exit_hooks, name="chatdebug-exit-flush", daemon=True)
     closer.start()
-    closer.join(_exit_flush_seconds + 4.0)
+    closer.join(_exit_flush_seconds + EXIT_GRACE_SECONDS)
+
+
+def _close_on_sigterm(signum: int, frame: object) -> None:
+    _run_exit_hooks_bounded()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
 
@@ -168,7 +184,7 @@ def _install() -> None:
     global _installed
     if not _installed:
         os.register_at_fork(after_in_child=_after_fork_in_child)
-        atexit.register(_run_exit_hooks)
+        atexit.register(_run_exit_hooks_bounded)
         _install_sigterm_flush()
         _exit_hooks.append((ExitStage.FLUSH_WRITERS, next(_sequence), _strong(_flush_writers)))
         _installed = True

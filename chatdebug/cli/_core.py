@@ -28,6 +28,7 @@ from ..store import (
     StoreConfigError,
     StoreError,
     StoreUnavailable,
+    database_location,
     open_store,
 )
 
@@ -132,9 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 @contextmanager
-def open_from_args(args: argparse.Namespace, *, migrate: bool = True) -> Iterator[Store]:
-    """The store ``--database-url`` names, closed when the block ends."""
-    with closing(open_store(args.database_url, migrate=migrate)) as store:
+def open_from_args(
+    args: argparse.Namespace, *, migrate: bool = True, unwritable_ok: bool = False
+) -> Iterator[Store]:
+    """The store ``--database-url`` names, closed when the block ends. With
+    ``unwritable_ok``, an SQLite file on a file system that refuses writes (read-only or
+    full) opens anyway (see :func:`~chatdebug.store.open_store`'s ``unreachable_ok``)."""
+    sqlite = not database_location(args.database_url).startswith("postgres")
+    opened = open_store(args.database_url, migrate=migrate, unreachable_ok=unwritable_ok and sqlite)
+    with closing(opened) as store:
         yield store
 
 

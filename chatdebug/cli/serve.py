@@ -25,10 +25,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from .._diskspace import storage_problem
 from ..environment_variables import CHATDEBUG_ENABLED, CHATDEBUG_SPILL_PATH, truthy
 from ..metrics import Metrics
 from ..ops import Purger, StaleFinalizer, Ticker
-from ..store import PURGE_BATCH_SIZE, Store
+from ..store import PURGE_BATCH_SIZE, Store, StoreUnavailable
 from ._core import EXIT_OK, EXIT_USAGE, CommandError, arg, command, open_from_args
 from ._tokens import ADMIN_TOKEN_VARIABLE, API_TOKEN_VARIABLE, serve_tokens
 from .maintenance import parse_duration
@@ -169,8 +170,16 @@ def _serve(args: argparse.Namespace) -> int:
             EXIT_USAGE,
         )
     _configure_logging()
-    with open_from_args(args) as store:
-        store.get_retention_days()  # unreachable database: fail now, in one line
+    with open_from_args(args, unwritable_ok=True) as store:
+        try:
+            store.get_retention_days()  # unreachable database: fail now, in one line
+        except StoreUnavailable:
+            # An SQLite file on a read-only or full file system is not a startup
+            # failure: serve starts not ready (/readyz says why) and works once it can.
+            problem = _unwritable_store(store)
+            if problem is None:
+                raise
+            logger.warning("chatdebug serve: %s; not ready until it can be written", problem)
         sock = _bind(host, port)
         metrics = Metrics(CollectorRegistry(auto_describe=True))
         events = (
@@ -229,6 +238,15 @@ def _serve(args: argparse.Namespace) -> int:
             events.join()
         logger.info("chatdebug serve: stopped")
     return EXIT_OK
+
+
+def _unwritable_store(store: Store) -> str | None:
+    """Why an SQLite store's file cannot be written now (its file system read-only or
+    full), or ``None``."""
+    for what, path in _storage(store, None):
+        if what == "SQLite store":
+            return storage_problem(path, what)
+    return None
 
 
 def _storage(store: Store, spill_path: str | None) -> tuple[tuple[str, str], ...]:

@@ -16,7 +16,7 @@ again event by event.
 When the store is unavailable, anywhere in a batch including its commit, nothing of the
 batch was written: the whole batch is retried with exponential backoff capped at
 :data:`BACKOFF_MAX` seconds while everything stays queued, so writing resumes within
-about a second of the store coming back (meanwhile the ``chatdebug_store_reachable``
+a fraction of a second of the store coming back (meanwhile the ``chatdebug_store_reachable``
 gauge is 0 and ``chatdebug_exporter_oldest_event_age_seconds`` grows). Retrying is safe
 because every event is idempotent (see
 :func:`~chatdebug.exporter._events.apply_event`). Drops and writes are counted once the
@@ -29,8 +29,9 @@ timeout (:func:`chatdebug._lifecycle.exit_flush_timeout`), and what it could not
 counted (``reason="shutdown"``) and logged once, with the number of events.
 
 With a spill journal (:mod:`._spill`, handed in as ``spill``) nothing waits in memory for
-long: a hand-off thread moves to the journal every queued event older than ``handoff``
-seconds, the batch in hand too when its write takes that long, the whole queue while the
+long: a hand-off thread moves to the journal every queued event within ``handoff``
+seconds of its queueing (it takes those older than half the delay, looking every eighth
+of it), the batch in hand too when its write takes that long, the whole queue while the
 store is unavailable or the queue is above half its capacity, and the writer journals a
 batch the store refused as unavailable. Whatever a crash leaves is then in the journal,
 but for at most the last ``handoff`` seconds. The writer always writes the journal
@@ -60,6 +61,7 @@ from ._dead import DeadRows, PendingMarks, touch_key
 from ._events import Event, apply_event
 from ._health import ExporterHealth
 from ._pricing import CostObserver, Pricer, price_events
+from ._readahead import ReadAhead
 from ._spill import JournalUnwritable, SpillJournal, storage_reason, wall_time
 
 __all__ = ["BackgroundWriter"]
@@ -67,8 +69,11 @@ __all__ = ["BackgroundWriter"]
 logger = logging.getLogger("chatdebug.exporter")
 
 BACKOFF_INITIAL: Final = 0.1
-BACKOFF_MAX: Final = 1.0
-"""Longest wait between two attempts at a batch while the store is unavailable."""
+BACKOFF_MAX: Final = 0.25
+"""Longest wait between two attempts at a batch while the store is unavailable: an
+attempt against a store that is down costs little (PostgreSQL's is a probe at most every
+:data:`~chatdebug.store._postgres_conn.PROBE_INTERVAL_SECONDS`), and the wait is what
+writing loses once it is back."""
 DEFAULT_HANDOFF: Final = 0.25
 """Seconds an event may wait in memory before it is handed to the spill journal."""
 _ADOPT_INTERVAL: Final = 10.0  # seconds between looks for journals of dead processes
@@ -116,13 +121,15 @@ class BackgroundWriter:
         self._health = health
         self._max_queue_size = max_queue_size
         self._max_batch_size = min(max_batch_size, max_queue_size)
-        # With a journal, a batch must not wait for company longer than a quarter of the
+        # With a journal, a batch must not wait for company longer than an eighth of the
         # hand-off delay, or healthy writing would send every event through the journal.
-        self._schedule_delay = schedule_delay if spill is None else min(schedule_delay, handoff / 4)
-        # The hand-off thread looks every quarter of the delay and takes what is older
-        # than the other three quarters, so nothing waits longer than the delay itself.
-        self._spill_interval = handoff / 4
-        self._spill_age = handoff - self._spill_interval
+        self._schedule_delay = schedule_delay if spill is None else min(schedule_delay, handoff / 8)
+        # The hand-off thread looks every eighth of the delay and takes what is older
+        # than half of it: an event is in the journal after five eighths of the delay
+        # plus the journal's write, which leaves the rest of the delay to a busy
+        # machine's scheduling (a thread waiting for the interpreter lock or a core).
+        self._spill_interval = handoff / 8
+        self._spill_age = handoff / 2
         self._pricer = pricer
         self._observe_cost = observe_cost
         self._spill = spill
@@ -169,6 +176,13 @@ class BackgroundWriter:
         self._journal_retry_at = 0.0
         self._next_adopt = time.monotonic() + _ADOPT_INTERVAL
         self._kept_at_shutdown = 0
+        # Larger batches than the queue's: a backlog is written with fewer commits, and
+        # the bulk path paces itself between rows.
+        self._read_ahead = (
+            None
+            if self._spill is None
+            else ReadAhead(self._spill, self._max_batch_size * _JOURNAL_BATCHES)
+        )
 
     def _after_fork_in_child(self) -> None:
         # The parent's locks may have been held by one of its threads at fork time and
@@ -532,7 +546,9 @@ class BackgroundWriter:
                 self._health.store_reachable(False)
                 self._health.oldest_event_age(time.monotonic() - queued_at)
                 self._note_outage(exc, len(batch))
-                if not journaled and self._journal_hand():
+                if journaled:
+                    self._mark_outage()
+                elif self._journal_hand():
                     return None
                 self._wake.wait(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
@@ -555,12 +571,11 @@ class BackgroundWriter:
     def _write_journaled(self) -> None:
         """Write the oldest batch of the journal (store migrated first when it was
         unreachable at startup), then take it out of the journal."""
-        assert self._spill is not None
-        # Larger batches than the queue's: a backlog is written with fewer commits, and
-        # the bulk path paces itself between rows.
-        items = self._spill.head(self._max_batch_size * _JOURNAL_BATCHES)
+        assert self._spill is not None and self._read_ahead is not None
+        items = self._read_ahead.next_batch()
         if not items:
             return
+        self._read_ahead.read_after(items)
         unreadable = [item for item in items if item.event is None]
         batch = [item.event for item in items if item.event is not None]
         if unreadable:
@@ -572,6 +587,7 @@ class BackgroundWriter:
             return  # shutting down: the batch stays in the journal
         try:
             self._spill.remove(items)
+            self._read_ahead.removed()
         except JournalUnwritable as exc:
             # Written but still journaled: written again later (idempotent) — but not
             # before this one is gone, or the writer would loop on it.
@@ -598,10 +614,17 @@ class BackgroundWriter:
             if not hand.journaled and not self._append_hand(hand):
                 return False
             hand.kept = True
+        self._mark_outage()
+        return True
+
+    def _mark_outage(self) -> None:
+        """The store is unavailable: the hand-off takes the whole queue, and a shutdown
+        stops waiting for the store (the journal keeps what is left)."""
+        if self._spill is None or self._outage:
+            return
         with self._cond:
             self._outage = True
             self._cond.notify_all()
-        return True
 
     def _drop_at_shutdown(self, batch: list[Event]) -> None:
         """Shut down while a batch could not be written: keep it in the journal, or drop
@@ -803,7 +826,7 @@ class BackgroundWriter:
             self._outage_since = time.monotonic()
             logger.warning(
                 "chatdebug store unavailable (%s); keeping %d queued events and retrying "
-                "with backoff up to %.0fs",
+                "with backoff up to %gs",
                 exc,
                 len(self._queue) + in_hand,
                 BACKOFF_MAX,

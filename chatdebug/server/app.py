@@ -206,6 +206,11 @@ def _check(state: ServerState) -> str | None:
             return f"schema behind: migrations {versions} not applied; run `chatdebug migrate`"
         state.store.get_allow_users()
     except StoreError as exc:
+        # A file system that refuses writes says more than the error it caused.
+        for what, path in state.storage:
+            problem = storage_problem(path, what)
+            if problem is not None:
+                return _one_line(problem)
         return _one_line(f"store unreachable: {exc}")
     except Exception as exc:  # a driver error we did not classify: still not ready
         logger.warning("chatdebug serve: readiness check failed", exc_info=True)

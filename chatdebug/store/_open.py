@@ -29,8 +29,9 @@ def open_store(
     pass a fake one. With ``migrate`` (the default) missing migrations are applied
     before this returns.
 
-    With ``unreachable_ok``, a PostgreSQL server that cannot be reached yet is not an
-    error: the store connects and migrates once it answers, and its operations raise
+    With ``unreachable_ok``, a PostgreSQL server that cannot be reached yet, or an SQLite
+    file on a file system that refuses writes (read-only or full), is not an error: the
+    store connects and migrates once it can, and its operations raise
     :class:`~chatdebug.store.StoreUnavailable` until then.
 
     Raises :class:`~chatdebug.store.StoreConfigError` for a URL it cannot use and
@@ -42,7 +43,9 @@ def open_store(
     if parsed.backend == "sqlite":
         from ._sqlite import SQLiteStore
 
-        return SQLiteStore(parsed.target, clock=clock, migrate=migrate)
+        return SQLiteStore(
+            parsed.target, clock=clock, migrate=migrate, unwritable_ok=unreachable_ok
+        )
     from ._postgres import PostgresStore
 
     return PostgresStore(parsed.target, clock=clock, migrate=migrate, unreachable_ok=unreachable_ok)

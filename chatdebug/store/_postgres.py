@@ -11,6 +11,7 @@ from typing import Any, Final
 from psycopg import errors as pg_errors
 
 from . import _postgres_changes as changes
+from . import _postgres_multirow as multirow
 from . import _postgres_sql as sql
 from ._changes import postgres_publish_summary
 from ._codec import utc
@@ -19,6 +20,7 @@ from ._errors import RunNotFound, StoreError, StoreUnavailable
 from ._migrations import migrations
 from ._postgres_changes import PostgresChangeFeed
 from ._postgres_conn import PostgresConnections
+from ._postgres_multirow import MultiRow
 from ._recent import recent_runs_parameters
 from ._rows import run_from_row, step_from_row
 from ._rules import (
@@ -54,6 +56,7 @@ __all__ = ["PostgresStore"]
 
 _STEP_NUMBER_INDEX: Final = "idx_chat_debug_steps_run_step"
 _PIPELINE_PART: Final = 32  # rows per executemany call of the bulk path
+_MULTIROW_PART: Final = 64  # rows per multi-row statement of the bulk path
 
 
 class _NotApplied(Exception):
@@ -310,29 +313,44 @@ class PostgresStore(Store, BulkWriter):
             conn.execute(sql.TOUCH_STEP, values).fetchall()
 
     def write_bulk(self, writes: BulkWrites, pace: Callable[[], None] | None = None) -> bool:
-        """The bulk write path (see :class:`~chatdebug.store.BulkWriter`): one
-        ``executemany`` per kind, all of them pipelined in one round trip; all or
-        nothing."""
+        """The bulk write path (see :class:`~chatdebug.store.BulkWriter`): runs and steps
+        created, steps updated and runs ended by multi-row statements
+        (:mod:`._postgres_multirow`), heartbeats by one ``executemany`` each, all of them
+        pipelined in one round trip; all or nothing."""
         values = bulk_parameters(writes, self._now(), None, pace)
-        statements = [
-            (sql.INSERT_RUN_BULK, values.runs, True),
-            (sql.INSERT_STEP_BULK, values.steps, True),
-            (sql.UPDATE_STEP_BULK, values.updates, True),
-            (sql.TOUCH_STEP_BULK, values.step_touches, False),
-            (sql.TOUCH_RUN_BULK, values.run_touches, False),
-            (sql.UPDATE_RUN_BULK, values.run_updates, True),
+        # A step without a number is numbered from the rows already there, which a
+        # multi-row statement cannot see for its own rows: those go one at a time.
+        numbered = all(row["step_number"] is not None for row in values.steps)
+        statements: list[tuple[MultiRow | str, list[dict[str, Any]]]] = [
+            (multirow.MULTI_INSERT_RUN, values.runs),
+            (multirow.MULTI_INSERT_STEP if numbered else sql.INSERT_STEP_BULK, values.steps),
+            (multirow.MULTI_UPDATE_STEP, values.updates),
+            (sql.TOUCH_STEP_BULK, values.step_touches),
+            (sql.TOUCH_RUN_BULK, values.run_touches),
+            (multirow.MULTI_UPDATE_RUN, values.run_updates),
         ]
         try:
             with self._db.connection() as conn, self._db.atomic(conn):
                 sent = []
                 with conn.pipeline():  # nested in a batch's: leaving it syncs
-                    for query, rows, checked in statements:
+                    for statement, rows in statements:
+                        if isinstance(statement, MultiRow):
+                            for part in multirow.parts(rows, _MULTIROW_PART):
+                                cursor = conn.cursor()
+                                cursor.execute(statement.text, statement.parameters(part))
+                                sent.append((cursor, len(part)))
+                                if pace is not None:
+                                    pace()
+                            continue
+                        checked = statement is not sql.TOUCH_STEP_BULK and (
+                            statement is not sql.TOUCH_RUN_BULK
+                        )
                         # psycopg prepares each row in Python: in parts, with a
                         # chance to pause between them.
                         for start in range(0, len(rows), _PIPELINE_PART):
                             part = rows[start : start + _PIPELINE_PART]
                             cursor = conn.cursor()
-                            cursor.executemany(query, part)
+                            cursor.executemany(statement, part)
                             if checked:
                                 sent.append((cursor, len(part)))
                             if pace is not None:

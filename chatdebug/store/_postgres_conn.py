@@ -40,7 +40,7 @@ _UNAVAILABLE_CLASSES: Final = frozenset({"08", "40", "53", "57"})
 # intervention such as a shutdown): the pool's connections are suspect from then on.
 _LOST_CLASSES: Final = frozenset({"08", "57"})
 
-PROBE_INTERVAL_SECONDS: Final = 0.5
+PROBE_INTERVAL_SECONDS: Final = 0.25
 """While the server is unreachable, how often an operation may try a connection of its
 own; the others in between fail at once."""
 PROBE_CONNECT_TIMEOUT: Final = 2  # seconds, libpq's minimum
@@ -253,7 +253,7 @@ class PostgresConnections:
         meanwhile); once it works, start over with a new pool.
 
         The pool's own reconnection backs off exponentially (to minutes) and a borrower
-        waits for its whole ``timeout``; this way writes resume within about a second
+        waits for its whole ``timeout``; this way writes resume within a fraction of a second
         of the server coming back, and nobody waits on a pool that cannot connect."""
         reason = self._lost
         if reason is None:

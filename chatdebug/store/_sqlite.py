@@ -122,13 +122,22 @@ class SQLiteStore(Store, BulkWriter):
         clock: Callable[[], datetime] | None = None,
         migrate: bool = True,
         busy_timeout: float = 10.0,
+        unwritable_ok: bool = False,
     ) -> None:
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._db = SQLiteConnections(path, busy_timeout)
+        # With ``unwritable_ok`` a file on a file system that refuses writes (read-only or
+        # full) is not an error: the store opens, and migrates, at the first operation
+        # that finds it writable; until then every operation raises StoreUnavailable.
+        self._db = SQLiteConnections(path, busy_timeout, unwritable_ok=unwritable_ok)
         self.location = self._db.location
         if migrate:
             try:
                 self.migrate()
+            except StoreUnavailable:
+                if not (unwritable_ok and self._db.unwritable):
+                    self.close()
+                    raise
+                self._db.pending_setup = self.migrate
             except BaseException:
                 self.close()
                 raise

@@ -3,16 +3,18 @@ grouped into batches, replaced after ``fork``."""
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from typing import Any, Final
 
+from .._diskspace import read_only, storage_problem
 from .._lifecycle import ForkStage, abandon, register_fork_safe
 from ._database_url import MEMORY
 from ._errors import StoreConfigError, StoreError, StoreUnavailable
@@ -27,6 +29,9 @@ _MAX_IDLE: Final = 8
 _UNAVAILABLE_CODES: Final = frozenset({5, 6, 8, 10, 13, 14, 15})
 _SAVEPOINT: Final = "chatdebug_op"
 _BUSY_CODES: Final = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
+# READONLY, IOERR, CANTOPEN: what SQLite answers for a file on a read-only file system
+# (a database in WAL mode cannot even be opened there).
+_READ_ONLY_CODES: Final = frozenset({8, 10, 14})
 
 
 class _Batch:
@@ -55,7 +60,7 @@ class SQLiteConnections:
     in-memory database is the child's copy of the parent's.
     """
 
-    def __init__(self, path: str, busy_timeout: float) -> None:
+    def __init__(self, path: str, busy_timeout: float, *, unwritable_ok: bool = False) -> None:
         if sqlite3.sqlite_version_info < _MIN_VERSION:
             raise StoreConfigError(
                 f"chatdebug: SQLite {'.'.join(map(str, _MIN_VERSION))} or newer is needed, "
@@ -77,14 +82,44 @@ class SQLiteConnections:
         )
         self._local = threading.local()
         self._closed = False
-        with self.errors():
-            # Keeps an in-memory database alive; for a file, reports a bad path at once.
-            self._keeper: sqlite3.Connection | None = self._connect()
+        self._setup_lock = threading.Lock()
+        self.pending_setup: Callable[[], object] | None = None
+        """Run before the next operation (a migration deferred while the file system
+        refused writes); kept for the one after when it fails."""
+        self._keeper: sqlite3.Connection | None = None
+        try:
+            with self.errors():
+                # Keeps an in-memory database alive; for a file, reports a bad path at once.
+                self._keeper = self._connect()
+        except StoreUnavailable:
+            # With ``unwritable_ok``, a file on a file system that refuses writes (read-only
+            # or full) is opened at the first operation that finds it writable again.
+            if not (unwritable_ok and self.unwritable):
+                raise
         register_fork_safe(self, ForkStage.CONNECTIONS)
+
+    @property
+    def unwritable(self) -> bool:
+        """Whether the database's file system is read-only or full now."""
+        return not self.memory and storage_problem(self.location, "database") is not None
+
+    def _setup_if_pending(self) -> None:
+        if self.pending_setup is None:
+            return
+        with self._setup_lock:
+            setup, self.pending_setup = self.pending_setup, None
+            if setup is None:
+                return
+            try:
+                setup()
+            except BaseException:
+                self.pending_setup = setup
+                raise
 
     def _after_fork_in_child(self) -> None:
         # The parent's threads (and their locks and batches) do not exist here.
         self._lock = threading.Lock()
+        self._setup_lock = threading.Lock()
         if self.memory:
             self._serial = threading.Lock()
         self._local = threading.local()
@@ -192,9 +227,15 @@ class SQLiteConnections:
         except sqlite3.Error as exc:
             code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
             if code in _UNAVAILABLE_CODES or "unable to open" in str(exc):
+                cause: BaseException = exc
+                if code in _READ_ONLY_CODES and not self.memory and read_only(self.location):
+                    # Said as the file system says it, so the failure is counted and
+                    # reported as a read-only file system rather than a file not found.
+                    cause = OSError(errno.EROFS, f"read-only file system: {self.location}")
+                    cause.__cause__ = exc
                 raise StoreUnavailable(
                     f"chatdebug: SQLite database {self.location} is unavailable: {exc}"
-                ) from exc
+                ) from cause
             raise StoreError(f"chatdebug: SQLite error on {self.location}: {exc}") from exc
 
     def _current_batch(self) -> _Batch | None:
@@ -210,6 +251,7 @@ class SQLiteConnections:
             with self._in_batch(batch, None) as conn:
                 yield conn
             return
+        self._setup_if_pending()
         with self.errors(), self._borrow() as conn:
             yield conn
 
@@ -226,6 +268,7 @@ class SQLiteConnections:
             with self._in_batch(batch, begin) as conn:
                 yield conn
             return
+        self._setup_if_pending()
         with self.errors(), self._borrow() as conn:
             conn.execute(begin)
             yield conn  # on an exception _borrow rolls back
@@ -291,6 +334,7 @@ class SQLiteConnections:
         if self._current_batch() is not None:
             yield
             return
+        self._setup_if_pending()
         with ExitStack() as stack:
             with self.errors():
                 conn = stack.enter_context(self._borrow())  # rolls back unless committed

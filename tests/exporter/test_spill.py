@@ -22,6 +22,7 @@ from chatdebug.exporter._events import (
     TouchStep,
     UpdateStep,
 )
+from chatdebug.exporter._readahead import ReadAhead
 from chatdebug.exporter._spill_codec import SpillCodecError, decode_event, encode_event
 from chatdebug.store import CLEAR, NewRun, NewStep, RunUpdate, StepUpdate, Store, encode_json
 from tests.cli.support import chatdebug
@@ -142,6 +143,52 @@ def test_journal_keeps_queue_order_and_its_size_cap(tmp_path: Path) -> None:
         assert small.append([(i, event, 0.0) for i, event in enumerate(events)]) == 1
     finally:
         small.close()
+
+
+def test_any_text_comes_back_from_the_journal_as_it_went_in(tmp_path: Path) -> None:
+    text = 'caf\u00e9 "quoted" \\ back\nslash \u2603 \U0001f600 \x00 end'
+    events = run_events(chat_id=text)
+    journal = SpillJournal(tmp_path / "spill.db", max_bytes=10_000_000)
+    try:
+        assert journal.append([(i, event, float(i)) for i, event in enumerate(events)]) == 6
+        items = journal.head(10)
+        assert [item.event for item in items] == events
+        assert [item.size for item in items] == [len(encode_event(e)) for e in events]
+        assert journal.pending_bytes == sum(len(encode_event(e)) for e in events)
+        journal.remove(items)
+        assert journal.pending_events == 0 and journal.pending_bytes == 0
+    finally:
+        journal.close()
+
+
+def test_a_batch_read_ahead_is_used_only_while_it_is_still_the_head(tmp_path: Path) -> None:
+    events = [event for _ in range(4) for event in run_events()]  # 4 runs, 6 events each
+    journal = SpillJournal(tmp_path / "spill.db", max_bytes=10_000_000)
+    try:
+        journal.append([(order, event, 0.0) for order, event in enumerate(events) if order >= 6])
+        batches = ReadAhead(journal, limit=6)
+        first = batches.next_batch()
+        assert [item.event for item in first] == events[6:12]
+        batches.read_after(first)
+        journal.remove(first)
+        batches.removed()
+        # Read ahead while the first was written: the next batch, in order.
+        second = batches.next_batch()
+        assert [item.event for item in second] == events[12:18]
+        batches.read_after(second)
+        # Meanwhile an earlier run goes back to the journal (a batch the store refused):
+        # it comes before what was read ahead, which is dropped and read again.
+        journal.append([(order, events[order], 0.0) for order in range(6)])
+        journal.remove(second)
+        batches.removed()
+        assert [item.event for item in batches.next_batch()] == events[:6]
+        # A batch not removed (the store went away while writing it) is read again,
+        # not skipped for the one read after it.
+        third = batches.next_batch()
+        batches.read_after(third)
+        assert [item.event for item in batches.next_batch()] == [i.event for i in third]
+    finally:
+        journal.close()
 
 
 def test_each_journal_has_its_own_file_and_an_ended_ones_is_adopted(tmp_path: Path) -> None:

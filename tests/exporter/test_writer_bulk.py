@@ -28,6 +28,7 @@ from chatdebug.exporter._health import ExporterHealth
 from chatdebug.exporter._writer import BackgroundWriter
 from chatdebug.store import (
     CLEAR,
+    BulkWrites,
     NewRun,
     NewStep,
     RunUpdate,
@@ -247,6 +248,74 @@ def test_a_batch_the_bulk_path_refuses_is_applied_event_by_event(store: Store) -
     assert health.dropped == {"run_finalized": 1}
     assert store.list_steps(run_id) == []
     assert store.get_run(other) is not None
+
+
+def test_a_batch_written_again_leaves_the_same_rows(store: Store) -> None:
+    """A backlog replayed after a crash between its commit and its removal from the
+    journal: every row once, in the state the first write left."""
+    batches, run, late, whole = _scenario("again")
+    _write(store, batches)
+    before = {run_id: _rows(store, run_id) for run_id in (run, late, whole)}
+    _write(store, [batches[0] + batches[1]])
+    for run_id, rows in before.items():
+        assert _rows(store, run_id) == rows
+        steps = store.list_steps(run_id)
+        assert len({step.step_number for step in steps}) == len(steps)
+
+
+def test_updates_of_one_step_in_one_batch_apply_in_order(store: Store) -> None:
+    """Several updates of a step created in an earlier batch: one multi-row statement
+    cannot apply two of them, so each goes in its own, in order."""
+    results = []
+    for target, chat in ((store, "order-bulk"), (Forwarding(store), "order-plain")):
+        run_id, step_id = uuid.uuid4(), uuid.uuid4()
+        create = [
+            CreateRun(NewRun(chat_id=chat, id=run_id, started_at=T0)),
+            CreateStep(
+                NewStep(
+                    run_id=run_id,
+                    chat_id=chat,
+                    operation="generate",
+                    step_number=1,
+                    id=step_id,
+                    started_at=T0,
+                )
+            ),
+        ]
+        updates: list[Event] = [
+            UpdateStep(StepUpdate(id=step_id, chat_id=chat, metadata={"v": n}), run_id)
+            for n in range(1, 4)
+        ]
+        updates.append(
+            UpdateStep(
+                StepUpdate(id=step_id, chat_id=chat, status="completed", usage={"n": 4}), run_id
+            )
+        )
+        assert plan_bulk(updates) is not None
+        assert _write(target, [create, updates]).dropped == {}
+        results.append(_rows(store, run_id))
+    assert results[0] == results[1]
+    step = results[0][1][0]
+    assert step["metadata"] == {"v": 3} and step["usage"] == {"n": 4}
+    assert step["status"] == "completed"
+    # The store's bulk path itself takes them in order (nothing refused and left to
+    # the event-by-event path).
+    bulk = bulk_writer(store)
+    assert bulk is not None
+    run_id, step_id = uuid.uuid4(), uuid.uuid4()
+    _write(store, [[
+        CreateRun(NewRun(chat_id="order-direct", id=run_id, started_at=T0)),
+        CreateStep(NewStep(run_id=run_id, chat_id="order-direct", operation="generate",
+                           step_number=1, id=step_id, started_at=T0)),
+    ]])  # fmt: skip
+    writes = BulkWrites(
+        step_updates=[
+            StepUpdate(id=step_id, chat_id="order-direct", metadata={"v": n}) for n in range(1, 4)
+        ]
+    )
+    with store.batch():
+        assert bulk.write_bulk(writes)
+    assert store.list_steps(run_id)[0].metadata == {"v": 3}
 
 
 @pytest.mark.parametrize(

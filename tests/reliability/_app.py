@@ -24,15 +24,19 @@ After chatdebug's exit flush, an ``{"event": "exited"}`` line gives the same cou
 ``metrics`` (not when a signal's default action ends the process: no exit hook runs).
 
 Options come as one JSON argument: ``url``, ``provider``, ``configure`` (extra
-``configure()`` keyword arguments) and ``faults`` (see :class:`FaultyStore`).
+``configure()`` keyword arguments), ``faults`` (see :class:`FaultyStore`) and
+``sigterm_exit`` (the application handles SIGTERM itself with ``sys.exit(0)``; else
+chatdebug's own handler flushes, then lets SIGTERM end the process).
 Run as ``python -m tests.reliability._app '<json>'`` from the repository root.
 """
 
 from __future__ import annotations
 
 import atexit
+import faulthandler
 import json
 import logging
+import signal
 import sys
 import threading
 import time
@@ -296,6 +300,9 @@ class App:
 
 
 def main() -> None:
+    # SIGUSR1 writes every thread's stack to the log: the test asks for it when the
+    # application does not answer, to see where it is.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.basicConfig(
         level=logging.WARNING,
         stream=sys.stderr,
@@ -311,6 +318,10 @@ def main() -> None:
         if apps:
             emit({"event": "exited", **apps[0].report()})
 
+    if options.get("sigterm_exit"):
+        # The application's own SIGTERM handler, installed before chatdebug's
+        # configure(), which then leaves it in place: a normal exit, through atexit.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     app = App(options)
     apps.append(app)
     emit({"event": "ready"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -121,8 +122,16 @@ class AppProcess:
                         return message
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or any(m["event"] == "eof" for m in self._messages[seen:]):
-                    pytest.fail(f"no {event!r} answer to {command}:\n{self.log()}")
+                    pytest.fail(f"no {event!r} answer to {command}:\n{self.stacks()}")
                 self._cond.wait(remaining)
+
+    def stacks(self) -> str:
+        """The log, with every thread's stack at its end when the process still runs
+        (``_app.py`` dumps them on SIGUSR1)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)
+        return self.log()
 
     def log(self) -> str:
         self._log.flush()

@@ -1,7 +1,7 @@
-"""The SQLite store, or the spill journal, on a file system that fills up (a small tmpfs
-mounted for the test): the application goes on without an exception, the failure is
-logged once, counted, shown by ``/readyz`` and a metric, and writing resumes by itself
-once space is freed, losing nothing."""
+"""The SQLite store, or the spill journal, on a file system that fills up or is read-only
+(a small tmpfs mounted for the test): the application goes on without an exception, the
+failure is logged once, counted, shown by ``/readyz`` and a metric, and writing resumes
+by itself once space is freed or the file system is writable again, losing nothing."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from chatdebug.store import open_store
 from tests.fakes.tcp_proxy import TCPProxy
 from tests.ops.serve_process import ServeProcess
 
@@ -233,3 +234,57 @@ def test_spill_journal_on_a_read_only_file_system(
     assert report["storage_writable"]["journal"] == 1
     assert sum(report["dropped"].values()) == 0, report["dropped"]
     assert app.log().count("cannot write its spill journal") == 1
+
+
+@pytest.mark.slow
+def test_sqlite_store_on_a_read_only_file_system(
+    small_fs: Path,
+    start_app: StartApp,
+    record_property: Callable[[str, object], None],
+) -> None:
+    url = f"sqlite:///{small_fs / 'chatdebug.db'}"
+    open_store(url).close()  # a store that exists, its files closed
+    # Read-only before the application starts: the kernel refuses to remount a file
+    # system read-only while a process has files open on it for writing, and the store
+    # keeps its file open.
+    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    app = start_app(url, migrated=False)  # configure() does not raise
+    runs = 200
+    with ServeProcess(url, "--no-purge", "--no-finalize") as serve:
+        app.send(cmd="runs", count=runs, steps=STEPS, threads=4, prefix="rostore", rate=20.0)
+        app.wait_progress(25, timeout=60)
+        assert _until_metric(app, lambda m: m["storage_writable"]["store"] == 0), app.log()
+        status, reason = serve.get("/readyz")
+        during = app.request("metrics", cmd="metrics")
+        time.sleep(3)  # traffic goes on against the read-only store
+        subprocess.run(["mount", "-o", "remount,rw", str(small_fs)], check=True)
+        writable_at = time.time()
+        outcome = RunsOutcome(app.wait_for("runs_done", timeout=120)["runs"])
+        written_at = wait_until(
+            lambda: completed_counts(url, "rostore") == (runs, runs), timeout=60
+        )
+        ready_again = wait_until(lambda: serve.get("/readyz")[0] == 200, timeout=30)
+    report = app.request("metrics", cmd="metrics")
+    logged = app.log().count("cannot write its SQLite store")
+    figure(
+        record_property,
+        "sqlite_store_read_only",
+        runs=runs,
+        readyz_when_read_only=f"{status} {reason.strip()}",
+        seconds_to_write_all_after_remount=(written_at or float("nan")) - writable_at,
+        caller_exceptions=len(outcome.errors),
+        dropped=sum(report["dropped"].values()),
+        failures_counted=report["storage_failures"]["store/read_only"],
+    )
+
+    assert outcome.errors == []
+    assert status == 503 and "read-only file system" in reason, reason
+    assert during["storage_failures"]["store/read_only"] == 1
+    assert during["storage_writable"]["store"] == 0
+    assert written_at is not None
+    assert_all_written(outcome, STEPS, url, "rostore")
+    assert ready_again is not None
+    assert report["storage_writable"]["store"] == 1
+    assert report["storage_failures"]["store/read_only"] == 1  # one episode
+    assert sum(report["dropped"].values()) == 0, report["dropped"]
+    assert logged == 1

@@ -75,7 +75,7 @@ def test_sigkill_loses_at_most_the_handoff_window(
 
     # The next process with the same path replays the journal; then the finalizer.
     successor = start_app(stall.url, configure=options)
-    flushed = successor.request("flushed", cmd="flush", timeout=60)
+    flushed = successor.request("flushed", cmd="flush", timeout=60, wait=90)
     report = successor.request("metrics", cmd="metrics")
     time.sleep(1.5)  # every row of the killed process is then idle for over a second
     finalized = chatdebug("finalize-stale", "--threshold", "1s", "--database-url", database_url)

@@ -1,5 +1,6 @@
 """PostgreSQL cut for 120 s under 50 calls a second with a write queue of 2,000 events:
-the spill journal keeps everything, and the same across a restart of the application."""
+the spill journal keeps everything, and the same when the application is restarted in
+the middle of the outage."""
 
 from __future__ import annotations
 
@@ -118,21 +119,27 @@ def test_an_application_restarted_during_an_outage_loses_nothing(
     options = {"queue_size": QUEUE_SIZE, "spill_path": str(tmp_path / "spill.db")}
     first = start_app(proxied_url, configure=options)
     proxy.stop()
-    # The first process records through the outage, then exits (a deploy): what it
-    # could not write stays in its journal.
-    before = _runs_for(10)
+    cut_at = time.monotonic()
+    # The first process records through half of the outage, then exits (a deploy): what
+    # it could not write stays in its journal.
+    before = _runs_for(OUTAGE_SECONDS / 2)
     first.send(cmd="runs", count=before, steps=STEPS, threads=8, prefix="restart-a",
                rate=CALLS_PER_SECOND)  # fmt: skip
-    first_outcome = RunsOutcome(first.wait_for("runs_done", timeout=120)["runs"])
+    first_outcome = RunsOutcome(first.wait_for("runs_done", timeout=OUTAGE_SECONDS)["runs"])
     first.send(cmd="exit")
     exited = first.received("exited", timeout=60)
     assert first.proc.wait(timeout=60) == 0
-    # The next one starts while the database is still down, with the same path.
+    # The next one starts while the database is still down, with the same path, and
+    # records through the rest of the outage.
     second = start_app(proxied_url, migrated=False, configure=options)
-    after = _runs_for(10)
+    left = OUTAGE_SECONDS - (time.monotonic() - cut_at)
+    after = _runs_for(left - 5)
     second.send(cmd="runs", count=after, steps=STEPS, threads=8, prefix="restart-b",
                 rate=CALLS_PER_SECOND)  # fmt: skip
-    second_outcome = RunsOutcome(second.wait_for("runs_done", timeout=120)["runs"])
+    second_outcome = RunsOutcome(second.wait_for("runs_done", timeout=OUTAGE_SECONDS)["runs"])
+    time.sleep(max(0.0, cut_at + OUTAGE_SECONDS - time.monotonic()))  # the outage's length
+    outage = time.monotonic() - cut_at
+    during = second.request("metrics", cmd="metrics")
     restored_at = time.time()
     proxy.start()
     written_at = wait_until(
@@ -140,14 +147,16 @@ def test_an_application_restarted_during_an_outage_loses_nothing(
             completed_counts(pg_url, "restart-a") == (before, before * STEPS)
             and completed_counts(pg_url, "restart-b") == (after, after * STEPS)
         ),
-        timeout=120,
+        timeout=180,
     )
     flushed = second.request("flushed", cmd="flush", timeout=30)
     report = second.request("metrics", cmd="metrics")
     figure(
         record_property,
         "postgres_outage_restart_journal",
+        outage_seconds=outage,
         runs=before + after,
+        journal_events_at_return=during["journal_events"],
         events_kept_by_the_first_process=exited["spilled"] if exited else None,
         events_replayed_by_the_second=report["replayed"],
         dropped=sum(report["dropped"].values()) + sum((exited or {}).get("dropped", {}).values()),

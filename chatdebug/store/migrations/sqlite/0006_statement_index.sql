@@ -1,0 +1,3 @@
+-- PostgreSQL maintains its search index once per statement from this version on; the
+-- SQLite store's row triggers (0004) stay as they are: SQLite has no statement-level
+-- triggers. Nothing changes here; the version is kept in step with PostgreSQL's.
