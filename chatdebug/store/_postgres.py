@@ -21,7 +21,7 @@ from ._postgres_changes import PostgresChangeFeed
 from ._postgres_conn import PostgresConnections
 from ._postgres_search import search_rows
 from ._recent import recent_runs_parameters
-from ._rows import run_from_row, step_from_row
+from ._rows import chat_totals_from_row, run_from_row, step_from_row
 from ._rules import (
     SETTING_ALLOW_USERS,
     SETTING_RETENTION_DAYS,
@@ -39,6 +39,7 @@ from ._rules import (
 )
 from ._values import (
     BulkWrites,
+    ChatTotals,
     FinalizeResult,
     NewRun,
     NewStep,
@@ -242,6 +243,12 @@ class PostgresStore(Store, BulkWriter):
             else:
                 rows = conn.execute(sql.recent_runs(names), values).fetchall()
         return [_run(row) for row in rows]
+
+    def chat_totals(self, chat_id: str, limit: int) -> ChatTotals:
+        row = self._one(sql.CHAT_TOTALS, {"chat_id": chat_id, "limit": validate_limit(limit)})
+        if row is None:  # an aggregate always has its row
+            raise StoreError("chatdebug: the chat's totals came back empty")
+        return chat_totals_from_row(row, list(row[8]), utc)
 
     # steps --------------------------------------------------------------------------
     def create_step(self, params: NewStep) -> Step:

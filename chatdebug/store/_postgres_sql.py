@@ -90,6 +90,35 @@ SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE chat_id = %(chat_id)s
 ORDER BY started_at DESC, id DESC LIMIT %(limit)s"""
 
 
+# A chat's newest runs added up: the integers and numbers of their summaries (an
+# integer's text has no point or exponent), the cost in the listing's order (newest
+# first) as the document adds it.
+def _summary_integer(key: str) -> str:
+    return (
+        f"COALESCE(sum((summary ->> '{key}')::numeric) FILTER ("
+        f"WHERE jsonb_typeof(summary -> '{key}') = 'number' "
+        f"AND summary ->> '{key}' ~ '^-?[0-9]+$'), 0)"
+    )
+
+
+CHAT_TOTALS: Final = f"""
+WITH newest AS (
+    SELECT id, status, user_id, started_at, summary FROM chat_debug_runs
+    WHERE chat_id = %(chat_id)s ORDER BY started_at DESC, id DESC LIMIT %(limit)s
+)
+SELECT count(*),
+       count(*) FILTER (WHERE status = 'error'),
+       count(*) FILTER (WHERE status = 'in_progress'),
+       {_summary_integer("total_input_tokens")},
+       {_summary_integer("total_output_tokens")},
+       sum((summary ->> 'total_cost_usd')::float8 ORDER BY started_at DESC, id DESC)
+           FILTER (WHERE jsonb_typeof(summary -> 'total_cost_usd') = 'number'),
+       {_summary_integer("unpriced_step_count")},
+       {_summary_integer("steps_without_usage")},
+       COALESCE(array_agg(DISTINCT user_id) FILTER (WHERE user_id IS NOT NULL), '{{}}'),
+       min(started_at), max(started_at)
+FROM newest"""
+
 # Runs of every chat, filtered; the conditions that apply are joined with AND.
 RECENT_RUN_CONDITIONS: Final = {
     "chat_id": "chat_id = %(chat_id)s",

@@ -79,6 +79,35 @@ SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE chat_id = :chat_id
 ORDER BY started_at DESC, id DESC LIMIT :limit"""
 
 
+# A chat's newest runs added up: the integers (json_type 'integer') and numbers of their
+# summaries, the cost in the listing's order (newest first) as the document adds it.
+def _summary_integer(key: str) -> str:
+    return (
+        f"COALESCE(sum(CASE WHEN json_type(summary, '$.{key}') = 'integer' "
+        f"THEN json_extract(summary, '$.{key}') END), 0)"
+    )
+
+
+CHAT_TOTALS: Final = f"""
+WITH newest AS (
+    SELECT status, user_id, started_at,
+           CASE WHEN json_valid(summary) THEN summary END AS summary
+    FROM chat_debug_runs WHERE chat_id = :chat_id
+    ORDER BY started_at DESC, id DESC LIMIT :limit
+)
+SELECT count(*),
+       count(CASE WHEN status = 'error' THEN 1 END),
+       count(CASE WHEN status = 'in_progress' THEN 1 END),
+       {_summary_integer("total_input_tokens")},
+       {_summary_integer("total_output_tokens")},
+       sum(CASE WHEN json_type(summary, '$.total_cost_usd') IN ('integer', 'real')
+           THEN json_extract(summary, '$.total_cost_usd') END),
+       {_summary_integer("unpriced_step_count")},
+       {_summary_integer("steps_without_usage")},
+       json_group_array(DISTINCT user_id) FILTER (WHERE user_id IS NOT NULL),
+       min(started_at), max(started_at)
+FROM newest"""
+
 # Runs of every chat, filtered; the conditions that apply are joined with AND.
 RECENT_RUN_CONDITIONS: Final = {
     "chat_id": "chat_id = :chat_id",
