@@ -236,7 +236,9 @@ class PostgresStore(Store, BulkWriter):
         after: RunPosition | None = None,
         limit: int = DEFAULT_LIST_LIMIT,
     ) -> list[Run]:
-        names, values = recent_runs_parameters(filters, after, validate_limit(limit))
+        names, values = recent_runs_parameters(
+            filters, after, validate_limit(limit), match=sql.search_word
+        )
         with self._db.connection() as conn:
             if any(name.startswith("text:") for name in names):
                 rows = search_rows(conn, names, values)

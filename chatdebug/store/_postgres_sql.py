@@ -133,17 +133,23 @@ RECENT_RUN_CONDITIONS: Final = {
 
 
 # Text search (see _postgres_search.py). %(q)s is one tsquery of every word as a prefix,
-# 'a':* & 'b':*, matched against the words of the whole run.
+# 'a':* & 'b':*, matched against the words of the whole run; %(exact_N)s the tsquery of
+# word N when the text search parser makes it a phrase of several (checked text by
+# text: the run's words have no positions).
 _RUN_MATCHES: Final = (
-    "(SELECT s.document @@ to_tsquery('simple', %(q)s) FROM chat_debug_run_search AS s "
+    "(SELECT s.document @@ %(q)s::tsquery FROM chat_debug_run_search AS s "
     "WHERE s.run_id = chat_debug_runs.id)"
+)
+_EXACT: Final = (
+    "EXISTS (SELECT 1 FROM chat_debug_search AS d "
+    "WHERE d.run_id = chat_debug_runs.id AND d.document @@ %(exact_{n})s::tsquery)"
 )
 _WINDOW: Final = "(started_at, id) >= (%(window_started_at)s, %(window_id)s)"
 
 
-def search_query(tsquery_words: list[str]) -> str:
-    """The tsquery text of a search: each word (letters and digits only) as a prefix."""
-    return " & ".join(f"'{word}':*" for word in tsquery_words)
+def search_word(word: str) -> str:
+    """The text of one search word (letters and digits only) as a prefix query."""
+    return f"'{word}':*"
 
 
 # The model checked run by run (a scalar subquery: the planner keeps it per run).
@@ -160,51 +166,59 @@ def _where(conditions: list[str], model_probe: bool = False) -> list[str]:
     ]
 
 
-def search_walk(conditions: list[str], window: bool) -> str:
-    """The runs with the named :data:`RECENT_RUN_CONDITIONS` that match %(q)s, read
-    newest first and checked one by one (a scalar subquery, so the planner cannot turn
-    it into a look-up of every match). With ``window``: only the runs of the window
-    ending at (%(window_started_at)s, %(window_id)s), the model checked run by run too
-    (the window is small); else the planner chooses how to apply the model."""
-    parts = _where(conditions, window) + ([_WINDOW] if window else []) + [_RUN_MATCHES]
+def _matches(exact: list[int]) -> list[str]:
+    return [_RUN_MATCHES, *(_EXACT.format(n=n) for n in exact)]
+
+
+def search_start(words: int, conditions: list[str]) -> str:
+    """The tsquery of each search word (%(text_N)s, as the parser makes it: '' when it
+    holds no word), then the position of the %(offset)s-th newest run (counted from 0)
+    with the named conditions (``chat_id`` and the time conditions) and the planner's
+    estimate of the number of runs, NULL when there are not that many runs."""
+    queries = ", ".join(f"to_tsquery('simple', %(text_{n})s)::text" for n in range(words))
+    where = " AND ".join(_where(conditions)) or "TRUE"
+    return (
+        f"SELECT {queries}, edge.* FROM (SELECT 1) AS one LEFT JOIN LATERAL ("
+        "SELECT started_at, id, (SELECT reltuples FROM pg_class "
+        f"WHERE oid = to_regclass('chat_debug_runs')) FROM chat_debug_runs WHERE {where} "
+        "ORDER BY started_at DESC, id DESC OFFSET %(offset)s LIMIT 1) AS edge ON TRUE"
+    )
+
+
+def search_walk(conditions: list[str], exact: list[int], window: bool) -> str:
+    """The runs with the named :data:`RECENT_RUN_CONDITIONS` that match the search
+    (the phrases of the words numbered in ``exact`` too), read newest first and checked
+    one by one (scalar subqueries, so the planner cannot turn them into a look-up of
+    every match). With ``window``: only the runs of the window ending at
+    (%(window_started_at)s, %(window_id)s), the model checked run by run too (the
+    window is small); else the planner chooses how to apply the model."""
+    parts = [*_where(conditions, window), *([_WINDOW] if window else []), *_matches(exact)]
     return (
         f"SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE {' AND '.join(parts)} "
         "ORDER BY started_at DESC, id DESC LIMIT %(limit)s"
     )
 
 
-def search_window(conditions: list[str]) -> str:
-    """The position of the %(offset)s-th newest run (counted from 0) with the named
-    conditions (``chat_id`` and the time conditions), and the planner's estimate of the
-    number of runs."""
-    where = " AND ".join(_where(conditions)) or "TRUE"
-    return (
-        f"SELECT started_at, id, (SELECT reltuples FROM pg_class "
-        f"WHERE oid = to_regclass('chat_debug_runs')) FROM chat_debug_runs WHERE {where} "
-        "ORDER BY started_at DESC, id DESC OFFSET %(offset)s LIMIT 1"
-    )
-
-
-def search_window_matches(conditions: list[str]) -> str:
+def search_window_matches(conditions: list[str], exact: list[int]) -> str:
     """How many runs of the window (with the named conditions only: those of
-    :func:`search_window`) match %(q)s."""
-    parts = [*_where(conditions), _WINDOW, _RUN_MATCHES]
+    :func:`search_start`) match the search."""
+    parts = [*_where(conditions), _WINDOW, *_matches(exact)]
     return f"SELECT count(*) FROM chat_debug_runs WHERE {' AND '.join(parts)}"
 
 
-def search_lookup(conditions: list[str]) -> str:
+def search_lookup(conditions: list[str], exact: list[int]) -> str:
     """The runs with the named conditions among the matches of %(q)s, looked up in the
     words' index first, newest first (older than the position (%(after_started_at)s,
     %(after_id)s)): the matches are sorted by start time, then checked in that order."""
-    where = " AND ".join(["id = hits.run_id", *_where(conditions, True)])
+    parts = ["id = hits.run_id", *_where(conditions, True), *_matches(exact)[1:]]
     # OFFSET 0 keeps the sorted matches a subquery of their own: the runs are then read
     # in that order, until the page is full.
     return (
         "SELECT found.* FROM (SELECT run_id, started_at FROM chat_debug_run_search "
-        "WHERE document @@ to_tsquery('simple', %(q)s) "
+        "WHERE document @@ %(q)s::tsquery "
         "AND (started_at, run_id) < (%(after_started_at)s, %(after_id)s) "
-        "ORDER BY started_at DESC, run_id DESC OFFSET 0) AS hits "
-        f"CROSS JOIN LATERAL (SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE {where}) AS found "
+        "ORDER BY started_at DESC, run_id DESC OFFSET 0) AS hits CROSS JOIN LATERAL ("
+        f"SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE {' AND '.join(parts)}) AS found "
         "ORDER BY hits.started_at DESC, hits.run_id DESC LIMIT %(limit)s"
     )
 

@@ -125,6 +125,17 @@ def test_reindexes_a_changed_first_message_only(store: Store) -> None:
     assert _search(store, "beta gamma") == {run.id}
 
 
+def test_a_word_the_database_splits_matches_where_it_is_whole(store: Store) -> None:
+    # One word for FTS5; PostgreSQL's parser reads a number and a word in it (a phrase),
+    # which must then follow each other in one text, as the word itself does.
+    whole = make_run(store, "c-1", summary={"first_message": "ticket 5e123456parcel"})
+    apart = make_run(store, "c-2", summary={"first_message": "5e123456 ticket"})
+    make_step(store, apart, normalized_request=_request("parcel"))
+    assert _search(store, "5e123456parcel") == {whole.id}
+    assert _search(store, "ticket 5e123456parc") == {whole.id}
+    assert _search(store, "5e123456") == {whole.id, apart.id}
+
+
 def test_keeps_the_newest_text_of_a_long_history(store: Store) -> None:
     run = make_run(store, "c-1")
     filler = "padding " * 3000  # 24,000 characters before the newest message
@@ -246,7 +257,7 @@ def _record_history(store: Store) -> list[_Recorded]:
     per moment and per millisecond; four chats, three users, two statuses, two models."""
     recorded = []
     for i in range(48):
-        first = ["common"] + (["rare"] if i % 7 == 0 else [])
+        first = ["common"] + (["rare"] if i % 7 == 0 else []) + (["7e1box"] if i % 4 == 0 else [])
         request = (["other"] if i % 2 else []) + (["refunded"] if i % 5 == 0 else [])
         reply = ["refunds"] if i % 3 == 0 else []
         # Runs 3k, 3k+1 and 3k+2 share a millisecond; pairs of them share a moment.
@@ -294,6 +305,8 @@ SEARCHES: list[dict[str, Any]] = [
         "until": T0 - timedelta(milliseconds=3),
     },
     {"text": "other", "since": T0 - timedelta(milliseconds=9, microseconds=1)},
+    {"text": "7e1bo"},  # a phrase to PostgreSQL's parser
+    {"text": "7e1box other", "status": "error"},
     {"text": "nothingmatches"},
 ]
 
