@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from .store import DEFAULT_LIST_LIMIT, Run, RunFilter, RunPosition, Step, Store
+from .store import DEFAULT_LIST_LIMIT, Run, Step, Store
 
 __all__ = [
     "CHAT_SUMMARY_RUNS",
@@ -189,40 +189,22 @@ def chat_summary_document(store: Store, chat_id: str) -> dict[str, Any]:
     user_ids, first_started_at?, last_started_at?, complete``. ``total_cost_usd`` is
     absent when no step was priced; with ``unpriced_step_count`` above 0 it is a lower
     bound."""
-    runs: list[Run] = []
-    after: RunPosition | None = None
-    while len(runs) < CHAT_SUMMARY_RUNS:
-        page = store.list_recent_runs(
-            RunFilter(chat_id=chat_id), after=after, limit=DEFAULT_LIST_LIMIT
-        )
-        runs.extend(page)
-        if len(page) < DEFAULT_LIST_LIMIT:
-            break
-        after = RunPosition(page[-1].started_at, page[-1].id)
-    totals = {"total_input_tokens": 0, "total_output_tokens": 0}
-    counts = {"unpriced_step_count": 0, "steps_without_usage": 0}
-    cost: float | None = None
-    for run in runs:
-        summary = _object(run.summary)
-        for key in (*totals, *counts):
-            value = summary.get(key)
-            if isinstance(value, int) and not isinstance(value, bool):
-                (totals if key in totals else counts)[key] += value
-        run_cost = summary.get("total_cost_usd")
-        if isinstance(run_cost, int | float) and not isinstance(run_cost, bool):
-            cost = (cost or 0.0) + float(run_cost)
+    totals = store.chat_totals(chat_id, CHAT_SUMMARY_RUNS)
     out: dict[str, Any] = {
         "chat_id": chat_id,
-        "run_count": len(runs),
-        "error_run_count": sum(1 for run in runs if run.status == "error"),
-        "in_progress_run_count": sum(1 for run in runs if run.status == "in_progress"),
-        **totals,
+        "run_count": totals.run_count,
+        "error_run_count": totals.error_run_count,
+        "in_progress_run_count": totals.in_progress_run_count,
+        "total_input_tokens": totals.total_input_tokens,
+        "total_output_tokens": totals.total_output_tokens,
     }
+    cost = totals.total_cost_usd
     _put(out, "total_cost_usd", None if cost is None else round(cost, 9))
-    out.update(counts)
-    out["user_ids"] = sorted({run.user_id for run in runs if run.user_id is not None})
-    if runs:
-        out["first_started_at"] = rfc3339(runs[-1].started_at)
-        out["last_started_at"] = rfc3339(runs[0].started_at)
-    out["complete"] = len(runs) < CHAT_SUMMARY_RUNS
+    out["unpriced_step_count"] = totals.unpriced_step_count
+    out["steps_without_usage"] = totals.steps_without_usage
+    out["user_ids"] = totals.user_ids
+    if totals.first_started_at is not None and totals.last_started_at is not None:
+        out["first_started_at"] = rfc3339(totals.first_started_at)
+        out["last_started_at"] = rfc3339(totals.last_started_at)
+    out["complete"] = totals.run_count < CHAT_SUMMARY_RUNS
     return out

@@ -338,6 +338,7 @@ PUBLIC_NAMES = {
         "BulkWrites",
         "ChangeEvent",
         "ChangeFeed",
+        "ChatTotals",
         "Clear",
         "EncodedJSON",
         "FinalizeResult",

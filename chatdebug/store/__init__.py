@@ -25,6 +25,7 @@ from ._sqlite import SQLiteStore
 from ._values import (
     CLEAR,
     BulkWrites,
+    ChatTotals,
     Clear,
     FinalizeResult,
     NewRun,
@@ -49,6 +50,7 @@ __all__ = [
     "BulkWrites",
     "ChangeEvent",
     "ChangeFeed",
+    "ChatTotals",
     "Clear",
     "EncodedJSON",
     "FinalizeResult",

@@ -36,6 +36,7 @@ from typing import Final, Literal, Protocol, TypeGuard, runtime_checkable
 
 from ._values import (
     BulkWrites,
+    ChatTotals,
     FinalizeResult,
     NewRun,
     NewStep,
@@ -171,6 +172,11 @@ class Store(Protocol):
         """Runs of every chat matching ``filters``, newest first (``started_at DESC, id
         DESC``), starting strictly after ``after`` (keyset paging: pass the last run of
         the previous page)."""
+        ...
+
+    def chat_totals(self, chat_id: str, limit: int) -> ChatTotals:
+        """The chat's newest ``limit`` runs (``started_at DESC, id DESC``) added up by
+        the database (see :class:`ChatTotals`)."""
         ...
 
     # steps ------------------------------------------------------------------------

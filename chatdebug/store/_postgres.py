@@ -21,8 +21,9 @@ from ._migrations import migrations
 from ._postgres_changes import PostgresChangeFeed
 from ._postgres_conn import PostgresConnections
 from ._postgres_multirow import MultiRow
+from ._postgres_search import search_rows
 from ._recent import recent_runs_parameters
-from ._rows import run_from_row, step_from_row
+from ._rows import chat_totals_from_row, run_from_row, step_from_row
 from ._rules import (
     SETTING_ALLOW_USERS,
     SETTING_RETENTION_DAYS,
@@ -40,6 +41,7 @@ from ._rules import (
 )
 from ._values import (
     BulkWrites,
+    ChatTotals,
     FinalizeResult,
     NewRun,
     NewStep,
@@ -77,23 +79,6 @@ def _run(row: Any) -> Run:
 
 def _step(row: Any) -> Step:
     return step_from_row(row, _same_uuid, utc)
-
-
-_RARE_LIMIT: Final = 2000
-"""Matches up to which a search word is looked up before the runs are read."""
-
-
-def _rare_word(conn: Any, names: list[str], values: dict[str, Any]) -> str | None:
-    """The search word with the fewest matches when it has at most :data:`_RARE_LIMIT`
-    (counted up to that), else ``None``."""
-    best: tuple[int, str] | None = None
-    for name in names:
-        if name.startswith("text:"):
-            params = {"match": values[name.replace(":", "_")], "cap": _RARE_LIMIT + 1}
-            count = conn.execute(sql.COUNT_TEXT, params).fetchone()[0]
-            if count <= _RARE_LIMIT and (best is None or count < best[0]):
-                best = (count, name)
-    return None if best is None else best[1]
 
 
 class PostgresStore(Store, BulkWriter):
@@ -255,19 +240,20 @@ class PostgresStore(Store, BulkWriter):
         limit: int = DEFAULT_LIST_LIMIT,
     ) -> list[Run]:
         names, values = recent_runs_parameters(
-            filters, after, validate_limit(limit), match=sql.search_match
+            filters, after, validate_limit(limit), match=sql.search_word
         )
         with self._db.connection() as conn:
-            rare = None
             if any(name.startswith("text:") for name in names):
-                with self._db.atomic(conn):
-                    # The counts stop at the limit; the planner, expecting that to come
-                    # soon, would read the table rather than the word's index entries.
-                    conn.execute("SET LOCAL enable_seqscan = off")
-                    rare = _rare_word(conn, names, values)
-                    conn.execute("RESET enable_seqscan")
-            rows = conn.execute(sql.recent_runs(names, rare), values).fetchall()
+                rows = search_rows(conn, names, values)
+            else:
+                rows = conn.execute(sql.recent_runs(names), values).fetchall()
         return [_run(row) for row in rows]
+
+    def chat_totals(self, chat_id: str, limit: int) -> ChatTotals:
+        row = self._one(sql.CHAT_TOTALS, {"chat_id": chat_id, "limit": validate_limit(limit)})
+        if row is None:  # an aggregate always has its row
+            raise StoreError("chatdebug: the chat's totals came back empty")
+        return chat_totals_from_row(row, list(row[8]), utc)
 
     # steps --------------------------------------------------------------------------
     def create_step(self, params: NewStep) -> Step:

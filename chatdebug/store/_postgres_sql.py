@@ -89,6 +89,36 @@ LIST_RUNS: Final = f"""
 SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE chat_id = %(chat_id)s
 ORDER BY started_at DESC, id DESC LIMIT %(limit)s"""
 
+
+# A chat's newest runs added up: the integers and numbers of their summaries (an
+# integer's text has no point or exponent), the cost in the listing's order (newest
+# first) as the document adds it.
+def _summary_integer(key: str) -> str:
+    return (
+        f"COALESCE(sum((summary ->> '{key}')::numeric) FILTER ("
+        f"WHERE jsonb_typeof(summary -> '{key}') = 'number' "
+        f"AND summary ->> '{key}' ~ '^-?[0-9]+$'), 0)"
+    )
+
+
+CHAT_TOTALS: Final = f"""
+WITH newest AS (
+    SELECT id, status, user_id, started_at, summary FROM chat_debug_runs
+    WHERE chat_id = %(chat_id)s ORDER BY started_at DESC, id DESC LIMIT %(limit)s
+)
+SELECT count(*),
+       count(*) FILTER (WHERE status = 'error'),
+       count(*) FILTER (WHERE status = 'in_progress'),
+       {_summary_integer("total_input_tokens")},
+       {_summary_integer("total_output_tokens")},
+       sum((summary ->> 'total_cost_usd')::float8 ORDER BY started_at DESC, id DESC)
+           FILTER (WHERE jsonb_typeof(summary -> 'total_cost_usd') = 'number'),
+       {_summary_integer("unpriced_step_count")},
+       {_summary_integer("steps_without_usage")},
+       COALESCE(array_agg(DISTINCT user_id) FILTER (WHERE user_id IS NOT NULL), '{{}}'),
+       min(started_at), max(started_at)
+FROM newest"""
+
 # Runs of every chat, filtered; the conditions that apply are joined with AND.
 RECENT_RUN_CONDITIONS: Final = {
     "chat_id": "chat_id = %(chat_id)s",
@@ -102,50 +132,102 @@ RECENT_RUN_CONDITIONS: Final = {
 }
 
 
-# One search word (parameter text_N: a tsquery prefix, 'word':*).
-TEXT_CONDITION: Final = (
-    "id IN (SELECT run_id FROM chat_debug_search "
-    "WHERE document @@ to_tsquery('simple', %(text_{n})s))"
+# Text search (see _postgres_search.py). %(q)s is one tsquery of every word as a prefix,
+# 'a':* & 'b':*, matched against the words of the whole run; %(exact_N)s the tsquery of
+# word N when the text search parser makes it a phrase of several (checked text by
+# text: the run's words have no positions).
+_RUN_MATCHES: Final = (
+    "(SELECT s.document @@ %(q)s::tsquery FROM chat_debug_run_search AS s "
+    "WHERE s.run_id = chat_debug_runs.id)"
+)
+_EXACT: Final = (
+    "EXISTS (SELECT 1 FROM chat_debug_search AS d "
+    "WHERE d.run_id = chat_debug_runs.id AND d.document @@ %(exact_{n})s::tsquery)"
+)
+_WINDOW: Final = "(started_at, id) >= (%(window_started_at)s, %(window_id)s)"
+
+
+def search_word(word: str) -> str:
+    """The text of one search word (letters and digits only) as a prefix query."""
+    return f"'{word}':*"
+
+
+# The model checked run by run (a scalar subquery: the planner keeps it per run).
+_MODEL_PROBE: Final = (
+    "(SELECT TRUE FROM chat_debug_run_models AS m "
+    "WHERE m.model = %(model)s AND m.run_id = chat_debug_runs.id)"
 )
 
 
-def search_match(term: str) -> str:
-    """The tsquery of one search word (letters and digits only) as a prefix."""
-    return f"'{term}':*"
+def _where(conditions: list[str], model_probe: bool = False) -> list[str]:
+    return [
+        _MODEL_PROBE if name == "model" and model_probe else RECENT_RUN_CONDITIONS[name]
+        for name in conditions
+    ]
 
 
-# A word few runs have is looked up first, into a materialized list: the planner
-# cannot tell a rare prefix from a common one and would otherwise read the runs newest
-# first, checking each, through the whole history.
-RARE_TEXT: Final = "rare_text AS MATERIALIZED ({select})"
-COUNT_TEXT: Final = (
-    "SELECT count(*) FROM (SELECT 1 FROM chat_debug_search "
-    "WHERE document @@ to_tsquery('simple', %(match)s) LIMIT %(cap)s) AS found"
-)
+def _matches(exact: list[int]) -> list[str]:
+    return [_RUN_MATCHES, *(_EXACT.format(n=n) for n in exact)]
 
 
-def _condition(name: str, rare: str | None) -> str:
-    kind, _, index = name.partition(":")
-    if kind != "text":
-        return RECENT_RUN_CONDITIONS[name]
-    if name == rare:
-        return "id IN (SELECT run_id FROM rare_text)"
-    return TEXT_CONDITION.format(n=int(index))
-
-
-def recent_runs(conditions: list[str], rare: str | None = None) -> str:
-    """The cross-chat listing with the named :data:`RECENT_RUN_CONDITIONS`; the search
-    word named ``rare`` (``text:N``) is looked up first."""
-    where = " AND ".join(_condition(name, rare) for name in conditions) or "TRUE"
-    head = ""
-    if rare is not None:
-        select = (
-            "SELECT run_id FROM chat_debug_search WHERE document @@ "
-            f"to_tsquery('simple', %(text_{int(rare.partition(':')[2])})s)"
-        )
-        head = "WITH " + RARE_TEXT.format(select=select) + " "
+def search_start(words: int, conditions: list[str]) -> str:
+    """The tsquery of each search word (%(text_N)s, as the parser makes it: '' when it
+    holds no word), then the position of the %(offset)s-th newest run (counted from 0)
+    with the named conditions (``chat_id`` and the time conditions) and the planner's
+    estimate of the number of runs, NULL when there are not that many runs."""
+    queries = ", ".join(f"to_tsquery('simple', %(text_{n})s)::text" for n in range(words))
+    where = " AND ".join(_where(conditions)) or "TRUE"
     return (
-        f"{head}SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE {where} "
+        f"SELECT {queries}, edge.* FROM (SELECT 1) AS one LEFT JOIN LATERAL ("
+        "SELECT started_at, id, (SELECT reltuples FROM pg_class "
+        f"WHERE oid = to_regclass('chat_debug_runs')) FROM chat_debug_runs WHERE {where} "
+        "ORDER BY started_at DESC, id DESC OFFSET %(offset)s LIMIT 1) AS edge ON TRUE"
+    )
+
+
+def search_walk(conditions: list[str], exact: list[int], window: bool) -> str:
+    """The runs with the named :data:`RECENT_RUN_CONDITIONS` that match the search
+    (the phrases of the words numbered in ``exact`` too), read newest first and checked
+    one by one (scalar subqueries, so the planner cannot turn them into a look-up of
+    every match). With ``window``: only the runs of the window ending at
+    (%(window_started_at)s, %(window_id)s), the model checked run by run too (the
+    window is small); else the planner chooses how to apply the model."""
+    parts = [*_where(conditions, window), *([_WINDOW] if window else []), *_matches(exact)]
+    return (
+        f"SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE {' AND '.join(parts)} "
+        "ORDER BY started_at DESC, id DESC LIMIT %(limit)s"
+    )
+
+
+def search_window_matches(conditions: list[str], exact: list[int]) -> str:
+    """How many runs of the window (with the named conditions only: those of
+    :func:`search_start`) match the search."""
+    parts = [*_where(conditions), _WINDOW, *_matches(exact)]
+    return f"SELECT count(*) FROM chat_debug_runs WHERE {' AND '.join(parts)}"
+
+
+def search_lookup(conditions: list[str], exact: list[int]) -> str:
+    """The runs with the named conditions among the matches of %(q)s, looked up in the
+    words' index first, newest first (older than the position (%(after_started_at)s,
+    %(after_id)s)): the matches are sorted by start time, then checked in that order."""
+    parts = ["id = hits.run_id", *_where(conditions, True), *_matches(exact)[1:]]
+    # OFFSET 0 keeps the sorted matches a subquery of their own: the runs are then read
+    # in that order, until the page is full.
+    return (
+        "SELECT found.* FROM (SELECT run_id, started_at FROM chat_debug_run_search "
+        "WHERE document @@ %(q)s::tsquery "
+        "AND (started_at, run_id) < (%(after_started_at)s, %(after_id)s) "
+        "ORDER BY started_at DESC, run_id DESC OFFSET 0) AS hits CROSS JOIN LATERAL ("
+        f"SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE {' AND '.join(parts)}) AS found "
+        "ORDER BY hits.started_at DESC, hits.run_id DESC LIMIT %(limit)s"
+    )
+
+
+def recent_runs(conditions: list[str]) -> str:
+    """The cross-chat listing with the named :data:`RECENT_RUN_CONDITIONS`."""
+    where = " AND ".join(_where(conditions)) or "TRUE"
+    return (
+        f"SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE {where} "
         "ORDER BY started_at DESC, id DESC LIMIT %(limit)s"
     )
 

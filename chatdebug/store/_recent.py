@@ -28,7 +28,7 @@ RECENT_RUN_CONDITIONS: Final = (
 )
 """Every condition name a backend must provide a SQL fragment for. ``text`` appears once
 per search word, as ``text:N`` with the parameter ``text_N`` (the backend's own match
-expression of the word, from ``match``)."""
+expression of the word, from ``match``; the word itself by default)."""
 
 
 def recent_runs_parameters(

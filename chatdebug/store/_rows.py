@@ -13,12 +13,13 @@ from datetime import datetime
 from typing import Any, Final
 
 from ._codec import load_attempts, load_object, load_optional_object
-from ._values import Run, Step
+from ._values import ChatTotals, Run, Step
 
 __all__ = [
     "RUN_COLUMNS",
     "STEP_COLUMNS",
     "STEP_COLUMNS_WITHOUT_PAYLOADS",
+    "chat_totals_from_row",
     "run_from_row",
     "step_from_row",
 ]
@@ -92,4 +93,23 @@ def step_from_row(row: Sequence[Any], to_uuid: ToUUID, to_time: ToTime) -> Step:
         span_id=row[18],
         provider=row[19],
         model=row[20],
+    )
+
+
+def chat_totals_from_row(
+    row: Any, user_ids: list[str], to_datetime: Callable[[Any], datetime]
+) -> ChatTotals:
+    """:class:`ChatTotals` from a ``CHAT_TOTALS`` row (``user_ids`` decoded)."""
+    return ChatTotals(
+        run_count=int(row[0]),
+        error_run_count=int(row[1]),
+        in_progress_run_count=int(row[2]),
+        total_input_tokens=int(row[3]),
+        total_output_tokens=int(row[4]),
+        total_cost_usd=None if row[5] is None else float(row[5]),
+        unpriced_step_count=int(row[6]),
+        steps_without_usage=int(row[7]),
+        user_ids=sorted(user_ids),
+        first_started_at=None if row[9] is None else to_datetime(row[9]),
+        last_started_at=None if row[10] is None else to_datetime(row[10]),
     )

@@ -18,7 +18,7 @@ from ._contract import DEFAULT_LIST_LIMIT, PURGE_BATCH_SIZE, Backend, BulkWriter
 from ._errors import RunNotFound, StoreError, StoreUnavailable
 from ._migrations import migrations, split_sqlite_script
 from ._recent import recent_runs_parameters
-from ._rows import run_from_row, step_from_row
+from ._rows import chat_totals_from_row, run_from_row, step_from_row
 from ._rules import (
     SETTING_ALLOW_USERS,
     SETTING_RETENTION_DAYS,
@@ -39,6 +39,7 @@ from ._sqlite_conn import SQLiteConnections
 from ._sqlite_recent import recent_rows
 from ._values import (
     BulkWrites,
+    ChatTotals,
     FinalizeResult,
     NewRun,
     NewStep,
@@ -251,6 +252,12 @@ class SQLiteStore(Store, BulkWriter):
         with self._db.read() as conn:
             rows = recent_rows(conn, names, values, after)
         return [_run(row) for row in rows]
+
+    def chat_totals(self, chat_id: str, limit: int) -> ChatTotals:
+        values = {"chat_id": chat_id, "limit": validate_limit(limit)}
+        with self._db.read() as conn:
+            row = conn.execute(sql.CHAT_TOTALS, values).fetchone()
+        return chat_totals_from_row(row, json.loads(row[8]), parse_timestamp)
 
     # steps --------------------------------------------------------------------------
     def create_step(self, params: NewStep) -> Step:

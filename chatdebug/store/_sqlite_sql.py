@@ -78,6 +78,36 @@ LIST_RUNS: Final = f"""
 SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE chat_id = :chat_id
 ORDER BY started_at DESC, id DESC LIMIT :limit"""
 
+
+# A chat's newest runs added up: the integers (json_type 'integer') and numbers of their
+# summaries, the cost in the listing's order (newest first) as the document adds it.
+def _summary_integer(key: str) -> str:
+    return (
+        f"COALESCE(sum(CASE WHEN json_type(summary, '$.{key}') = 'integer' "
+        f"THEN json_extract(summary, '$.{key}') END), 0)"
+    )
+
+
+CHAT_TOTALS: Final = f"""
+WITH newest AS (
+    SELECT status, user_id, started_at,
+           CASE WHEN json_valid(summary) THEN summary END AS summary
+    FROM chat_debug_runs WHERE chat_id = :chat_id
+    ORDER BY started_at DESC, id DESC LIMIT :limit
+)
+SELECT count(*),
+       count(CASE WHEN status = 'error' THEN 1 END),
+       count(CASE WHEN status = 'in_progress' THEN 1 END),
+       {_summary_integer("total_input_tokens")},
+       {_summary_integer("total_output_tokens")},
+       sum(CASE WHEN json_type(summary, '$.total_cost_usd') IN ('integer', 'real')
+           THEN json_extract(summary, '$.total_cost_usd') END),
+       {_summary_integer("unpriced_step_count")},
+       {_summary_integer("steps_without_usage")},
+       json_group_array(DISTINCT user_id) FILTER (WHERE user_id IS NOT NULL),
+       min(started_at), max(started_at)
+FROM newest"""
+
 # Runs of every chat, filtered; the conditions that apply are joined with AND.
 RECENT_RUN_CONDITIONS: Final = {
     "chat_id": "chat_id = :chat_id",
@@ -92,24 +122,6 @@ RECENT_RUN_CONDITIONS: Final = {
 }
 
 
-# A search word selects the runs whose search rows (chat_debug_search) match it in the
-# FTS5 index, within a window of the index: its rowids are run start times (see the
-# migration), so [:search_lower, :search_upper) holds exactly the rows of the runs that
-# started in a range of milliseconds. Parameter text_N: an FTS5 prefix query, '"word"*'.
-TEXT_CONDITION: Final = (
-    "{plus}id IN (SELECT s.run_id FROM chat_debug_search AS s WHERE s.id IN ("
-    "SELECT rowid FROM chat_debug_search_fts WHERE chat_debug_search_fts MATCH :text_{n} "
-    "AND rowid >= :search_lower AND rowid < :search_upper))"
-)
-# The rowid of a word's match that has :skip newer matches below :upper.
-SEARCH_WINDOW: Final = (
-    "SELECT rowid FROM chat_debug_search_fts WHERE chat_debug_search_fts MATCH :match "
-    "AND rowid < :upper ORDER BY rowid DESC LIMIT 1 OFFSET :skip"
-)
-SEARCH_OLDEST: Final = (
-    "SELECT rowid FROM chat_debug_search_fts WHERE chat_debug_search_fts MATCH :match "
-    "AND rowid < :upper ORDER BY rowid LIMIT 1"
-)
 # A model few runs have is looked up first; one many runs have is checked run by run
 # while the runs are read newest first (which stops after one page).
 MODEL_PROBE: Final = (
@@ -126,31 +138,32 @@ def search_match(term: str) -> str:
     return f'"{term}"*'
 
 
-# A window that stops short of the oldest match reads the runs newest first from
-# :window_start (the window's first millisecond) and checks each against the words'
-# matches (the unary + keeps SQLite from looking the matches' runs up one by one
-# instead), so it stops at the first page of runs that match.
-WINDOW_SCAN: Final = "started_at >= :window_start"
+# The filters a run's index can read, the narrowest first (a chat, a model few runs
+# have, a user, a status). SQLite, without statistics, cannot tell them apart: the unary
+# + keeps it from reading a broader one's index when a narrower filter is there.
+_INDEXED: Final = ("chat_id", "model", "user_id", "status")
+_UNINDEXED: Final = {"user_id": "+user_id = :user_id", "status": "+status = :status"}
 
 
-def _condition(name: str, model_probe: bool, scan: bool) -> str:
-    kind, _, index = name.partition(":")
-    if kind == "text":
-        return TEXT_CONDITION.format(n=int(index), plus="+" if scan else "")
-    if name == "model" and model_probe:
-        return MODEL_PROBE
-    return RECENT_RUN_CONDITIONS[name]
+def _where(conditions: list[str], model_probe: bool) -> list[str]:
+    narrowest = next(
+        (n for n in _INDEXED if n in conditions and not (n == "model" and model_probe)), None
+    )
+    parts = []
+    for name in conditions:
+        if name == "model" and model_probe:
+            parts.append(MODEL_PROBE)
+        elif name in _UNINDEXED and narrowest is not None and name != narrowest:
+            parts.append(_UNINDEXED[name])
+        else:
+            parts.append(RECENT_RUN_CONDITIONS[name])
+    return parts
 
 
-def recent_runs(conditions: list[str], model_probe: bool = False, scan: bool = False) -> str:
-    """The cross-chat listing with the named :data:`RECENT_RUN_CONDITIONS` (search
-    words need ``search_lower`` and ``search_upper``, and ``scan`` the
-    :data:`WINDOW_SCAN` form with ``window_start``; ``model_probe``: the model's
-    run-by-run form)."""
-    parts = [_condition(name, model_probe, scan) for name in conditions]
-    if scan:
-        parts.append(WINDOW_SCAN)
-    where = " AND ".join(parts) or "1 = 1"
+def recent_runs(conditions: list[str], model_probe: bool = False) -> str:
+    """The cross-chat listing with the named :data:`RECENT_RUN_CONDITIONS`
+    (``model_probe``: the model's run-by-run form)."""
+    where = " AND ".join(_where(conditions, model_probe)) or "1 = 1"
     return (
         f"SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE {where} "
         "ORDER BY started_at DESC, id DESC LIMIT :limit"
@@ -274,3 +287,54 @@ LIST_STEPS_OF_RUNS: Final = (
     "WHERE run_id IN (SELECT value FROM json_each(:run_ids)) "
     "ORDER BY run_id, step_number, started_at"
 )
+
+
+# Text search (see _sqlite_search.py). A run's millisecond, as the search rowids hold it.
+_MILLISECOND: Final = (
+    "(CAST(strftime('%s', substr(started_at, 1, 19)) AS INTEGER) * 1000 "
+    "+ CAST(substr(started_at, 21, 3) AS INTEGER))"
+)
+# One word's matching texts, newest run first; the _ONLY form within the milliseconds
+# of :only (a JSON array).
+SEARCH_WALK: Final = (
+    "SELECT rowid FROM chat_debug_search_fts WHERE chat_debug_search_fts MATCH :match "
+    "AND rowid >= :lower AND rowid < :upper ORDER BY rowid DESC"
+)
+SEARCH_WALK_ONLY: Final = (
+    "SELECT rowid FROM chat_debug_search_fts WHERE chat_debug_search_fts MATCH :match "
+    "AND rowid >= :lower AND rowid < :upper "
+    "AND (rowid >> 20) IN (SELECT value FROM json_each(:only)) ORDER BY rowid DESC"
+)
+WALK_FROM_START: Final = "~"
+"""A :walk_upper above every stored time."""
+
+
+RUNS_BETWEEN: Final = (
+    "SELECT count(*) FROM chat_debug_runs WHERE started_at >= :lower AND started_at < :upper"
+)
+
+
+def run_walk(conditions: list[str], model_probe: bool) -> str:
+    """(millisecond, id) of the runs with the named conditions started before
+    :walk_upper, newest first."""
+    where = " AND ".join([*_where(conditions, model_probe), "started_at < :walk_upper"])
+    return f"SELECT {_MILLISECOND}, id FROM chat_debug_runs WHERE {where} ORDER BY started_at DESC"
+
+
+def search_batch(conditions: list[str], words: int, known: bool, model_probe: bool) -> str:
+    """The runs that have a text of each word's list (``docs_N``: JSON arrays of text
+    rowids), newest first: among ``runs`` (a JSON array of the ids of runs that passed
+    the filters) when ``known``, else with the named conditions."""
+    parts = [
+        f"id IN (SELECT run_id FROM chat_debug_search "
+        f"WHERE id IN (SELECT value FROM json_each(:docs_{n})))"
+        for n in range(words)
+    ]
+    if known:
+        parts.append("id IN (SELECT value FROM json_each(:runs))")
+    else:
+        parts += _where(conditions, model_probe)
+    return (
+        f"SELECT {RUN_COLUMNS} FROM chat_debug_runs WHERE {' AND '.join(parts)} "
+        "ORDER BY started_at DESC, id DESC LIMIT :limit"
+    )

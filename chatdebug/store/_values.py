@@ -15,6 +15,7 @@ from ._codec import EncodedJSON
 __all__ = [
     "CLEAR",
     "BulkWrites",
+    "ChatTotals",
     "Clear",
     "EncodedJSON",
     "FinalizeResult",
@@ -202,6 +203,26 @@ class StepUpdate:
     provider: str | None = None
     model: str | None = None
     """The model that answered (response model, else request model)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatTotals:
+    """A chat's newest runs added up by :meth:`Store.chat_totals`. The token and step
+    counts add the integers of the runs' summaries (anything else counts nothing);
+    ``total_cost_usd`` adds their numbers, newest run first, and is ``None`` when no
+    run has one; ``user_ids`` are distinct, sorted."""
+
+    run_count: int
+    error_run_count: int
+    in_progress_run_count: int
+    total_input_tokens: int
+    total_output_tokens: int
+    total_cost_usd: float | None
+    unpriced_step_count: int
+    steps_without_usage: int
+    user_ids: list[str]
+    first_started_at: datetime | None
+    last_started_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,8 @@ INDEXES = {
     "idx_chat_debug_steps_started",
     "idx_chat_debug_search_run",
     "idx_chat_debug_run_models_run",
+    "idx_chat_debug_runs_status_started",
+    "idx_chat_debug_runs_user_started",
 }
 UNIQUE = {"idx_chat_debug_runs_id_chat", "idx_chat_debug_steps_run_step"}
 PARTIAL = {
@@ -114,7 +116,7 @@ def test_migrate_creates_the_postgres_schema(pg_url: str) -> None:
             pg_url, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
         )
     }
-    assert tables == TABLES
+    assert tables == TABLES | {"chat_debug_run_search"}
     indexes = dict(
         raw(
             pg_url,
@@ -122,9 +124,10 @@ def test_migrate_creates_the_postgres_schema(pg_url: str) -> None:
             "AND indexname LIKE 'idx_%%'",
         )
     )
-    # PostgreSQL's text search index; SQLite's is the FTS5 table chat_debug_search_fts.
-    assert set(indexes) == INDEXES | {"idx_chat_debug_search_document"}
-    assert "USING gin (document)" in indexes["idx_chat_debug_search_document"]
+    # PostgreSQL's text search index (the words of each run); SQLite's is the FTS5
+    # table chat_debug_search_fts.
+    assert set(indexes) == INDEXES | {"idx_chat_debug_run_search_document"}
+    assert "USING gin (document)" in indexes["idx_chat_debug_run_search_document"]
     for name in UNIQUE:
         assert indexes[name].startswith("CREATE UNIQUE INDEX")
     for name in PARTIAL:

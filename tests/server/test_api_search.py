@@ -174,3 +174,55 @@ def test_duplicated_json_key_is_400(store: Store) -> None:
         )
     assert response.status_code == 400
     assert store.get_retention_days() != 9000
+
+
+def _paged_ids(api: TestClient, limit: int, **params: str) -> list[str]:
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        query = {**params, "limit": str(limit), **({"cursor": cursor} if cursor else {})}
+        body = api.get("/api/debug/runs", params=query).json()
+        seen += [run["id"] for run in body["runs"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return seen
+
+
+def test_search_words_prefixes_filters_and_pages(api: TestClient, fake_server: FakeServer) -> None:
+    # Words of a run may be in its first message and in its reply; a word matches the
+    # words it begins; every filter combines with the search and with the cursor.
+    tag = uuid.uuid4().hex[:8]
+    recorded: list[tuple[str, str, str, str]] = []  # run id, chat, user, words
+    for i in range(10):
+        chat, user = f"s-{tag}-{i % 2}", f"u-{tag}-{i % 3}"
+        question = f"{tag}ask" + (f" {tag}parcel" if i % 2 else "")
+        reply = f"{tag}answer" + (f" {tag}refunded" if i % 3 else "")
+        run_id = record_simple_turn(fake_server, chat, text=reply, user_text=question, user_id=user)
+        recorded.append((str(run_id), chat, user, f"{question} {reply}"))
+    assert chatdebug.flush()
+    newest = [r for r in reversed(recorded)]
+
+    def expected(words: list[str], chat: str | None = None, user: str | None = None) -> list[str]:
+        return [
+            run_id
+            for run_id, run_chat, run_user, text in newest
+            if all(any(w.startswith(word) for w in text.split()) for word in words)
+            and chat in (None, run_chat)
+            and user in (None, run_user)
+        ]
+
+    both = expected([f"{tag}parcel", f"{tag}refund"])
+    assert len(both) == 3
+    assert _paged_ids(api, 2, q=f"{tag}parcel {tag}refund") == both
+    assert _paged_ids(api, 1, q=f"{tag}ref {tag}ask") == expected([f"{tag}ref"])
+    chat, user = f"s-{tag}-1", f"u-{tag}-2"
+    assert _paged_ids(api, 2, q=f"{tag}refund", chat_id=chat) == expected(
+        [f"{tag}refund"], chat=chat
+    )
+    assert _paged_ids(api, 1, q=f"{tag}answer {tag}par", user_id=user) == expected(
+        [f"{tag}answer", f"{tag}par"], user=user
+    )
+    assert _paged_ids(api, 3, q=f"{tag}ask", chat_id=chat, user_id=user, status="completed") == (
+        expected([f"{tag}ask"], chat=chat, user=user)
+    )
+    assert _paged_ids(api, 5, q=f"{tag}answer {tag}nothing") == []

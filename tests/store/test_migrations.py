@@ -98,3 +98,43 @@ def test_concurrent_migrations_from_two_processes(database_url: str) -> None:
     assert applied == VERSIONS
     assert count(database_url, "chat_debug_schema_migrations") == len(VERSIONS)
     assert TABLES <= tables(database_url)
+
+
+@pytest.mark.parametrize("version", [3, 5])
+def test_search_finds_runs_recorded_before_its_migrations(
+    database_url: str, version: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Runs written at an older schema version are indexed when the newer versions are
+    # applied: every word in its own text of the run, found together.
+    from chatdebug.store import RunFilter, StepUpdate
+    from tests.store.support import make_step
+
+    dialect = "sqlite" if is_sqlite(database_url) else "postgres"
+    shipped = migrations(dialect)
+    with monkeypatch.context() as patch:
+        patch.setattr(f"chatdebug.store._{dialect}.migrations", lambda _: shipped[:version])
+        with closing(open_store(database_url)) as old:
+            run = make_run(old, "c-1", summary={"first_message": "parcel"})
+            step = make_step(
+                old,
+                run,
+                model="gpt-x",
+                normalized_request={"messages": [{"parts": [{"text": "cancelled order"}]}]},
+            )
+            old.update_step(
+                StepUpdate(
+                    id=step.id,
+                    chat_id="c-1",
+                    normalized_response={"content": [{"type": "text", "text": "refunded"}]},
+                )
+            )
+            other = make_run(old, "c-2", summary={"first_message": "parcel cancelled"})
+    with closing(open_store(database_url)) as store:
+        assert store.pending_migrations() == []
+        found = store.list_recent_runs(RunFilter(text="parcel cancel refund"))
+        assert [r.id for r in found] == [run.id]
+        assert {r.id for r in store.list_recent_runs(RunFilter(text="parcel"))} == {
+            run.id,
+            other.id,
+        }
+        assert [r.id for r in store.list_recent_runs(RunFilter(model="gpt-x"))] == [run.id]

@@ -4,15 +4,19 @@ index the database keeps on every write, on both stores."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from chatdebug.store import (
     BulkWrites,
+    NewRun,
     NewStep,
     Run,
     RunFilter,
+    RunPosition,
     RunUpdate,
     StepUpdate,
     Store,
@@ -88,8 +92,6 @@ def test_search_combines_with_filters_and_cursor(store: Store) -> None:
     assert [r.id for r in found] == [runs[i].id for i in (0, 2, 4, 6)]
     assert _search(store, "invoice", user_id="u-1") == {runs[1].id, runs[4].id}
     first = store.list_recent_runs(RunFilter(text="invoice"), limit=3)
-    from chatdebug.store import RunPosition
-
     rest = store.list_recent_runs(
         RunFilter(text="invoice"),
         after=RunPosition(first[-1].started_at, first[-1].id),
@@ -109,6 +111,29 @@ def test_reindexes_changed_text_and_forgets_deleted_runs(store: Store) -> None:
     assert _search(store, "version") == {run.id}
     assert store.delete_by_chat("c-1", T0 + timedelta(days=1)) == 1
     assert _search(store, "version") == set()
+
+
+def test_reindexes_a_changed_first_message_only(store: Store) -> None:
+    run = make_run(store, "c-1", summary={"first_message": "alpha question"})
+    make_step(store, run, normalized_request=_request("gamma detail"))
+    store.update_run(
+        RunUpdate(id=run.id, chat_id="c-1", summary={"first_message": "alpha question", "n": 1})
+    )
+    assert _search(store, "alpha gamma") == {run.id}
+    store.update_run(RunUpdate(id=run.id, chat_id="c-1", summary={"first_message": "beta"}))
+    assert _search(store, "alpha") == set()
+    assert _search(store, "beta gamma") == {run.id}
+
+
+def test_a_word_the_database_splits_matches_where_it_is_whole(store: Store) -> None:
+    # One word for FTS5; PostgreSQL's parser reads a number and a word in it (a phrase),
+    # which must then follow each other in one text, as the word itself does.
+    whole = make_run(store, "c-1", summary={"first_message": "ticket 5e123456parcel"})
+    apart = make_run(store, "c-2", summary={"first_message": "5e123456 ticket"})
+    make_step(store, apart, normalized_request=_request("parcel"))
+    assert _search(store, "5e123456parcel") == {whole.id}
+    assert _search(store, "ticket 5e123456parc") == {whole.id}
+    assert _search(store, "5e123456") == {whole.id, apart.id}
 
 
 def test_keeps_the_newest_text_of_a_long_history(store: Store) -> None:
@@ -180,58 +205,161 @@ def test_search_terms() -> None:
         search_terms("a b c d e f g h i")
 
 
-@pytest.mark.parametrize("window", [1, 3, 2000])
-def test_search_pages_are_exact_whatever_the_window(
-    sqlite_store: Store, monkeypatch: pytest.MonkeyPatch, window: int
-) -> None:
-    # SQLite reads a word's matches newest first in growing windows: every window size
-    # gives the same pages as the plain definition (ties on started_at included).
-    monkeypatch.setattr("chatdebug.store._sqlite_recent._SEARCH_WINDOW", window)
-    store = sqlite_store
-    expected: list[Run] = []
-    for i in range(40):
-        words = ["common"] + (["rare"] if i % 7 == 0 else []) + (["other"] if i % 2 else [])
-        moment = T0 - timedelta(seconds=i // 3)  # three runs share each moment
-        run = make_run(store, f"c-{i % 4}", started_at=moment)
-        make_step(store, run, normalized_request=_request(" ".join(words)))
+# Each search strategy, forced. SQLite: the words' walks read one row at a time or a
+# few; the runs a filter keeps read in windows of a page (handing over to walking after
+# the first) or of a few pages (never handing over). PostgreSQL: a first window of one
+# run or a few, then the rest read newest first or looked up in the words' index.
+STRATEGIES = {
+    "as shipped": ({}, {}),
+    "step by step": (
+        {"_FIRST_READ": 1, "_MAX_READ": 1, "_WINDOW_PAGES": 1, "_DENSE": 10**9},
+        {"WINDOW": 1, "LOOKUP_LIMIT": 0},
+    ),
+    "few at a time": (
+        {"_FIRST_READ": 2, "_MAX_READ": 5, "_WINDOW_PAGES": 2, "_DENSE": 1},
+        {"WINDOW": 3, "LOOKUP_LIMIT": 10**9},
+    ),
+}
+
+
+@pytest.fixture(params=sorted(STRATEGIES))
+def strategy(request: pytest.FixtureRequest, store: Store, monkeypatch: pytest.MonkeyPatch) -> str:
+    sqlite_patch, postgres_patch = STRATEGIES[request.param]
+    if store.backend == "sqlite":
+        module, patch = "chatdebug.store._sqlite_search", sqlite_patch
+    else:
+        module, patch = "chatdebug.store._postgres_search", postgres_patch
+    for name, value in patch.items():
+        monkeypatch.setattr(f"{module}.{name}", value)
+    return str(request.param)
+
+
+def _pages(store: Store, filters: RunFilter, size: int) -> list[uuid.UUID]:
+    seen: list[uuid.UUID] = []
+    after = None
+    while True:
+        page = store.list_recent_runs(filters, after=after, limit=size)
+        seen += [r.id for r in page]
+        if len(page) < size:
+            return seen
+        after = RunPosition(page[-1].started_at, page[-1].id)
+
+
+@dataclass
+class _Recorded:
+    run: Run
+    words: set[str]
+    model: str
+
+
+def _record_history(store: Store) -> list[_Recorded]:
+    """48 runs: words spread over first messages, requests and replies; several runs
+    per moment and per millisecond; four chats, three users, two statuses, two models."""
+    recorded = []
+    for i in range(48):
+        first = ["common"] + (["rare"] if i % 7 == 0 else []) + (["7e1box"] if i % 4 == 0 else [])
+        request = (["other"] if i % 2 else []) + (["refunded"] if i % 5 == 0 else [])
+        reply = ["refunds"] if i % 3 == 0 else []
+        # Runs 3k, 3k+1 and 3k+2 share a millisecond; pairs of them share a moment.
+        moment = T0 - timedelta(milliseconds=i // 3, microseconds=(i % 3) // 2)
+        run = make_run(
+            store,
+            f"c-{i % 4}",
+            user_id=f"u-{i % 3}",
+            started_at=moment,
+            summary={"first_message": " ".join(first)},
+        )
+        model = "m-small" if i % 4 == 1 else "m-large"
+        step = make_step(store, run, normalized_request=_request(" ".join(request), model=model))
+        if reply:
+            store.update_step(
+                StepUpdate(
+                    id=step.id,
+                    chat_id=run.chat_id,
+                    normalized_response={"content": [{"type": "text", "text": reply[0]}]},
+                )
+            )
         if i % 5:
             run = store.update_run(RunUpdate(id=run.id, chat_id=run.chat_id, status="error"))
-        expected.append(run)
-    newest = sorted(expected, key=lambda r: (r.started_at, r.id), reverse=True)
+        recorded.append(_Recorded(run, {*first, *request, *reply}, model))
+    return recorded
 
-    def pages(filters: RunFilter, size: int) -> list[uuid.UUID]:
-        from chatdebug.store import RunPosition
 
-        seen: list[uuid.UUID] = []
-        after = None
-        while True:
-            page = store.list_recent_runs(filters, after=after, limit=size)
-            seen += [r.id for r in page]
-            if len(page) < size:
-                return seen
-            after = RunPosition(page[-1].started_at, page[-1].id)
+SEARCHES: list[dict[str, Any]] = [
+    {"text": "common"},
+    {"text": "rare"},
+    {"text": "refund"},  # a prefix of the words of two different texts
+    {"text": "other common"},
+    {"text": "rare other"},
+    {"text": "rare refund other"},
+    {"text": "refunded refunds"},  # the first message, the request and the reply
+    {"text": "common", "status": "in_progress"},
+    {"text": "other", "status": "error", "user_id": "u-1"},
+    {"text": "common", "chat_id": "c-1"},
+    {"text": "refund common", "chat_id": "c-2", "status": "error"},
+    {"text": "common", "model": "m-small"},
+    {"text": "other", "model": "m-large", "user_id": "u-0"},
+    {
+        "text": "common",
+        "since": T0 - timedelta(milliseconds=9),
+        "until": T0 - timedelta(milliseconds=3),
+    },
+    {"text": "other", "since": T0 - timedelta(milliseconds=9, microseconds=1)},
+    {"text": "7e1bo"},  # a phrase to PostgreSQL's parser
+    {"text": "7e1box other", "status": "error"},
+    {"text": "nothingmatches"},
+]
 
-    def ids(
-        *, words: set[str], status: str | None = None, chat: str | None = None
-    ) -> list[uuid.UUID]:
+
+@pytest.mark.parametrize("size", [1, 5, 100])
+def test_search_pages_are_exact_whatever_the_strategy(
+    store: Store, strategy: str, size: int
+) -> None:
+    recorded = _record_history(store)
+    newest = sorted(recorded, key=lambda r: (r.run.started_at, r.run.id), reverse=True)
+
+    def expected(search: dict[str, Any]) -> list[uuid.UUID]:
+        terms = search_terms(search["text"])
         out = []
-        for i, run in enumerate(expected):
-            have = (
-                {"common"} | ({"rare"} if i % 7 == 0 else set()) | ({"other"} if i % 2 else set())
-            )
-            if words <= have and (status is None or run.status == status):
-                if chat is None or run.chat_id == chat:
-                    out.append(run.id)
-        return [r.id for r in newest if r.id in set(out)]
+        for r in newest:
+            run = r.run
+            if not all(any(word.startswith(t) for word in r.words) for t in terms):
+                continue
+            if any(
+                getattr(run, name) != search[name]
+                for name in ("status", "chat_id", "user_id")
+                if name in search
+            ):
+                continue
+            if "model" in search and r.model != search["model"]:
+                continue
+            if "since" in search and run.started_at < search["since"]:
+                continue
+            if "until" in search and run.started_at >= search["until"]:
+                continue
+            out.append(run.id)
+        return out
 
-    for size in (1, 4, 7, 100):
-        assert pages(RunFilter(text="common"), size) == ids(words={"common"})
-        assert pages(RunFilter(text="rare"), size) == ids(words={"rare"})
-        assert pages(RunFilter(text="other common"), size) == ids(words={"other", "common"})
-        assert pages(RunFilter(text="rare other"), size) == ids(words={"rare", "other"})
-        assert pages(RunFilter(text="common", status="in_progress"), size) == ids(
-            words={"common"}, status="in_progress"
+    for search in SEARCHES:
+        want = expected(search)
+        assert _pages(store, RunFilter(**search), size) == want, (strategy, search)
+    assert expected({"text": "rare refund other"})  # the searches find something
+
+
+def test_paging_through_a_common_word_has_no_gap_or_repeat(store: Store) -> None:
+    writer = bulk_writer(store)
+    assert writer is not None
+    writes = BulkWrites()
+    for i in range(600):
+        run = NewRun(
+            chat_id=f"c-{i % 9}",
+            started_at=T0 - timedelta(milliseconds=i // 4),
+            summary={"first_message": f"common word {i}"},
         )
-        assert pages(RunFilter(text="common", chat_id="c-1"), size) == ids(
-            words={"common"}, chat="c-1"
-        )
+        writes.new_runs.append(run)
+    with store.batch():
+        assert writer.write_bulk(writes)
+    want = [r.id for r in sorted(writes.new_runs, key=lambda r: (r.started_at, r.id), reverse=True)]
+    seen = _pages(store, RunFilter(text="common"), 37)
+    assert seen == want
+    assert len(set(seen)) == 600

@@ -2,9 +2,9 @@
 -- once per row: the same documents and models, now computed over the statement's
 -- transition tables, so a statement that writes hundreds of rows (the bulk path
 -- writing a backlog) indexes them in one pass rather than hundreds of trigger calls.
--- An update indexes what changed against the row as it was, as before: a run's first
--- message when its summary changed, a step's request or reply when it changed, a
--- model when it is new. A trigger with transition tables cannot name columns, so the
+-- An update indexes what changed against the row as it was: a run's first message
+-- when it changed (not on every change of the summary), a step's request or reply
+-- when it changed, a model when it is new. A trigger with transition tables cannot name columns, so the
 -- update triggers run for every update of a run or a step and find nothing to do for
 -- an update that changed none of these.
 
@@ -32,7 +32,7 @@ BEGIN
     INSERT INTO chat_debug_search (doc, run_id, document)
     SELECT n.id::text, n.id, chat_debug_search_vector(n.summary ->> 'first_message')
     FROM new_runs AS n JOIN old_runs AS o ON o.id = n.id
-    WHERE n.summary IS DISTINCT FROM o.summary
+    WHERE n.summary -> 'first_message' IS DISTINCT FROM o.summary -> 'first_message'
       AND jsonb_typeof(n.summary -> 'first_message') = 'string'
       AND n.summary ->> 'first_message' <> ''
     ON CONFLICT (doc) DO UPDATE SET document = excluded.document;
