@@ -119,7 +119,7 @@ def search_rows(
     if search.lower >= search.upper:
         return []
     if not search.filtered:
-        return _walk(search, search.upper, None)
+        return _walk(search, search.upper, None, search.limit)
     return _windows(search)
 
 
@@ -145,8 +145,8 @@ def _windows(search: _Search) -> list[Any]:
             if len(rows) >= search.limit or last:
                 return rows
             if first and _dense(search.conn, window):
-                rest = _walk(search, bottom << _MS_BITS, _millisecond_text(bottom))
-                return rows + rest[: search.limit - len(rows)]
+                rest = search.limit - len(rows)
+                return rows + _walk(search, bottom << _MS_BITS, _millisecond_text(bottom), rest)
             first = False
             size *= _WINDOW_PAGES
     finally:
@@ -273,9 +273,9 @@ class _RunWalk(_Walk):
         self.done = False
 
 
-def _walk(search: _Search, upper: int, runs_from: str | None) -> list[Any]:
-    """The matching runs below rowid ``upper``, by walking the words (and, from the
-    stored time ``runs_from`` down, the runs the filters keep)."""
+def _walk(search: _Search, upper: int, runs_from: str | None, limit: int) -> list[Any]:
+    """The first ``limit`` matching runs below rowid ``upper``, by walking the words
+    (and, from the stored time ``runs_from`` down, the runs the filters keep)."""
     conn = search.conn
     bounds = {"lower": search.lower, "upper": min(upper, search.upper)}
     words = [_Walk(conn.execute(sql.SEARCH_WALK, {**bounds, "match": t})) for t in search.terms]
@@ -285,15 +285,15 @@ def _walk(search: _Search, upper: int, runs_from: str | None) -> list[Any]:
         runs = _RunWalk(conn, query, {**search.values, "walk_upper": runs_from})
     rows: list[Any] = []
     try:
-        while len(rows) < search.limit:
+        while len(rows) < limit:
             frontier = _advance(words, runs)
-            rows += _check(search, words, runs, frontier, search.limit - len(rows))
+            rows += _check(search, words, runs, frontier, limit - len(rows))
             if frontier == _BOTTOM:
                 break
     finally:
         for walk in [*words, *([] if runs is None else [runs])]:
             walk.close()
-    return rows[: search.limit]
+    return rows[:limit]
 
 
 def _advance(words: Sequence[_Walk], runs: _RunWalk | None) -> int:
