@@ -14,7 +14,11 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import (
+    NoAlertPresentException,
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.select import Select
@@ -75,7 +79,11 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
 
 
 def _wait(driver: webdriver.Chrome, timeout: float = 15.0) -> WebDriverWait[Any]:
-    return WebDriverWait(driver, timeout)
+    # Live updates re-render a run's sections: an element found just before one may be
+    # gone when it is read, and the next poll finds its replacement.
+    return WebDriverWait(
+        driver, timeout, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+    )
 
 
 def _no_alert(driver: webdriver.Chrome) -> None:

@@ -97,10 +97,14 @@ def test_viewer_follows_a_streamed_run_live(
         browser.find_element(By.CSS_SELECTOR, "details.summary-json > summary").click()
 
         go.set()  # the streamed call starts, and holds after its first chunks
-        section = _wait(browser).until(
+        _wait(browser).until(
             lambda d: d.find_elements(By.CSS_SELECTOR, "#step-1.status-in_progress")
-        )[0]
-        assert section.find_element(By.CSS_SELECTOR, ".stream-clock").text.startswith("running")
+        )
+        _wait(browser).until(
+            lambda d: d.find_element(By.CSS_SELECTOR, "#step-1 .stream-clock").text.startswith(
+                "running"
+            )
+        )
         assert chatdebug.flush()
         step = store.list_steps(run_id)[0]
         assert step.status == "in_progress"
@@ -118,8 +122,15 @@ def test_viewer_follows_a_streamed_run_live(
         _wait(browser).until(
             lambda d: d.find_element(By.CSS_SELECTOR, "#step-1 .stream-text").text == "Hello"
         )
-        assert browser.find_element(By.CSS_SELECTOR, "#step-1 .stream-chunks").text == "2 chunks"
-        browser.find_element(By.CSS_SELECTOR, "#step-1 details.metadata > summary").click()
+        _wait(browser).until(
+            lambda d: d.find_element(By.CSS_SELECTOR, "#step-1 .stream-chunks").text == "2 chunks"
+        )
+        _wait(browser).until(
+            lambda d: (
+                d.find_element(By.CSS_SELECTOR, "#step-1 details.metadata > summary").click()
+                or True
+            )
+        )
         progress("Hello world, this is", 4)
         _wait(browser).until(
             lambda d: (
@@ -127,9 +138,13 @@ def test_viewer_follows_a_streamed_run_live(
                 == "Hello world, this is"
             )
         )
-        assert browser.find_element(By.CSS_SELECTOR, "#step-1 .stream-chunks").text == "4 chunks"
-        assert browser.find_element(By.CSS_SELECTOR, "#step-1 details.metadata").get_attribute(
-            "open"
+        _wait(browser).until(
+            lambda d: d.find_element(By.CSS_SELECTOR, "#step-1 .stream-chunks").text == "4 chunks"
+        )
+        _wait(browser).until(
+            lambda d: d.find_element(By.CSS_SELECTOR, "#step-1 details.metadata").get_attribute(
+                "open"
+            )
         )
         assert browser.find_element(By.CSS_SELECTOR, "details.summary-json").get_attribute("open")
         browser.save_screenshot(str(tmp_path / "stream-in-flight.png"))
