@@ -39,14 +39,18 @@ STRETCH_SECONDS: Final = 0.0005
 class Pacer:
     """Counts the time since the last pause; :meth:`tick` pauses when it is up."""
 
-    __slots__ = ("_interject", "_since", "_stretch", "pauses")
+    __slots__ = ("_hurry", "_interject", "_since", "_stretch", "pauses")
 
     def __init__(
-        self, stretch: float = STRETCH_SECONDS, interject: Callable[[], None] | None = None
+        self,
+        stretch: float = STRETCH_SECONDS,
+        interject: Callable[[], None] | None = None,
+        hurry: Callable[[], bool] | None = None,
     ) -> None:
         self._since = time.perf_counter()
         self._stretch = stretch
         self._interject = interject
+        self._hurry = hurry
         self.pauses = 0
 
     def restart(self) -> None:
@@ -56,13 +60,16 @@ class Pacer:
     def tick(self) -> None:
         """Run the thread's interjection (work that may not wait for the current job)
         if it has one, then pause if the current stretch has lasted its length
-        (:data:`STRETCH_SECONDS` unless given)."""
+        (:data:`STRETCH_SECONDS` unless given) and the thread is not in a hurry."""
         if self._interject is not None:
             self._interject()
         now = time.perf_counter()
         if now - self._since >= self._stretch:
-            _yield()
-            self.pauses += 1
+            # Behind on work that is lost if it waits too long: on a machine where
+            # other processes are runnable, each yield can cost a whole time slice.
+            if self._hurry is None or not self._hurry():
+                _yield()
+                self.pauses += 1
             self._since = time.perf_counter()
 
 

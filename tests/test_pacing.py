@@ -69,3 +69,17 @@ def test_reaper_jobs_run_on_a_paced_thread() -> None:
     _reaper.defer(long_job)
     assert _reaper.drain(5.0)
     assert pacer.pauses > before
+
+
+def test_a_pacer_in_a_hurry_does_not_pause() -> None:
+    behind = [True]
+    pacer = Pacer(0.001, hurry=lambda: behind[0])
+    time.sleep(0.002)
+    pacer.tick()
+    assert pacer.pauses == 0  # behind: no pause, and a new stretch starts
+    pacer.tick()
+    assert pacer.pauses == 0
+    behind[0] = False
+    time.sleep(0.002)
+    pacer.tick()
+    assert pacer.pauses == 1

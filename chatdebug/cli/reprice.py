@@ -21,6 +21,26 @@ from .runs import parse_moment
 
 _PAGE = 200
 
+PRICES_ARG = arg(
+    "--prices",
+    metavar="FILE",
+    default=None,
+    help="JSON price overrides, dollars per million tokens by model",
+)
+"""The ``--prices FILE`` option of the commands that price steps."""
+
+
+def pricer_from_args(args: argparse.Namespace) -> Pricer:
+    """The pricer of ``--prices`` (bundled prices alone without it); a usage error
+    naming the bad entry when the file is not a valid price table."""
+    overrides: dict[str, Any] = {}
+    if args.prices is not None:
+        try:
+            overrides = load_prices_file(args.prices)
+        except PricesError as exc:
+            raise CommandError(str(exc), EXIT_USAGE) from None
+    return Pricer(overrides)
+
 
 @command(
     "reprice",
@@ -31,22 +51,11 @@ _PAGE = 200
         help="only runs started within AGE (90s, 15m, 1h, 7d, 2w) or after TIME (RFC 3339)",
     ),
     arg("--model", metavar="MODEL", help="only steps of this model"),
-    arg(
-        "--prices",
-        metavar="FILE",
-        default=None,
-        help="JSON price overrides, dollars per million tokens by model",
-    ),
+    PRICES_ARG,
     arg("--dry-run", action="store_true", help="count what would change, write nothing"),
 )
 def _reprice(args: argparse.Namespace) -> int:
-    overrides: dict[str, Any] = {}
-    if args.prices is not None:
-        try:
-            overrides = load_prices_file(args.prices)
-        except PricesError as exc:
-            raise CommandError(str(exc), EXIT_USAGE) from None
-    pricer = Pricer(overrides)
+    pricer = pricer_from_args(args)
     filters = RunFilter(since=parse_moment("--since", args.since, datetime.now(UTC)))
     model = args.model.lower() if args.model else None
     runs_seen = steps_changed = priced = unpriced = 0

@@ -7,6 +7,7 @@ import argparse
 from ..exporter import replay_spill
 from ._core import EXIT_FAILURE, EXIT_OK, arg, command, open_from_args
 from .maintenance import parse_duration
+from .reprice import PRICES_ARG, pricer_from_args
 
 
 @command(
@@ -15,11 +16,14 @@ from .maintenance import parse_duration
     arg("path", metavar="PATH", help="the spill_path the application was configured with"),
     arg("--timeout", default="10m", metavar="DURATION",
         help="give up after this long if the database stops answering (default 10m)"),
+    PRICES_ARG,
 )  # fmt: skip
 def _replay_spill(args: argparse.Namespace) -> int:
     timeout = parse_duration(args.timeout).total_seconds()
+    # Steps handed to the journal before the application priced them are priced here.
+    pricer = pricer_from_args(args)
     with open_from_args(args) as store:
-        report = replay_spill(args.path, store, timeout=timeout)
+        report = replay_spill(args.path, store, timeout=timeout, pricer=pricer)
     dropped = sum(report.dropped.values())
     if not report.files:
         print(f"no spill journal to replay under {args.path}")

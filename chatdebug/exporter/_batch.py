@@ -14,6 +14,7 @@ once the batch has committed.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -55,8 +56,15 @@ class BulkRefused(Exception):
 class BatchApplier:
     """Writes batches for one writer (on its thread only)."""
 
-    def __init__(self, store: Store, dead: DeadRows, health: ExporterHealth) -> None:
+    def __init__(
+        self,
+        store: Store,
+        dead: DeadRows,
+        health: ExporterHealth,
+        hurry: Callable[[], bool] | None = None,
+    ) -> None:
         self._store = store
+        self._hurry = hurry  # when the bulk path must not pause (see Pacer)
         self._bulk = bulk_writer(store)
         self._dead = dead
         self._health = health
@@ -73,7 +81,7 @@ class BatchApplier:
         assert self._bulk is not None
         outcomes: list[Outcome] = []
         live: list[Event] = []
-        pacer = Pacer()
+        pacer = Pacer(hurry=self._hurry)
         with self._dead.lock:
             # Rows are marked dead only when their creation is dropped, so with no mark
             # now no event of this batch (all queued earlier) belongs to a dead row.

@@ -110,6 +110,9 @@ class UpdateStep:
     (``params.model`` is only the first of them)."""
     service_tier: str | None = None
     """The service tier the provider reported, which some prices depend on."""
+    priced: bool = False
+    """Its metadata has the step's cost (or why it has none): the writer prices a step
+    once, whether it takes it from the queue or from the spill journal."""
     kind: ClassVar[EventKind] = "step_update"
 
     @property

@@ -455,24 +455,29 @@ def _price_update(event: UpdateStep, pricer: Pricer, observe: CostObserver | Non
     merged.update(result.as_metadata())
     if observe is not None and result.cost is not None:
         observe(params.provider or "", params.model or "", result.cost["total_usd"])
-    return replace(event, params=replace(params, metadata=merged))
+    return replace(event, params=replace(params, metadata=merged), priced=True)
 
 
 def price_events(
-    events: list[Event], pricer: Pricer | None, observe: CostObserver | None = None
+    events: list[Event],
+    pricer: Pricer | None,
+    observe: CostObserver | None = None,
+    hurry: Callable[[], bool] | None = None,
 ) -> list[Event]:
-    """``events`` with every final step update priced (its metadata gets ``cost`` or
-    ``cost_unavailable``). Runs on the writer's thread, never the caller's. A failure
-    to price one step is counted as an internal error of the ``pricing`` component and
-    that step is written without a cost: pricing never costs a row."""
+    """``events`` with every final step update not priced yet priced (its metadata gets
+    ``cost`` or ``cost_unavailable``, and it is marked ``priced``). Runs on the writer's
+    thread, never the caller's. A failure to price one step is counted as an internal
+    error of the ``pricing`` component and that step is written without a cost: pricing
+    never costs a row. ``hurry`` says when not to pause between steps (see
+    :class:`~chatdebug._pacing.Pacer`)."""
     if pricer is None:
         return events
-    # A batch holds up to hundreds of steps at ~0.1 ms of CPU each: the writer hands the
-    # interpreter lock back to the application between them, as it does while writing.
-    pacer = Pacer()
+    # A batch holds up to hundreds of steps: the writer hands the interpreter lock back
+    # to the application between them, as it does while writing.
+    pacer = Pacer(hurry=hurry)
     priced: list[Event] = []
     for event in events:
-        if isinstance(event, UpdateStep):
+        if isinstance(event, UpdateStep) and not event.priced:
             event = price_step(event, pricer, observe)
             pacer.tick()
         priced.append(event)
@@ -482,12 +487,13 @@ def price_events(
 def price_step(
     event: UpdateStep, pricer: Pricer, observe: CostObserver | None = None
 ) -> UpdateStep:
-    """``event`` priced as :func:`price_events` does, or unchanged if pricing failed."""
+    """``event`` priced as :func:`price_events` does, or only marked ``priced`` if
+    pricing failed (it is not tried again)."""
     try:
         return _price_update(event, pricer, observe)
     except Exception as exc:
         log_internal_error(_COMPONENT, exc)
-        return event
+        return replace(event, priced=True)
 
 
 def repriced_metadata(step: Step, pricer: Pricer) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from ..store import Store
 from ._health import ExporterHealth
+from ._pricing import Pricer
 from ._spill import SpillJournal, slot_paths
 from ._writer import BackgroundWriter
 
@@ -31,17 +32,24 @@ class ReplayReport:
 
 
 def replay_spill(
-    path: str | os.PathLike[str], store: Store, *, timeout: float = 600.0
+    path: str | os.PathLike[str],
+    store: Store,
+    *,
+    timeout: float = 600.0,
+    pricer: Pricer | None = None,
 ) -> ReplayReport:
     """Write into ``store``, in order, every event of the journals under ``path`` that
     no running process holds, and delete them once empty. Events the store rejects
     are dropped and counted as the writer counts them; an unavailable store is
     retried with backoff until ``timeout`` seconds have passed, and what is left then
-    stays in the journal."""
+    stays in the journal. Steps journaled before they were priced are priced with
+    ``pricer`` (the bundled prices when ``None``)."""
     existing = [p for p in slot_paths(path) if p.exists()]
     journal = SpillJournal(path, max_bytes=1 << 62)
     health = ExporterHealth(None)
-    writer = BackgroundWriter(store, health=health, spill=journal)
+    writer = BackgroundWriter(
+        store, health=health, spill=journal, pricer=pricer if pricer is not None else Pricer()
+    )
     try:
         files = [str(p) for p in journal.files]
         busy = [str(p) for p in existing if str(p) not in files]

@@ -120,6 +120,8 @@ def decode_event(data: bytes) -> Event:
     try:
         kind, fields = orjson.loads(data)
         cls = _EVENTS[kind]
+        if cls is UpdateStep and "priced" not in fields:
+            fields["priced"] = True  # journaled by a version that priced before journaling
         event: Event = cls(**_decode_fields(fields))
     except SpillCodecError:
         raise

@@ -160,7 +160,7 @@ class BackgroundWriter:
         self._wake = threading.Event()  # cuts a backoff sleep short at shutdown
         self._thread: threading.Thread | None = None
         self._dead = DeadRows(self._cond)
-        self._applier = BatchApplier(self._store, self._dead, self._health)
+        self._applier = BatchApplier(self._store, self._dead, self._health, self._behind)
         self._pending_touches: set[tuple[str, object]] = set()
         self._outage_since: float | None = None
         self._shutdown_in_hand = 0  # events of the batch in hand dropped at shutdown
@@ -311,7 +311,7 @@ class BackgroundWriter:
                 # ...unless the thread is still stuck in the store (a lock wait, a
                 # network timeout): then it is lost as far as anyone can tell, unless
                 # the journal takes it.
-                kept = self._keep(hand.entries, priced=True) if hand is not None else 0
+                kept = self._keep(hand.entries) if hand is not None else 0
                 self._health.drop("shutdown", len(stuck) - kept, log=False)
                 self._shutdown_in_hand += len(stuck) - kept
         self._health.queue_capacity_changed(-self._max_queue_size)
@@ -326,17 +326,12 @@ class BackgroundWriter:
             self._close_journal()
         return flushed
 
-    def _keep(self, entries: list[tuple[Event, float, int]], *, priced: bool = False) -> int:
-        """Put ``entries`` (not written) into the journal at shutdown; how many it took."""
+    def _keep(self, entries: list[tuple[Event, float, int]]) -> int:
+        """Put ``entries`` (not written) into the journal at shutdown; how many it took.
+        Steps not priced yet are priced by whoever writes them from the journal."""
         if self._spill is None or not entries:
             return 0
-        events = [event for event, _, _ in entries]
-        if not priced:
-            events = price_events(events, self._pricer, self._observe_cost)
-        items = [
-            (order, event, wall_time(at))
-            for event, (_, at, order) in zip(events, entries, strict=True)
-        ]
+        items = [(order, event, wall_time(at)) for event, at, order in entries]
         try:
             kept = self._spill.append(items)
         except JournalUnwritable as exc:
@@ -445,6 +440,7 @@ class BackgroundWriter:
         otel_context.attach(
             otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
         )
+        self._load_prices()
         while True:
             if self._spill is not None and self._spill.pending_events:
                 try:
@@ -463,7 +459,7 @@ class BackgroundWriter:
                 continue
             # Priced here, once per batch taken (a retried batch keeps its costs), and
             # before the hand-off may see it: the journal keeps priced events.
-            batch = price_events([e for e, _, _ in entries], self._pricer, self._observe_cost)
+            batch = self._priced([e for e, _, _ in entries])
             if self._spill is not None:
                 with self._hand_lock:
                     self._hand = _Hand(
@@ -489,6 +485,27 @@ class BackgroundWriter:
                         if key is not None:
                             self._pending_touches.discard(key)
                     self._cond.notify_all()
+
+    def _load_prices(self) -> None:
+        """Load the price database before the first step ends (it takes a few hundred
+        milliseconds of this thread's time, more on a loaded machine)."""
+        if self._pricer is None:
+            return
+        try:
+            self._pricer.source_version  # noqa: B018 - loads the database
+        except Exception as exc:  # pricing fails per step then, counted there
+            log_internal_error("pricing", exc)
+
+    def _behind(self) -> bool:
+        """Events are at risk of being dropped: the queue is above half its capacity (a
+        journal's hand-off empties it then; the journal itself is only at risk when it
+        is full). The writer then stops pausing for the application between stretches
+        of its work. Read without the lock: a stale length only delays the switch."""
+        return len(self._queue) * 2 > self._max_queue_size
+
+    def _priced(self, batch: list[Event]) -> list[Event]:
+        """``batch`` with its steps priced (those priced before keep their cost)."""
+        return price_events(batch, self._pricer, self._observe_cost, self._behind)
 
     def _release_hand(self) -> None:
         """The batch in hand is done with (written, dropped or journaled by the writer):
@@ -582,6 +599,7 @@ class BackgroundWriter:
             self._health.drop("spill_unreadable", len(unreadable))
         outcomes: list[Outcome] | None = []
         if batch:
+            batch = self._priced(batch)
             outcomes = self._apply(batch, _monotonic(items[0].queued_at), journaled=True)
         if outcomes is None:
             return  # shutting down: the batch stays in the journal
@@ -716,10 +734,10 @@ class BackgroundWriter:
             self._spill_in_flight = True
         kept = 0
         try:
-            events = price_events([e for e, _, _ in taken], self._pricer, self._observe_cost)
-            items = [
-                (order, ev, wall_time(at)) for ev, (_, at, order) in zip(events, taken, strict=True)
-            ]
+            # Not priced here: the hand-off is the way out when the writer is stuck, and
+            # the writer may be stuck in the price database (loading it, on a loaded
+            # machine, can take seconds).
+            items = [(order, ev, wall_time(at)) for ev, at, order in taken]
             kept = self._spill.append(items)
             if kept < len(items):
                 self._journal_full()

@@ -258,7 +258,9 @@ def test_a_pricing_failure_is_counted_and_the_step_kept(
     monkeypatch.setattr(Pricer, "price", broken)
     before = internal_error_counts().get("pricing", 0)
     event = _update({"input_tokens": 1, "output_tokens": 1}, {"a": 1})
-    assert price_step(event, pricer) is event
+    kept = price_step(event, pricer)
+    assert kept.params == event.params  # written as it came, without a cost
+    assert kept.priced  # and not tried again when written from the spill journal
     assert internal_error_counts().get("pricing", 0) == before + 1
 
 

@@ -4,11 +4,17 @@ process is adopted, and replaying it twice still writes each row once (both stor
 
 from __future__ import annotations
 
+import json
 import math
+import threading
+import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 from chatdebug.exporter import SpillJournal, replay_spill, slot_paths
@@ -22,9 +28,21 @@ from chatdebug.exporter._events import (
     TouchStep,
     UpdateStep,
 )
+from chatdebug.exporter._health import ExporterHealth
+from chatdebug.exporter._pricing import Pricer
 from chatdebug.exporter._readahead import ReadAhead
 from chatdebug.exporter._spill_codec import SpillCodecError, decode_event, encode_event
-from chatdebug.store import CLEAR, NewRun, NewStep, RunUpdate, StepUpdate, Store, encode_json
+from chatdebug.exporter._writer import BackgroundWriter
+from chatdebug.store import (
+    CLEAR,
+    NewRun,
+    NewStep,
+    RunFilter,
+    RunUpdate,
+    StepUpdate,
+    Store,
+    encode_json,
+)
 from tests.cli.support import chatdebug
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -268,3 +286,79 @@ def test_chatdebug_replay_spill_writes_what_an_ended_process_left(
     assert shown.returncode == 0 and shown.stdout.count('"status": "completed"') == 2
     nothing = chatdebug("replay-spill", str(tmp_path / "none.db"), "--database-url", database_url)
     assert nothing.returncode == 0 and "no spill journal" in nothing.stdout
+
+
+def test_a_step_journaled_unpriced_comes_back_unpriced_and_old_records_as_priced() -> None:
+    update = run_events()[3]
+    assert isinstance(update, UpdateStep) and not update.priced
+    assert decode_event(encode_event(update)) == update
+    priced = decode_event(encode_event(replace(update, priced=True)))
+    assert isinstance(priced, UpdateStep) and priced.priced
+    # A record written before steps could be journaled unpriced was always priced.
+    kind, fields = orjson.loads(encode_event(update))
+    del fields["priced"]
+    old = decode_event(orjson.dumps([kind, fields]))
+    assert isinstance(old, UpdateStep) and old.priced
+    assert replace(old, priced=False) == update
+
+
+class _StuckPricer(Pricer):
+    """A pricer whose price database takes until :attr:`release` is set to load."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.loading = threading.Event()
+
+    def _load(self) -> Any:
+        self.loading.set()
+        assert self.release.wait(30), "never released"
+        return super()._load()
+
+
+def test_the_hand_off_journals_while_the_writer_is_stuck_pricing(
+    store: Store, tmp_path: Path
+) -> None:
+    """The writer prices; the hand-off to the journal does not wait for it (loading the
+    price database can take seconds on a loaded machine), and each step is priced once,
+    when the writer writes it from the journal."""
+    pricer = _StuckPricer()
+    observed: list[tuple[str, str, float]] = []
+    health = ExporterHealth(None)
+    journal = SpillJournal(tmp_path / "spill.db", 10**7)
+    writer = BackgroundWriter(
+        store,
+        health=health,
+        spill=journal,
+        pricer=pricer,
+        observe_cost=lambda *seen: observed.append(seen),
+        handoff=0.1,
+    )
+    events = [
+        replace(event, models=("gpt-4o",)) if isinstance(event, UpdateStep) else event
+        for event in run_events("c-stuck") + run_events("c-stuck")
+    ]
+    try:
+        for event in events:
+            assert writer.put(event)
+        assert pricer.loading.wait(10)
+        deadline = time.monotonic() + 10
+        while journal.pending_events < len(events) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert journal.pending_events == len(events)  # all of it, while pricing is stuck
+        assert store.list_recent_runs(RunFilter(chat_id="c-stuck"), limit=10) == []
+        pricer.release.set()
+        assert writer.flush(30)
+    finally:
+        pricer.release.set()
+        writer.shutdown(timeout=5)
+    assert journal.pending_events == 0
+    runs = store.list_recent_runs(RunFilter(chat_id="c-stuck"), limit=10)
+    assert len(runs) == 2
+    for run in runs:
+        (step,) = store.list_steps(run.id)
+        metadata = step.metadata if isinstance(step.metadata, dict) else json.loads(step.metadata)
+        assert metadata["cost"]["source"] == "genai-prices"
+        assert metadata["cost"]["total_usd"] > 0
+    assert len(observed) == 2  # each step priced (and its cost counted) once
+    assert sum(health.dropped.values()) == 0
