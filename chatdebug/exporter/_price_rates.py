@@ -147,22 +147,25 @@ class Rates:
         i, o, r, w, t = counts
         if i < r + w or o < t or max(counts) > self.limit or getcontext().prec < PRECISION:
             return None
-        exponent = self.exponent
-        return (
-            _figure(self.total, counts, exponent),
-            _figure(self.output, counts, exponent),
-            _ZERO if self.cache_read is None else _figure(self.cache_read, counts, exponent),
-            _ZERO if self.cache_write is None else _figure(self.cache_write, counts, exponent),
-        )
+        # Integers are exact at any size; a figure has at most PRECISION digits here.
+        e = self.exponent
+        c = self.total
+        total = Decimal(c[0] + c[1] * i + c[2] * o + c[3] * r + c[4] * w + c[5] * t).scaleb(e)
+        c = self.output
+        output = Decimal(c[0] + c[1] * i + c[2] * o + c[3] * r + c[4] * w + c[5] * t).scaleb(e)
+        read = write = _ZERO
+        if (cr := self.cache_read) is not None:
+            read = Decimal(
+                cr[0] + cr[1] * i + cr[2] * o + cr[3] * r + cr[4] * w + cr[5] * t
+            ).scaleb(e)
+        if (cw := self.cache_write) is not None:
+            write = Decimal(
+                cw[0] + cw[1] * i + cw[2] * o + cw[3] * r + cw[4] * w + cw[5] * t
+            ).scaleb(e)
+        return total, output, read, write
 
 
 _ZERO: Final = Decimal(0)
-
-
-def _figure(c: Row, counts: Counts, exponent: int) -> Decimal:
-    i, o, r, w, t = counts
-    # Integers are exact at any size; the decimal holds at most PRECISION digits here.
-    return Decimal(c[0] + c[1] * i + c[2] * o + c[3] * r + c[4] * w + c[5] * t).scaleb(exponent)
 
 
 class _NotAffine(Exception):

@@ -8,6 +8,9 @@ when an ``UpdatePrices`` is started, which chatdebug never does, and chatdebug p
 against its own snapshot of the bundled data (``genai_prices.data.providers``), so an
 ``UpdatePrices`` the application starts for itself does not change the prices recorded
 here either: the same usage always gets the same cost for a given package version.
+genai-prices' calculation of one step takes a hundred microseconds or more; the figures
+of a price are affine in the token counts, so most steps are priced from coefficients
+measured once from that calculation (``_price_rates``): the same costs, to the bit.
 
 A step is either priced, ``{"total_usd", "input_usd", "output_usd", "cache_read_usd",
 "cache_write_usd", "currency": "USD", "source", "source_version", "match"}``, whose
@@ -356,7 +359,7 @@ class Pricer:
         """:meth:`price` from measured rates, the lookup done as genai-prices does it;
         ``None`` when a price has no rates (the step is calculated by genai-prices)."""
         _, overrides, version = self._load()
-        for name in names:
+        for name in names if overrides else ():
             override = overrides.get(name.strip().lower())
             if override is not None:
                 return self._measured_cost(
@@ -584,7 +587,10 @@ def _figures(
 
 
 def _step_cost(figures: Figures, match: Match, source: str, version: str) -> StepCost:
-    total, output, cache_read, cache_write = (value.quantize(_MICRO) for value in figures)
+    total = figures[0].quantize(_MICRO)
+    output = figures[1].quantize(_MICRO)
+    cache_read = figures[2].quantize(_MICRO)
+    cache_write = figures[3].quantize(_MICRO)
     total_usd = float(total)
     cache_read_usd = float(cache_read)
     cache_write_usd = float(cache_write)
