@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chatdebug.exporter import Pricer
 
-AT = datetime(2025, 9, 1, tzinfo=UTC)
+AT = datetime(2026, 11, 16, tzinfo=UTC)  # with the service tiers of 2026-10
 
 # (label, usage, provider, models, service tier)
 STEPS: list[tuple[str, dict[str, int], str, tuple[str, ...], str | None]] = [

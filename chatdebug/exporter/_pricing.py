@@ -287,9 +287,10 @@ class Pricer:
         # model, and provider -> (provider id, known).
         self._found: dict[tuple[str, str | None], Any] = {}
         self._providers: dict[str | None, tuple[str, bool]] = {}
-        # The same for the price objects priced again and again, by identity: id(price)
-        # -> (price, its shape, its rates).
-        self._shapes: dict[int, tuple[ModelPrice, PriceShape | None, _ByUsage | None]] = {}
+        # The same by identity, for the price objects priced again and again: id(price),
+        # or (rate names, ids of the rates) for a copy with a service tier's rates ->
+        # (price, its shape, its rates).
+        self._shapes: dict[object, tuple[ModelPrice, PriceShape | None, _ByUsage | None]] = {}
 
     def _load(self) -> tuple[DataSnapshot, dict[str, ModelPrice], str]:
         """The price database, the overrides as genai-prices prices, and its version;
@@ -421,9 +422,15 @@ class Pricer:
         stable: bool,
     ) -> StepCost | None:
         """The cost from ``price``'s measured rates (``stable``: ``price`` is an object
-        priced again and again, whose key is kept)."""
-        known = self._shapes.get(id(price))
-        if known is not None and known[0] is price:
+        priced again and again; else a copy of one, with the same rate objects)."""
+        # Kept with its key, a price keeps its rates alive: their ids are not reused.
+        if stable:
+            key: object = id(price)
+        else:
+            values = price.__dict__
+            key = (tuple(values), tuple(map(id, values.values())))
+        known = self._shapes.get(key)
+        if known is not None:
             _, shape, measured = known
         else:
             shape = price_shape(price)
@@ -432,11 +439,9 @@ class Pricer:
                 if len(self._measured) >= _MEASURED_KEPT:
                     self._measured.clear()
                 measured = self._measured[shape.key] = {}
-            if stable:
-                if len(self._shapes) >= _MEASURED_KEPT:
-                    self._shapes.clear()
-                # The price is kept with its key: its id is not reused while it is here.
-                self._shapes[id(price)] = (price, shape, measured)
+            if len(self._shapes) >= _MEASURED_KEPT:
+                self._shapes.clear()
+            self._shapes[key] = (price, shape, measured)
         if shape is None or measured is None:
             return None
         usage = usage_shape(counts)

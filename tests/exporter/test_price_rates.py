@@ -20,7 +20,7 @@ from chatdebug.exporter import Pricer
 from chatdebug.exporter._pricing import _MICRO, StepCost, _step_cost
 
 AT = datetime(2025, 9, 1, tzinfo=UTC)
-LATER = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)
+LATER = datetime(2026, 11, 15, 23, 30, tzinfo=UTC)  # after the service tiers of 2026-10
 
 USAGES: list[dict[str, int]] = [
     {"input_tokens": 1_234},
@@ -82,13 +82,14 @@ def _assert_same(fast: Pricer, slow: Pricer, models: list[tuple[Provider, str, b
 
 
 def _sample() -> list[tuple[Provider, str, bool]]:
-    """Every model of the providers most steps come from, and a deterministic spread of
-    the others (the whole database is the slow test's)."""
+    """A deterministic spread of the models: a third of those with service tiers and a
+    tenth of the others of the providers most steps come from, and twenty of the other
+    providers' (the whole database is the slow test's)."""
     common = {"openai", "anthropic", "google"}
     models = list(_models())
-    chosen = [m for i, m in enumerate(models) if m[0].id in common and (m[2] or i % 6 == 0)]
+    chosen = [m for i, m in enumerate(models) if m[0].id in common and i % (3 if m[2] else 10) == 0]
     others = [m for m in models if m[0].id not in common]
-    return chosen + others[:: max(1, len(others) // 30)]
+    return chosen + others[:: max(1, len(others) // 20)]
 
 
 def test_measured_costs_are_genai_prices_own_on_a_sample() -> None:
@@ -231,6 +232,15 @@ def test_a_model_priced_again_is_not_calculated_again(monkeypatch: pytest.Monkey
     calls = 0
     pricer.price({**usage, "reasoning_tokens": 250}, **where)
     assert calls == 0
+    # At a service tier, genai-prices resolves a new price object every time.
+    flex: dict[str, Any] = {**where, "models": ("gpt-5",), "at": LATER, "service_tier": "flex"}
+    pricer.price(usage, **flex)
+    calls = 0
+    again = pricer.price({**usage, "output_tokens": 900}, **flex)
+    assert calls == 0
+    assert again == Pricer(_fast=False).price({**usage, "output_tokens": 900}, **flex)
+    standard = pricer.price({**usage, "output_tokens": 900}, **{**flex, "service_tier": None})
+    assert again != standard  # the flex rates, not the standard ones
 
 
 def _written_cost(figures: tuple[Decimal, Decimal, Decimal, Decimal]) -> dict[str, float]:
