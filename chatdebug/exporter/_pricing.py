@@ -8,6 +8,9 @@ when an ``UpdatePrices`` is started, which chatdebug never does, and chatdebug p
 against its own snapshot of the bundled data (``genai_prices.data.providers``), so an
 ``UpdatePrices`` the application starts for itself does not change the prices recorded
 here either: the same usage always gets the same cost for a given package version.
+genai-prices' calculation of one step takes a hundred microseconds or more; the figures
+of a price are affine in the token counts, so most steps are priced from coefficients
+measured once from that calculation (``_price_rates``): the same costs, to the bit.
 
 A step is either priced, ``{"total_usd", "input_usd", "output_usd", "cache_read_usd",
 "cache_write_usd", "currency": "USD", "source", "source_version", "match"}``, whose
@@ -24,7 +27,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, getcontext
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -35,12 +38,23 @@ from .._pacing import Pacer
 from .._safety import log_internal_error
 from ..store import Step
 from ._events import Event, UpdateStep
+from ._price_rates import (
+    COUNT_KEYS,
+    PRECISION,
+    Counts,
+    Figures,
+    PriceShape,
+    Rates,
+    measure_rates,
+    price_shape,
+    usage_shape,
+)
 
 if TYPE_CHECKING:
     # genai-prices (and pydantic under it) is imported when the first step is priced,
     # on the writer's thread, not when chatdebug is imported.
     from genai_prices.data_snapshot import DataSnapshot
-    from genai_prices.types import ModelPrice, PriceCalculation, Usage
+    from genai_prices.types import ModelInfo, ModelPrice, PriceCalculation, Usage
 
 __all__ = [
     "COST_KEY",
@@ -131,6 +145,13 @@ _COMMON_KEYS: Final = (
     "input_mtok, output_mtok, cache_read_mtok, cache_write_mtok, output_reasoning_mtok"
 )
 _MICRO: Final = Decimal("0.000000001")  # costs are kept to a billionth of a dollar
+_EXACT_FLOATS: Final = Decimal(10**6)  # costs of at most 15 digits
+# Models whose usage genai-prices rewrites before pricing it (billed per started seconds).
+_BILLED_BY_SECONDS: Final = frozenset({"whisper-large-v3", "whisper-large-v3-turbo"})
+# Measured prices kept per pricer: a few per model and shape of usage in use.
+_MEASURED_KEPT: Final = 4096
+_UNMEASURED: Final[Any] = object()
+_ByUsage = dict[tuple[int, int], Rates | None]
 
 
 class PricesError(ValueError):
@@ -220,6 +241,8 @@ def _usd(value: Decimal) -> float:
 
 def _count(usage: Mapping[str, Any], key: str) -> int:
     value = usage.get(key)
+    if type(value) is int:  # the usual case, first
+        return value if value > 0 else 0
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     return 0
@@ -250,9 +273,24 @@ class Pricer:
     thread that prices. One pricer can be shared between threads.
     """
 
-    def __init__(self, prices: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, prices: Mapping[str, Any] | None = None, *, _fast: bool = True) -> None:
+        # ``_fast=False``: every figure from genai-prices' own calculation, the reference
+        # the measured rates are compared with (tests, benchmarks).
         self._rates = validate_prices(prices) if prices else {}
         self._loaded: tuple[DataSnapshot, dict[str, ModelPrice], str] | None = None
+        self._fast = _fast
+        # Price (by value) -> (usage shape, tier bracket) -> its measured rates, or None:
+        # genai-prices calculates. Filled by whichever thread prices; two threads
+        # measuring one price at once store the same rates.
+        self._measured: dict[tuple[tuple[str, Any], ...], _ByUsage] = {}
+        # genai-prices' lookups, which depend on nothing else: (model, provider id) ->
+        # model, and provider -> (provider id, known).
+        self._found: dict[tuple[str, str | None], Any] = {}
+        self._providers: dict[str | None, tuple[str, bool]] = {}
+        # The same by identity, for the price objects priced again and again: id(price),
+        # or (rate names, ids of the rates) for a copy with a service tier's rates ->
+        # (price, its shape, its rates).
+        self._shapes: dict[object, tuple[ModelPrice, PriceShape | None, _ByUsage | None]] = {}
 
     def _load(self) -> tuple[DataSnapshot, dict[str, ModelPrice], str]:
         """The price database, the overrides as genai-prices prices, and its version;
@@ -302,15 +340,135 @@ class Pricer:
             return StepCost(unavailable=NO_USAGE)
         if not names:
             return StepCost(unavailable=NO_PRICE)
-        genai_usage = self._usage(usage, provider, names[0])
+        counts = _counts(usage, provider, names[0])
+        when = at if at is not None else datetime.now(UTC)
+        context = {"service_tier": service_tier} if service_tier else None
+        if self._fast:
+            measured = self._price_measured(counts, provider, names, when, context)
+            if measured is not None:
+                return measured
+        return self._price_calculated(counts, provider, names, when, context)
+
+    def _price_measured(
+        self,
+        counts: Counts,
+        provider: str | None,
+        names: list[str],
+        when: datetime,
+        context: Mapping[str, str] | None,
+    ) -> StepCost | None:
+        """:meth:`price` from measured rates, the lookup done as genai-prices does it;
+        ``None`` when a price has no rates (the step is calculated by genai-prices)."""
+        _, overrides, version = self._load()
+        for name in names if overrides else ():
+            override = overrides.get(name.strip().lower())
+            if override is not None:
+                return self._measured_cost(
+                    override, counts, "override", _OVERRIDE_SOURCE, "", stable=True
+                )
+        provider_id, known_provider = self._provider(provider)
+        for index, name in enumerate(names):
+            found = self._find(name, provider_id if known_provider else None)
+            if found is None:
+                continue
+            model, listed, rewritten = found
+            if rewritten:
+                return None
+            # As genai-prices' ``ModelInfo.calc_price``: the variants of a model found
+            # through another provider are not for this provider's context. A context
+            # changes only the prices of a model with variants (it gets a copy of its
+            # price with them): without one, the model's own price object, the same
+            # every time, whose rates are looked up by identity.
+            varied = bool(context and listed and model.price_variants)
+            try:
+                price = model.get_prices(when, context if varied else None)
+            except LookupError:
+                return None  # genai-prices' calculation moves on to the next name
+            exact = known_provider and index == 0 and listed
+            match: Match = "exact" if exact else "fallback"
+            return self._measured_cost(price, counts, match, _SOURCE, version, stable=not varied)
+        return StepCost(unavailable=NO_PRICE if known_provider else UNKNOWN_PROVIDER)
+
+    def _find(self, name: str, provider_id: str | None) -> tuple[ModelInfo, bool, bool] | None:
+        """genai-prices' model for ``name`` (``None`` when it has none), whether it is one
+        of the provider's own (rather than found through another provider), and whether
+        genai-prices rewrites the usage it prices for it."""
+        key = (name, provider_id)
+        found = self._found.get(key, _UNMEASURED)
+        if found is _UNMEASURED:
+            try:
+                provider, model = self._load()[0].find_provider_model(name, None, provider_id, None)
+            except LookupError:
+                found = None
+            else:
+                found = (
+                    model,
+                    any(model is m for m in provider.models),
+                    provider.id == "groq" and model.id in _BILLED_BY_SECONDS,
+                )
+            if len(self._found) >= _MEASURED_KEPT:
+                self._found.clear()
+            self._found[key] = found
+        return found  # type: ignore[no-any-return]
+
+    def _measured_cost(
+        self,
+        price: ModelPrice,
+        counts: Counts,
+        match: Match,
+        source: str,
+        version: str,
+        *,
+        stable: bool,
+    ) -> StepCost | None:
+        """The cost from ``price``'s measured rates (``stable``: ``price`` is an object
+        priced again and again; else a copy of one, with the same rate objects)."""
+        # Kept with its key, a price keeps its rates alive: their ids are not reused.
+        if stable:
+            key: object = id(price)
+        else:
+            values = price.__dict__
+            key = (tuple(values), tuple(map(id, values.values())))
+        known = self._shapes.get(key)
+        if known is not None:
+            _, shape, measured = known
+        else:
+            shape = price_shape(price)
+            measured = None if shape is None else self._measured.get(shape.key)
+            if shape is not None and measured is None:
+                if len(self._measured) >= _MEASURED_KEPT:
+                    self._measured.clear()
+                measured = self._measured[shape.key] = {}
+            if len(self._shapes) >= _MEASURED_KEPT:
+                self._shapes.clear()
+            self._shapes[key] = (price, shape, measured)
+        if shape is None or measured is None:
+            return None
+        usage = usage_shape(counts)
+        bracket = shape.bracket(counts[0])
+        rates = measured.get((usage, bracket), _UNMEASURED)
+        if rates is _UNMEASURED:
+            rates = measured[usage, bracket] = measure_rates(price, shape, usage, bracket, _figures)
+        if rates is None:
+            return None
+        figures = rates.figures(counts)
+        return None if figures is None else _step_cost(figures, match, source, version)
+
+    def _price_calculated(
+        self,
+        counts: Counts,
+        provider: str | None,
+        names: list[str],
+        when: datetime,
+        context: Mapping[str, str] | None,
+    ) -> StepCost:
+        """:meth:`price` with every figure calculated by genai-prices."""
+        genai_usage = _usage(counts)
         for name in names:
             override = self._load()[1].get(name.strip().lower())
             if override is not None:
                 return self._cost(override, genai_usage, "override", _OVERRIDE_SOURCE, "")
-        when = at if at is not None else datetime.now(UTC)
-        context = {"service_tier": service_tier} if service_tier else None
-        provider_id = _PROVIDER_IDS.get(provider or "", provider or "")
-        known_provider = provider_id not in _NO_PROVIDER and (self._has_provider(provider_id))
+        provider_id, known_provider = self._provider(provider)
         for index, name in enumerate(names):
             calc = self._calc(
                 genai_usage, name, provider_id if known_provider else None, when, context
@@ -329,6 +487,20 @@ class Pricer:
                 total=(calc.total_price, calc.output_price),
             )
         return StepCost(unavailable=NO_PRICE if known_provider else UNKNOWN_PROVIDER)
+
+    def _provider(self, provider: str | None) -> tuple[str, bool]:
+        """The genai-prices id of ``provider`` and whether the database has it."""
+        known = self._providers.get(provider)
+        if known is None:
+            provider_id = _PROVIDER_IDS.get(provider or "", provider or "")
+            known = (
+                provider_id,
+                provider_id not in _NO_PROVIDER and self._has_provider(provider_id),
+            )
+            if len(self._providers) >= _MEASURED_KEPT:
+                self._providers.clear()
+            self._providers[provider] = known
+        return known
 
     def _has_provider(self, provider_id: str) -> bool:
         try:
@@ -350,26 +522,6 @@ class Pricer:
         except LookupError:
             return None
 
-    @staticmethod
-    def _usage(usage: Mapping[str, Any], provider: str | None, model: str) -> Usage:
-        input_tokens = _count(usage, "input_tokens")
-        cache_read = _count(usage, "cache_read_tokens")
-        cache_write = _count(usage, "cache_creation_tokens")
-        # genai-prices counts cache reads and writes inside input_tokens (as OpenAI and
-        # Gemini report them); Anthropic's Messages format reports them beside it.
-        if provider == "anthropic" or "claude" in model.lower():
-            input_tokens += cache_read + cache_write
-        values = {
-            "input_tokens": input_tokens,
-            "output_tokens": _count(usage, "output_tokens"),
-            "cache_read_tokens": cache_read,
-            "cache_write_tokens": cache_write,
-            "output_reasoning_tokens": _count(usage, "reasoning_tokens"),
-        }
-        from genai_prices.types import Usage
-
-        return Usage(**{k: v for k, v in values.items() if v})
-
     def _cost(
         self,
         price: ModelPrice,
@@ -379,48 +531,110 @@ class Pricer:
         version: str,
         total: tuple[Decimal, Decimal] | None = None,
     ) -> StepCost:
-        # One genai-prices calculation costs about a hundred microseconds of the writer's
-        # CPU: the total and the output part come from one (the lookup's own when it was
-        # made, ``total``), and a cache part is computed only when there are such tokens.
-        if total is None:
-            calculated = price.calc_price(usage)
-            total = (calculated["total_price"], calculated["output_price"])
-        total_price, output = total
-        keys = _price_keys()
         # Read from the instance: a missing count is inferred (and may raise) on access.
         counts = vars(usage)
-        cache_read = (
-            _part(price, usage, keys.cache_read) if counts.get("cache_read_tokens") else Decimal(0)
+        figures = _figures(
+            price,
+            usage,
+            bool(counts.get("cache_read_tokens")),
+            bool(counts.get("cache_write_tokens")),
+            total,
         )
-        cache_write = (
-            _part(price, usage, keys.cache_write)
-            if counts.get("cache_write_tokens")
-            else Decimal(0)
-        )
-        total_usd = _usd(total_price)
-        cache_read_usd = _usd(cache_read)
-        cache_write_usd = _usd(cache_write)
-        output_usd = _usd(output)
-        # The remainder, so that the rounded parts add up to the rounded total exactly.
-        input_usd = _usd(
+        return _step_cost(figures, match, source, version)
+
+
+def _counts(usage: Mapping[str, Any], provider: str | None, model: str) -> Counts:
+    """The step's counts as genai-prices counts them."""
+    input_tokens = _count(usage, "input_tokens")
+    cache_read = _count(usage, "cache_read_tokens")
+    cache_write = _count(usage, "cache_creation_tokens")
+    # genai-prices counts cache reads and writes inside input_tokens (as OpenAI and
+    # Gemini report them); Anthropic's Messages format reports them beside it.
+    if provider == "anthropic" or "claude" in model.lower():
+        input_tokens += cache_read + cache_write
+    return (
+        input_tokens,
+        _count(usage, "output_tokens"),
+        cache_read,
+        cache_write,
+        _count(usage, "reasoning_tokens"),
+    )
+
+
+def _usage(counts: Counts) -> Usage:
+    from genai_prices.types import Usage
+
+    return Usage(**{key: value for key, value in zip(COUNT_KEYS, counts, strict=True) if value})
+
+
+def _figures(
+    price: ModelPrice,
+    usage: Usage,
+    cache_read: bool,
+    cache_write: bool,
+    total: tuple[Decimal, Decimal] | None = None,
+) -> Figures:
+    """The total, output, cache read and cache write figures of ``usage`` at ``price``,
+    by genai-prices (a cache part is 0 unless asked for)."""
+    # One genai-prices calculation costs about a hundred microseconds of the writer's
+    # CPU: the total and the output part come from one (the lookup's own when it was
+    # made, ``total``), and a cache part is computed only when there are such tokens.
+    if total is None:
+        calculated = price.calc_price(usage)
+        total = (calculated["total_price"], calculated["output_price"])
+    keys = _price_keys()
+    return (
+        total[0],
+        total[1],
+        _part(price, usage, keys.cache_read) if cache_read else Decimal(0),
+        _part(price, usage, keys.cache_write) if cache_write else Decimal(0),
+    )
+
+
+def _step_cost(figures: Figures, match: Match, source: str, version: str) -> StepCost:
+    total = figures[0].quantize(_MICRO)
+    output = figures[1].quantize(_MICRO)
+    cache_read = figures[2].quantize(_MICRO)
+    cache_write = figures[3].quantize(_MICRO)
+    total_usd = float(total)
+    cache_read_usd = float(cache_read)
+    cache_write_usd = float(cache_write)
+    output_usd = float(output)
+    # The remainder, so that the rounded parts add up to the rounded total exactly: the
+    # total less the parts as written, ``Decimal(str(part_usd))``. Below a million
+    # dollars a part has at most 15 digits, which its float's shortest repr gives back
+    # exactly (any 15 digits survive a trip through a double), so that is the part
+    # itself, without the trip through text; a part of 0 takes nothing away; and in a
+    # context of at least 28 digits none of these subtractions is rounded.
+    if getcontext().prec >= PRECISION and (
+        max(abs(total), abs(output), abs(cache_read), abs(cache_write)) < _EXACT_FLOATS
+    ):
+        remainder = total
+        if cache_read:
+            remainder -= cache_read
+        if cache_write:
+            remainder -= cache_write
+        remainder -= output
+    else:
+        remainder = (
             Decimal(str(total_usd))
             - Decimal(str(cache_read_usd))
             - Decimal(str(cache_write_usd))
             - Decimal(str(output_usd))
         )
-        return StepCost(
-            cost={
-                "total_usd": total_usd,
-                "input_usd": input_usd,
-                "output_usd": output_usd,
-                "cache_read_usd": cache_read_usd,
-                "cache_write_usd": cache_write_usd,
-                "currency": "USD",
-                "source": source,
-                "source_version": version,
-                "match": match,
-            }
-        )
+    return StepCost(
+        cost={
+            "total_usd": total_usd,
+            "input_usd": _usd(remainder),
+            "output_usd": output_usd,
+            "cache_read_usd": cache_read_usd,
+            "cache_write_usd": cache_write_usd,
+            "currency": "USD",
+            "source": source,
+            "source_version": version,
+            "match": match,
+        }
+    )
 
 
 CostObserver = Callable[[str, str, float], None]
