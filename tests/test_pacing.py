@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from chatdebug import _pacing
 from chatdebug._pacing import Pacer, pace_this_thread, pause_point
 from chatdebug.instrument.capture import _reaper
@@ -71,6 +73,7 @@ def test_reaper_jobs_run_on_a_paced_thread() -> None:
     assert pacer.pauses > before
 
 
+@pytest.mark.slow
 def test_a_pacer_in_a_hurry_does_not_pause() -> None:
     behind = [True]
     pacer = Pacer(0.001, hurry=lambda: behind[0])

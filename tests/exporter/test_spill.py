@@ -316,6 +316,7 @@ class _StuckPricer(Pricer):
         return super()._load()
 
 
+@pytest.mark.slow
 def test_the_hand_off_journals_while_the_writer_is_stuck_pricing(
     store: Store, tmp_path: Path
 ) -> None:
