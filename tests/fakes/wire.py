@@ -116,9 +116,7 @@ def openai_error_reply(status: int, message: str, error_type: str) -> Reply:
     return Reply(status=status, body=json.dumps(body).encode(), headers=JSON_HEADERS)
 
 
-def anthropic_message(
-    text: str = "Hi there", *, model: str = "claude-opus-4-6"
-) -> dict[str, Any]:
+def anthropic_message(text: str = "Hi there", *, model: str = "claude-opus-4-6") -> dict[str, Any]:
     return {
         "id": "msg_01",
         "type": "message",

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -78,6 +79,22 @@ def retry_classification(status: int | None, exc: BaseException | None) -> str:
     return {408: "request_timeout", 409: "conflict", 429: "rate_limited", 529: "overloaded"}.get(
         status or 0, "overloaded" if status == 503 else "server_error"
     )
+
+
+def _weak_codec_source(capture: AttemptCapture) -> Callable[[], tuple[Codec, dict[str, Any]]]:
+    """What the capture's body asks for its codec and request, without a reference back
+    to the capture: the two would form a cycle that only the cyclic garbage collector
+    frees, and everything the capture holds (its step, the span, the records) would wait
+    for it instead of going when the attempt is done."""
+    ref = weakref.ref(capture)
+
+    def codec_and_request() -> tuple[Codec, dict[str, Any]]:
+        live = ref()
+        if live is None:
+            raise ReferenceError("the attempt is gone")
+        return live.codec_and_request()
+
+    return codec_and_request
 
 
 class AttemptCapture:
@@ -192,7 +209,7 @@ class AttemptCapture:
             self._header_pairs = header_pairs
             self._body = ResponseBody(
                 header_pairs if body_headers is None else body_headers,
-                self._codec_and_request,
+                _weak_codec_source(self),
                 self._max_body,
                 self._t0,
             )
@@ -217,7 +234,8 @@ class AttemptCapture:
             "text": self._redactor.redact_text(text)[:PROGRESS_TEXT_CHARS],
         }
 
-    def _codec_and_request(self) -> tuple[Codec, dict[str, Any]]:
+    def codec_and_request(self) -> tuple[Codec, dict[str, Any]]:
+        """The codec of the response and the normalized request."""
         view = self.view
         return view.detection.codec, view.normalized_request
 

@@ -34,7 +34,10 @@ def on_collected(capture: AttemptCapture) -> None:
 
 class _SyncTee:
     _inner: Any
-    _capture: AttemptCapture
+    # Let go of at close: httpx's response and its stream refer to each other, so the
+    # stream lives until the cyclic garbage collector runs, and the capture (with its
+    # step, span and records) must not wait with it.
+    _capture: AttemptCapture | None
 
     def _setup(self, inner: Any, capture: AttemptCapture) -> None:
         self._inner = inner
@@ -43,6 +46,9 @@ class _SyncTee:
 
     def __iter__(self) -> Iterator[bytes]:
         capture = self._capture
+        if capture is None:
+            yield from self._inner
+            return
         try:
             for chunk in self._inner:
                 # Inline try rather than a context manager: this runs once per chunk.
@@ -62,19 +68,25 @@ class _SyncTee:
 
     def close(self) -> None:
         self._finalizer.detach()
+        capture, self._capture = self._capture, None
         try:
             self._inner.close()
         except BaseException as exc:
-            with suppress_internal_errors("transport.stream"):
-                self._capture.closed(exc)
+            if capture is not None:
+                with suppress_internal_errors("transport.stream"):
+                    capture.closed(exc)
             raise
-        with suppress_internal_errors("transport.stream"):
-            self._capture.closed()
+        if capture is not None:
+            with suppress_internal_errors("transport.stream"):
+                capture.closed()
 
 
 class _AsyncTee:
     _inner: Any
-    _capture: AttemptCapture
+    # Let go of at close: httpx's response and its stream refer to each other, so the
+    # stream lives until the cyclic garbage collector runs, and the capture (with its
+    # step, span and records) must not wait with it.
+    _capture: AttemptCapture | None
 
     def _setup(self, inner: Any, capture: AttemptCapture) -> None:
         self._inner = inner
@@ -83,6 +95,10 @@ class _AsyncTee:
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         capture = self._capture
+        if capture is None:
+            async for chunk in self._inner:
+                yield chunk
+            return
         try:
             async for chunk in self._inner:
                 try:
@@ -101,14 +117,17 @@ class _AsyncTee:
 
     async def aclose(self) -> None:
         self._finalizer.detach()
+        capture, self._capture = self._capture, None
         try:
             await self._inner.aclose()
         except BaseException as exc:
-            with suppress_internal_errors("transport.stream"):
-                self._capture.closed(exc)
+            if capture is not None:
+                with suppress_internal_errors("transport.stream"):
+                    capture.closed(exc)
             raise
-        with suppress_internal_errors("transport.stream"):
-            self._capture.closed()
+        if capture is not None:
+            with suppress_internal_errors("transport.stream"):
+                capture.closed()
 
 
 # httpx and httpx2 each check ``isinstance(stream, SyncByteStream)`` against their own

@@ -9,6 +9,7 @@ import gc
 import json
 import logging
 import threading
+import weakref
 from typing import Any
 
 import openai
@@ -16,6 +17,7 @@ import pytest
 
 import chatdebug
 from chatdebug import _spans as attr
+from chatdebug.instrument.capture import _transport
 from chatdebug.instrument.capture._reaper import drain
 from tests.fakes.server import JSON_HEADERS, SSE_HEADERS, FakeServer, Reply
 from tests.fakes.wire import (
@@ -431,3 +433,55 @@ def test_stream_block_left_early_interrupts_the_step(
     assert body_of(attempt) == chunks[0]
     assert step_status(step) == "interrupted"
     assert jattr(step, attr.STEP_ERROR)["type"] == "stream_interrupted"
+
+
+# -- nothing left for the cyclic garbage collector ---------------------------------------
+
+
+@all_flavours
+@pytest.mark.parametrize("kind", ["whole", "stream"])
+def test_a_finished_attempt_is_freed_without_the_cyclic_collector(
+    flavour: Flavour,
+    spans: Spans,
+    fake_server: FakeServer,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    """Once its step has ended, an attempt's capture (and the response body, request
+    and records it holds) goes as soon as nothing refers to it. A reference cycle
+    among them would leave all of it to the cyclic collector, whose collections then
+    run far more often and each cost the application's thread its pause."""
+    if kind == "stream":
+        fake_server.enqueue(Reply(chunks=openai_stream_chunks(["a", "b"]), headers=SSE_HEADERS))
+    else:
+        body = json.dumps(openai_completion("hi")).encode()
+        fake_server.enqueue(Reply(body=body, headers=JSON_HEADERS))
+    captures: list[weakref.ref[Any]] = []
+    begin = _transport.begin_attempt
+
+    def noted(request: Any, **kwargs: Any) -> Any:
+        capture = begin(request, **kwargs)
+        if capture is not None:
+            captures.append(weakref.ref(capture))
+        return capture
+
+    monkeypatch.setattr(_transport, "begin_attempt", noted)
+    gc.collect()
+    gc.disable()
+    try:
+
+        async def scenario(client: Client) -> None:
+            with chatdebug.run("chat-1"):
+                resp = await client.send(
+                    "POST", fake_server.url + CHAT_PATH, json={"stream": kind == "stream"}
+                )
+                await resp.rest()
+                await resp.close()
+            assert drain()
+
+        drive(flavour, scenario)
+        assert len(captures) == 1
+        assert step_status(spans.only_step()) == "completed"
+        assert captures[0]() is None, [type(r).__name__ for r in gc.get_referrers(captures[0]())]
+    finally:
+        gc.enable()
