@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ import chatdebug
 from chatdebug import _spans as attr
 from chatdebug.instrument import InstrumentSettings, install
 from chatdebug.instrument.capture import (
+    _aiohttp,
     drain,
     is_aiohttp_instrumented,
     is_httpx_instrumented,
@@ -901,3 +903,42 @@ def test_without_aiohttp_instrument_aiohttp_names_the_extra() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "pip install 'chatdebug[aiohttp]'" in done.stdout
+
+
+@pytest.mark.parametrize("kind", ["whole", "stream"])
+def test_a_finished_attempt_is_freed_without_the_cyclic_collector(
+    spans: Spans, fake_server: FakeServer, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """As through httpx: once its step has ended, an attempt's capture (and everything
+    it holds) goes by reference counting, not at the cyclic collector's next run."""
+    if kind == "stream":
+        fake_server.enqueue(Reply(chunks=openai_stream_chunks(["a", "b"]), headers=SSE_HEADERS))
+    else:
+        fake_server.enqueue(chat_reply("hi")[0])
+    captures: list[weakref.ref[Any]] = []
+    begin = _aiohttp.begin_attempt
+
+    def noted(request: Any, **kwargs: Any) -> Any:
+        capture = begin(request, **kwargs)
+        if capture is not None:
+            captures.append(weakref.ref(capture))
+        return capture
+
+    monkeypatch.setattr(_aiohttp, "begin_attempt", noted)
+    gc.collect()
+    gc.disable()
+    try:
+
+        async def scenario(session: Any) -> None:
+            body = STREAM_REQUEST if kind == "stream" else REQUEST
+            with chatdebug.run("c-1"):
+                async with session.post(fake_server.url + CHAT_PATH, json=body) as resp:
+                    await resp.read()
+            assert drain()
+
+        drive(scenario)
+        assert len(captures) == 1
+        assert step_status(spans.only_step()) == "completed"
+        assert captures[0]() is None, [type(r).__name__ for r in gc.get_referrers(captures[0]())]
+    finally:
+        gc.enable()
