@@ -25,6 +25,7 @@ _retry: ContextVar[StepState | None] = ContextVar("chatdebug_retry_candidate", d
 
 run_var = _run
 step_var = _step
+retry_var = _retry
 
 
 def current_run() -> RunState | None:

@@ -18,11 +18,11 @@ from .._ids import id_problem
 from .._safety import log_internal_error, suppress_internal_errors
 from .._spans import INSTRUMENTATION_NAME, SpanRecord, new_id, span_ids
 from .._status import Status
-from ._context import run_var, step_var
+from ._context import retry_var, run_var, step_var
 from ._notice import warn_not_recorded
 from ._scope import ScopeFactory
 from ._settings import is_enabled, settings, tracer
-from ._state import RunState
+from ._state import RunState, StepState
 from ._step import StepHandle
 from .normalize import bound_text
 
@@ -57,11 +57,14 @@ class RunHandle:
     enabled for its user). Setters are harmless no-ops on a run that does not record.
     """
 
-    __slots__ = ("_state", "chat_id")
+    __slots__ = ("_ended_last_step", "_state", "chat_id")
 
     def __init__(self, chat_id: str, state: RunState | None) -> None:
         self.chat_id = chat_id
         self._state = state
+        # Once the run has ended its last step is kept here rather than by the run (see
+        # RunState.release_last_step).
+        self._ended_last_step: StepState | None = None
 
     @property
     def id(self) -> uuid.UUID | None:
@@ -76,7 +79,9 @@ class RunHandle:
     def last_step(self) -> StepHandle | None:
         """The step most recently started in this run (e.g. to set its assistant
         message id after persisting the answer)."""
-        step = self._state.last_step if self._state is not None else None
+        step = self._ended_last_step
+        if step is None and self._state is not None:
+            step = self._state.last_step
         return StepHandle(step) if step is not None else None
 
     def set_status(self, status: Status | str) -> None:
@@ -167,19 +172,24 @@ def _start(params: _RunParams) -> tuple[RunHandle, Any]:
         tokens = (
             run_var.set(state),
             step_var.set(None),
+            # Reset at the end too, so the context does not keep the run's last step
+            # (and with it the run) alive after the run.
+            retry_var.set(None),
             otel_context.attach(trace.set_span_in_context(span)),
         )
-        return RunHandle(params.chat_id, state), (state, tokens)
+        handle = RunHandle(params.chat_id, state)
+        return handle, (state, handle, tokens)
     return handle, None
 
 
 def _end(token: Any, exc: BaseException | None) -> None:
     if token is None:
         return
-    state, (run_token, step_token, otel_token) = token
+    state, handle, (run_token, step_token, retry_token, otel_token) = token
     with suppress_internal_errors("run"):
         try:
             otel_context.detach(otel_token)
+            retry_var.reset(retry_token)
             step_var.reset(step_token)
             run_var.reset(run_token)
         except ValueError:
@@ -187,6 +197,7 @@ def _end(token: Any, exc: BaseException | None) -> None:
             # elsewhere): nothing to restore there.
             pass
         state.end(exc)
+        handle._ended_last_step = state.release_last_step()
 
 
 class _Run(ScopeFactory[RunHandle]):

@@ -455,6 +455,15 @@ class RunState:
                 return context
         return trace.set_span_in_context(self.span)
 
+    def release_last_step(self) -> StepState | None:
+        """Let go of :attr:`last_step` once the run has ended, and return it for the
+        run's handle to keep: a step refers to its run, so a run that kept its last step
+        would form a cycle, and the run, its steps and their spans would stay in memory
+        until the cyclic garbage collector's next run instead of going with the handle."""
+        with self._lock:
+            step, self.last_step = self.last_step, None
+        return step
+
     def step_ended(self, step: StepState) -> None:
         with self._lock:
             self._open_steps.pop(step.id, None)

@@ -4,8 +4,10 @@ rules, exceptions passing through unchanged, enablement."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -15,6 +17,7 @@ from opentelemetry.trace import StatusCode
 import chatdebug
 from chatdebug import _spans as attr
 from chatdebug.instrument import InstrumentSettings, install, settings
+from chatdebug.instrument.capture import drain
 from tests.fakes import wire
 from tests.fakes.server import JSON_HEADERS, FakeServer, Reply
 from tests.instrument.support import Spans, jattr
@@ -297,6 +300,36 @@ def test_message_ids_set_after_a_step_ended_travel_on_the_run(
     assert attr.STEP_ASSISTANT_MESSAGE_ID not in step.attributes
     updates = jattr(spans.runs()[0], attr.RUN_STEP_UPDATES)
     assert updates == [{"step_id": str(last.id), "assistant_message_id": 99}]
+
+
+def test_a_finished_run_and_its_steps_are_freed_without_the_cyclic_collector(
+    spans: Spans, fake_server: FakeServer
+) -> None:
+    """A step refers to its run; once the run has ended, its handle (not the run) keeps
+    the last step, so the run, its steps and their spans go when the handle does rather
+    than at the cyclic collector's next run. The handle still gives the last step."""
+    fake_server.enqueue(wire.openai_reply("answer"))
+    gc.collect()
+    gc.disable()
+    try:
+        with httpx.Client(transport=chatdebug.Transport()) as client:
+            with chatdebug.run("c") as run:
+                client.post(fake_server.url + "/v1/chat/completions", json={"model": "m"})
+            assert drain()
+            state = weakref.ref(run._state)  # type: ignore[arg-type]
+            last = run.last_step
+            number = last.number if last is not None else None
+            assert number == 1
+            # Plain values only in this test's assertions: pytest keeps what an
+            # assertion evaluates alive in the frame.
+            alive_with_the_handle = state() is not None
+            del run, last
+            freed_with_it = state() is None
+            assert alive_with_the_handle
+            assert freed_with_it, [type(r).__name__ for r in gc.get_referrers(state())]
+    finally:
+        gc.enable()
+    assert spans.only_step().attributes[attr.STEP_STATUS] == "completed"
 
 
 def test_the_service_tier_that_served_a_call_is_on_its_step_span(
