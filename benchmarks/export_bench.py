@@ -143,9 +143,7 @@ def _events(work: Workload) -> list[Event]:
 def exporter_rate(url: str, work: Workload, events: list[Event]) -> float:
     """Steps/s from the first event queued until every row is written."""
     store = open_store(url)
-    writer = BackgroundWriter(
-        store, health=ExporterHealth(None), max_queue_size=len(events) + 100
-    )
+    writer = BackgroundWriter(store, health=ExporterHealth(None), max_queue_size=len(events) + 100)
     try:
         start = time.perf_counter()
         for event in events:

@@ -88,9 +88,33 @@ class _NotApplied(Exception):
     """A bulk write that did not apply to every row (rolled back by the block)."""
 
 
-def _expect(cursor: sqlite3.Cursor, rows: list[dict[str, Any]]) -> None:
-    if cursor.rowcount != len(rows):
+def _expect(changed: int, rows: list[dict[str, Any]]) -> None:
+    if changed != len(rows):
         raise _NotApplied
+
+
+_ROWS_BETWEEN_PAUSES: Final = 4
+"""Rows the bulk path writes in one ``executemany`` before the writer may pause."""
+
+
+def _execute_paced(
+    conn: sqlite3.Connection,
+    statement: str,
+    rows: list[dict[str, Any]],
+    pace: Callable[[], None] | None,
+) -> int:
+    """``executemany`` in slices with the writer's pause points between them; the rows
+    changed. SQLite runs in the writer's thread: one statement over a whole batch (each
+    row with its triggers) keeps the CPU for many milliseconds, and on a process bound
+    to one core the application's thread waits for it, lock released or not."""
+    if pace is None or len(rows) <= _ROWS_BETWEEN_PAUSES:
+        return int(conn.executemany(statement, rows).rowcount)
+    changed = 0
+    for start in range(0, len(rows), _ROWS_BETWEEN_PAUSES):
+        if start:
+            pace()
+        changed += conn.executemany(statement, rows[start : start + _ROWS_BETWEEN_PAUSES]).rowcount
+    return changed
 
 
 def _run(row: Any) -> Run:
@@ -314,25 +338,26 @@ class SQLiteStore(Store, BulkWriter):
         values = bulk_parameters(writes, self._now(), text, pace)
         try:
             with self._db.write() as conn:
+
+                def write(statement: str, rows: list[dict[str, Any]]) -> int:
+                    return _execute_paced(conn, statement, rows, pace)
+
                 if values.runs:
-                    _expect(conn.executemany(sql.INSERT_RUN_BULK, values.runs), values.runs)
+                    _expect(write(sql.INSERT_RUN_BULK, values.runs), values.runs)
                 if values.steps:
-                    _expect(conn.executemany(sql.INSERT_STEP_BULK, values.steps), values.steps)
+                    _expect(write(sql.INSERT_STEP_BULK, values.steps), values.steps)
                     # Every step bumps its run to the same "now": once per run is enough.
                     bumps = {v["run_id"]: v for v in values.steps}
-                    conn.executemany(sql.BUMP_RUN, list(bumps.values()))
+                    write(sql.BUMP_RUN, list(bumps.values()))
                 if values.updates:
-                    _expect(conn.executemany(sql.UPDATE_STEP_BULK, values.updates), values.updates)
+                    _expect(write(sql.UPDATE_STEP_BULK, values.updates), values.updates)
                 if values.step_touches:
-                    conn.executemany(sql.TOUCH_STEP_RUN, values.step_touches)
-                    conn.executemany(sql.TOUCH_STEP, values.step_touches)
+                    write(sql.TOUCH_STEP_RUN, values.step_touches)
+                    write(sql.TOUCH_STEP, values.step_touches)
                 if values.run_touches:
-                    conn.executemany(sql.TOUCH_RUN, values.run_touches)
+                    write(sql.TOUCH_RUN, values.run_touches)
                 if values.run_updates:
-                    _expect(
-                        conn.executemany(sql.UPDATE_RUN_BULK, values.run_updates),
-                        values.run_updates,
-                    )
+                    _expect(write(sql.UPDATE_RUN_BULK, values.run_updates), values.run_updates)
         except StoreUnavailable:
             raise
         except (_NotApplied, StoreError):  # rolled back: the caller goes one by one

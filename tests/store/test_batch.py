@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from chatdebug.store import (
+    BulkWrites,
     FinalizeResult,
     NewRun,
     NewStep,
@@ -28,6 +29,7 @@ from chatdebug.store import (
     Store,
     StoreError,
     StoreUnavailable,
+    bulk_writer,
     open_store,
 )
 from tests.fakes.tcp_proxy import TCPProxy
@@ -318,3 +320,30 @@ def test_a_statement_the_server_rejects_is_undone_alone(pg_store: Store) -> None
             )
         second = make_step(pg_store, run)
     assert [s.id for s in pg_store.list_steps(run.id)] == [first.id, second.id]
+
+
+def test_the_bulk_path_pauses_between_slices_and_stays_all_or_nothing(store: Store) -> None:
+    """A bulk write goes in slices with the writer's pause points between them (SQLite
+    runs in the writer's thread), and is still one transaction: an update that applies
+    to no row, in the last slice, leaves none of the earlier slices written."""
+    bulk = bulk_writer(store)
+    assert bulk is not None
+    run = make_run(store)
+    pauses: list[int] = []
+    steps = [
+        NewStep(run_id=run.id, chat_id=run.chat_id, operation="generate", step_number=n)
+        for n in range(1, 12)
+    ]
+    with store.batch():
+        assert bulk.write_bulk(BulkWrites(new_steps=steps), lambda: pauses.append(1))
+    assert len(store.list_steps(run.id)) == 11
+    if isinstance(store, SQLiteStore):
+        # One per row while the rows are converted, then more between the slices.
+        assert len(pauses) > len(steps)
+    updates = [
+        StepUpdate(id=step.id, chat_id=run.chat_id, metadata={"slice": n})
+        for n, step in enumerate(steps)
+    ] + [StepUpdate(id=uuid.uuid4(), chat_id=run.chat_id, metadata={"slice": "none"})]
+    with store.batch():
+        assert not bulk.write_bulk(BulkWrites(step_updates=updates), lambda: None)
+    assert all(step.metadata == {} for step in store.list_steps(run.id))
