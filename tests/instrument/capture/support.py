@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
 import socket
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, TypeVar
 
 import httpx
@@ -381,3 +385,32 @@ def closed_port() -> int:
 
 
 SECRET_JSON = b'{"token":"response-secret","safe":"ok"}'
+
+
+# -- what a finished attempt leaves behind -----------------------------------------------
+
+
+def note_captures(monkeypatch: pytest.MonkeyPatch, module: ModuleType) -> list[weakref.ref[Any]]:
+    """Weak references to the captures ``module.begin_attempt`` makes from now on."""
+    captures: list[weakref.ref[Any]] = []
+    begin = module.begin_attempt
+
+    def noted(request: Any, **kwargs: Any) -> Any:
+        capture = begin(request, **kwargs)
+        if capture is not None:
+            captures.append(weakref.ref(capture))
+        return capture
+
+    monkeypatch.setattr(module, "begin_attempt", noted)
+    return captures
+
+
+@contextmanager
+def cyclic_collector_off() -> Iterator[None]:
+    """Only reference counting frees objects inside the block."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,7 +37,9 @@ from tests.instrument.capture.support import (
     attempts_of,
     body_of,
     closed_port,
+    cyclic_collector_off,
     json_body,
+    note_captures,
     only_attempt,
     step_status,
 )
@@ -915,19 +916,8 @@ def test_a_finished_attempt_is_freed_without_the_cyclic_collector(
         fake_server.enqueue(Reply(chunks=openai_stream_chunks(["a", "b"]), headers=SSE_HEADERS))
     else:
         fake_server.enqueue(chat_reply("hi")[0])
-    captures: list[weakref.ref[Any]] = []
-    begin = _aiohttp.begin_attempt
-
-    def noted(request: Any, **kwargs: Any) -> Any:
-        capture = begin(request, **kwargs)
-        if capture is not None:
-            captures.append(weakref.ref(capture))
-        return capture
-
-    monkeypatch.setattr(_aiohttp, "begin_attempt", noted)
-    gc.collect()
-    gc.disable()
-    try:
+    captures = note_captures(monkeypatch, _aiohttp)
+    with cyclic_collector_off():
 
         async def scenario(session: Any) -> None:
             body = STREAM_REQUEST if kind == "stream" else REQUEST
@@ -940,5 +930,3 @@ def test_a_finished_attempt_is_freed_without_the_cyclic_collector(
         assert len(captures) == 1
         assert step_status(spans.only_step()) == "completed"
         assert captures[0]() is None, [type(r).__name__ for r in gc.get_referrers(captures[0]())]
-    finally:
-        gc.enable()

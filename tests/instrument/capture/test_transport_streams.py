@@ -9,7 +9,6 @@ import gc
 import json
 import logging
 import threading
-import weakref
 from typing import Any
 
 import openai
@@ -34,8 +33,10 @@ from tests.instrument.capture.support import (
     all_flavours,
     attempts_of,
     body_of,
+    cyclic_collector_off,
     drive,
     flavours,
+    note_captures,
     only_attempt,
     step_status,
 )
@@ -456,19 +457,8 @@ def test_a_finished_attempt_is_freed_without_the_cyclic_collector(
     else:
         body = json.dumps(openai_completion("hi")).encode()
         fake_server.enqueue(Reply(body=body, headers=JSON_HEADERS))
-    captures: list[weakref.ref[Any]] = []
-    begin = _transport.begin_attempt
-
-    def noted(request: Any, **kwargs: Any) -> Any:
-        capture = begin(request, **kwargs)
-        if capture is not None:
-            captures.append(weakref.ref(capture))
-        return capture
-
-    monkeypatch.setattr(_transport, "begin_attempt", noted)
-    gc.collect()
-    gc.disable()
-    try:
+    captures = note_captures(monkeypatch, _transport)
+    with cyclic_collector_off():
 
         async def scenario(client: Client) -> None:
             with chatdebug.run("chat-1"):
@@ -483,5 +473,3 @@ def test_a_finished_attempt_is_freed_without_the_cyclic_collector(
         assert len(captures) == 1
         assert step_status(spans.only_step()) == "completed"
         assert captures[0]() is None, [type(r).__name__ for r in gc.get_referrers(captures[0]())]
-    finally:
-        gc.enable()
