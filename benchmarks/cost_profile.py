@@ -26,7 +26,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -37,7 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loopback_openai import ANSWER, MESSAGES, MODEL, loopback_server, pin
+from loopback_openai import ANSWER, MESSAGES, MODEL, bare_and_recording
 
 import chatdebug
 from chatdebug.exporter import _processor
@@ -168,24 +167,12 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=50, help="calls per block")
     parser.add_argument("--database-url", help="default: a temporary SQLite file")
     args = parser.parse_args()
-    import openai
-
-    pinned = pin(0)
-    if pinned is not None:
-        pinned()
-    url = args.database_url or "sqlite:///" + os.path.join(tempfile.mkdtemp(), "profile.db")
-    with loopback_server() as base_url:
-        chatdebug.configure(url, enabled=True)
-        settings: dict[str, Any] = {"base_url": base_url, "api_key": "sk-bench", "max_retries": 0}
-        bare = openai.OpenAI(**settings)
-        recording = openai.OpenAI(**settings, http_client=chatdebug.httpx2_client())
+    with bare_and_recording(args.database_url) as (bare, recording):
         clock = StageClock()
         clock.install()
         with chatdebug.run("profile-chat", user_id="profile-user", first_message="profile"):
             for kind in ("non-stream", "stream"):
                 profile(kind, bare, recording, args.blocks, args.block, clock)
-        chatdebug.shutdown()
-    print(f"\npinned to CPU 0: {'yes' if pinned else 'no'}; store {url.split(':', 1)[0]}")
 
 
 if __name__ == "__main__":

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -34,7 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loopback_openai import ANSWER, MESSAGES, MODEL, loopback_server, pin
+from loopback_openai import ANSWER, MESSAGES, MODEL, bare_and_recording
 
 import chatdebug
 
@@ -98,54 +96,47 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3000, help="measured calls per arm")
     parser.add_argument("--database-url", help="default: a temporary SQLite file")
     args = parser.parse_args()
-    import openai
-
-    pinned = pin(0)
-    if pinned is not None:
-        pinned()
-    url = args.database_url or "sqlite:///" + os.path.join(tempfile.mkdtemp(), "gc.db")
-    with loopback_server() as base_url:
-        chatdebug.configure(url, enabled=True)
-        settings: dict[str, Any] = {"base_url": base_url, "api_key": "sk-bench", "max_retries": 0}
-        clients = {
-            "bare": openai.OpenAI(**settings),
-            "recording": openai.OpenAI(**settings, http_client=chatdebug.httpx2_client()),
-        }
+    with bare_and_recording(args.database_url) as (bare, recording):
+        clients = {"bare": bare, "recording": recording}
         with chatdebug.run("gc-chat", user_id="gc-user", first_message="gc"):
             for kind in ("non-stream", "stream"):
                 print(f"\n{kind}: µs per call in cyclic collections (count), {args.calls} calls")
                 for arm, client in clients.items():
+                    report(arm, _caller(client, kind), args.calls)
 
-                    def call(client: Any = client, kind: str = kind) -> None:
-                        if kind == "stream":
-                            parts = [
-                                chunk.choices[0].delta.content or ""
-                                for chunk in client.chat.completions.create(
-                                    model=MODEL, messages=MESSAGES, stream=True
-                                )
-                                if chunk.choices
-                            ]
-                        else:
-                            reply = client.chat.completions.create(model=MODEL, messages=MESSAGES)
-                            parts = [reply.choices[0].message.content or ""]
-                        assert "".join(parts) == ANSWER
 
-                    clock = collector_cost(call, args.calls)
-                    spent = " ".join(
-                        f"gen{g} {clock.seconds[g] / args.calls * 1e6:6.1f} ({clock.count[g]:4d})"
-                        for g in range(3)
-                    )
-                    total = sum(clock.seconds.values()) / args.calls * 1e6
-                    print(f"  {arm:<10} total {total:6.1f}   {spent}")
-                    if arm == "recording":
-                        left = garbage_left(call, 100)
-                        kinds = ", ".join(f"{name} {n / 100:g}" for name, n in left.most_common(6))
-                        print(
-                            f"  {'':<10} objects of ours left to the collector per call: "
-                            f"{sum(left.values()) / 100:g}" + (f" ({kinds})" if kinds else "")
-                        )
-        chatdebug.shutdown()
-    print(f"\npinned to CPU 0: {'yes' if pinned else 'no'}; store {url.split(':', 1)[0]}")
+def _caller(client: Any, kind: str) -> Callable[[], None]:
+    def call() -> None:
+        if kind == "stream":
+            parts = [
+                chunk.choices[0].delta.content or ""
+                for chunk in client.chat.completions.create(
+                    model=MODEL, messages=MESSAGES, stream=True
+                )
+                if chunk.choices
+            ]
+        else:
+            reply = client.chat.completions.create(model=MODEL, messages=MESSAGES)
+            parts = [reply.choices[0].message.content or ""]
+        assert "".join(parts) == ANSWER
+
+    return call
+
+
+def report(arm: str, call: Callable[[], None], calls: int) -> None:
+    clock = collector_cost(call, calls)
+    spent = " ".join(
+        f"gen{g} {clock.seconds[g] / calls * 1e6:6.1f} ({clock.count[g]:4d})" for g in range(3)
+    )
+    total = sum(clock.seconds.values()) / calls * 1e6
+    print(f"  {arm:<10} total {total:6.1f}   {spent}")
+    if arm == "recording":
+        left = garbage_left(call, 100)
+        kinds = ", ".join(f"{name} {n / 100:g}" for name, n in left.most_common(6))
+        print(
+            f"  {'':<10} objects of ours left to the collector per call: "
+            f"{sum(left.values()) / 100:g}" + (f" ({kinds})" if kinds else "")
+        )
 
 
 if __name__ == "__main__":

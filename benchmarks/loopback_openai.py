@@ -152,5 +152,32 @@ def loopback_server() -> Iterator[str]:
             server.wait()
 
 
+@contextlib.contextmanager
+def bare_and_recording(database_url: str | None) -> Iterator[tuple[Any, Any]]:
+    """Pin this process to CPU 0 (when there are two or more), start the loopback server
+    and configure chatdebug to record into ``database_url`` (default: a temporary SQLite
+    file); yields a bare ``openai.OpenAI`` client and a recording one, shuts chatdebug
+    down after, and prints where it ran."""
+    import openai
+
+    import chatdebug
+
+    pinned = pin(0)
+    if pinned is not None:
+        pinned()
+    url = database_url or "sqlite:///" + os.path.join(tempfile.mkdtemp(), "bench.db")
+    with loopback_server() as base_url:
+        chatdebug.configure(url, enabled=True)
+        settings: dict[str, Any] = {"base_url": base_url, "api_key": "sk-bench", "max_retries": 0}
+        try:
+            yield (
+                openai.OpenAI(**settings),
+                openai.OpenAI(**settings, http_client=chatdebug.httpx2_client()),
+            )
+        finally:
+            chatdebug.shutdown()
+    print(f"\npinned to CPU 0: {'yes' if pinned else 'no'}; store {url.split(':', 1)[0]}")
+
+
 if __name__ == "__main__":
     serve(sys.argv[1])
