@@ -81,7 +81,7 @@ def test_a_failing_step_is_the_run_error(configured: str, fake_server: FakeServe
         http_client=chatdebug.httpx2_client(),
         max_retries=0,
     )
-    with pytest.raises(openai.BadRequestError):
+    with client, pytest.raises(openai.BadRequestError):
         with chatdebug.run("c-3") as run:
             client.chat.completions.create(model="gpt-4o", messages=[])
     stored = _stored(configured, run.id)
