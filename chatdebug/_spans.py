@@ -85,6 +85,9 @@ STEP_STATUS: Final = "chat_debug.step.status"
 STEP_HISTORY_TIP_MESSAGE_ID: Final = "chat_debug.step.history_tip_message_id"
 STEP_ASSISTANT_MESSAGE_ID: Final = "chat_debug.step.assistant_message_id"
 STEP_NORMALIZED_REQUEST: Final = "chat_debug.step.normalized_request"  # JSON
+STEP_REQUEST_HISTORY_SENT: Final = "chat_debug.step.request_history_sent"
+"""How many leading messages of the normalized request the run's previous step sent
+(they are left out of the search index: that step's text has them)."""
 STEP_NORMALIZED_RESPONSE: Final = "chat_debug.step.normalized_response"  # JSON
 STEP_USAGE: Final = "chat_debug.step.usage"  # JSON
 STEP_ATTEMPTS: Final = "chat_debug.step.attempts"  # JSON array
@@ -120,6 +123,7 @@ PAYLOAD_KEYS: Final = frozenset(
         RUN_SUMMARY_SEED,
         RUN_STEP_UPDATES,
         STEP_NORMALIZED_REQUEST,
+        STEP_REQUEST_HISTORY_SENT,  # travels with the request
         STEP_NORMALIZED_RESPONSE,
         STEP_USAGE,
         STEP_ATTEMPTS,

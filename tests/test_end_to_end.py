@@ -481,3 +481,36 @@ def test_message_ids_set_after_the_step_ended_are_stored(
     (stored,) = configured.store.list_steps(run.id)
     assert (stored.assistant_message_id, stored.history_tip_message_id) == (8, 7)
     assert configured.store.get_run(run.id).trigger_message_id == 7  # type: ignore[union-attr]
+
+
+def test_an_agent_run_is_found_by_every_word_its_history_held(
+    configured: chatdebug.Configuration, fake_server: FakeServer, database_url: str
+) -> None:
+    # Each call sends the whole history; each step's request is indexed from the first
+    # message the previous step had not sent, and the run is still found by all of it.
+    from chatdebug.store import RunFilter
+    from tests.store.support import is_sqlite, raw
+
+    messages: Any = [{"role": "user", "content": "where is parcel 4411"}]
+    with client_for(fake_server) as client, chatdebug.run("chat-agent") as run:
+        for turn in range(3):
+            fake_server.enqueue(wire.openai_reply(f"checking depot{turn}"))
+            reply = client.chat.completions.create(model="gpt-4o", messages=messages)
+            messages.append({"role": "assistant", "content": reply.choices[0].message.content})
+            messages.append({"role": "user", "content": f"and warehouse{turn}"})
+    assert chatdebug.flush()
+    store = configured.store
+    found = store.list_recent_runs(RunFilter(text="parcel 4411 warehouse1 depot2"))
+    assert [r.id for r in found] == [run.id]
+    requests = [f"{step.id}:request" for step in store.list_steps(run.id)]
+    if is_sqlite(database_url):
+        query = "SELECT body FROM chat_debug_search WHERE doc = %s"
+    else:
+        query = (
+            "SELECT array_to_string(tsvector_to_array(document), ' ') "
+            "FROM chat_debug_search WHERE doc = %s"
+        )
+    bodies = [" ".join(row[0] for row in raw(database_url, query, [doc])) for doc in requests]
+    assert "parcel" in bodies[0]
+    assert "parcel" not in bodies[1] and "warehouse0" in bodies[1]
+    assert "warehouse0" not in bodies[2] and "warehouse1" in bodies[2]

@@ -83,6 +83,10 @@ def merge_step(created: NewStep, update: StepUpdate) -> NewStep:
         span_id=created.span_id,
         provider=_keep(update.provider, created.provider),
         model=_keep(update.model, created.model),
+        # It describes the request: it goes with whichever request the row keeps.
+        request_history_sent=created.request_history_sent
+        if update.normalized_request is None
+        else update.request_history_sent,
     )
 
 

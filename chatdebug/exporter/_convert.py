@@ -319,6 +319,7 @@ def step_started(span: Source) -> CreateStep | None:
             span_id=span_id,
             provider=_str(attrs, attr.GEN_AI_PROVIDER_NAME),
             model=_step_model(attrs),
+            request_history_sent=_int(attrs, attr.STEP_REQUEST_HISTORY_SENT),
         )
     )
 
@@ -336,6 +337,7 @@ def step_ended(span: Source) -> UpdateStep | None:
         history_tip_message_id=_int(attrs, attr.STEP_HISTORY_TIP_MESSAGE_ID),
         assistant_message_id=_int(attrs, attr.STEP_ASSISTANT_MESSAGE_ID),
         normalized_request=_payload(attrs, attr.STEP_NORMALIZED_REQUEST, dict),
+        request_history_sent=_int(attrs, attr.STEP_REQUEST_HISTORY_SENT),
         normalized_response=_payload(attrs, attr.STEP_NORMALIZED_RESPONSE, dict),
         usage=_payload(attrs, attr.STEP_USAGE, dict),
         attempts=_payload(attrs, attr.STEP_ATTEMPTS, list),

@@ -32,7 +32,7 @@ from ._outcome import error_payload, status_for_exception
 from ._settings import settings
 from .normalize import NormalizedResponse
 
-__all__ = ["AttemptOutcome", "OpenAttempt", "RunState", "StepState"]
+__all__ = ["AttemptOutcome", "OpenAttempt", "RunState", "StepState", "carried_over"]
 
 _END_WAIT_SECONDS = 5.0
 
@@ -120,6 +120,8 @@ class StepState:
         self._last_finished_ns: int | None = None
         self._assistant_message_id: int | None = None
         self._history_tip_message_id: int | None = None
+        self._previous_messages: list[Any] | None = None
+        self._took_history = False
 
     # -- opening ----------------------------------------------------------------------
     def open(self, operation: str, attributes: dict[str, Any] | None = None) -> None:
@@ -142,6 +144,9 @@ class StepState:
             }
             if attributes:
                 values.update(attributes)
+                request = attributes.get(attr.STEP_NORMALIZED_REQUEST)
+                if isinstance(request, dict):
+                    values[attr.STEP_REQUEST_HISTORY_SENT] = self._history_sent(request)
             sink = run.sink
             span = run.tracer.start_span(
                 attr.STEP_SPAN,
@@ -165,6 +170,17 @@ class StepState:
                     )
                 )
             self.opened = True
+
+    def _history_sent(self, request: dict[str, Any]) -> int:
+        """How many leading messages of ``request`` the run's previous step sent (see
+        :func:`carried_over`); the first request of the step becomes the run's latest."""
+        messages = request.get("messages")
+        if not isinstance(messages, list):
+            return 0
+        if not self._took_history:
+            self._took_history = True
+            self._previous_messages = self.run.swap_messages(messages)
+        return carried_over(self._previous_messages, messages)
 
     # -- attempts ---------------------------------------------------------------------
     def reserve_attempt(self) -> tuple[int, int | None]:
@@ -295,8 +311,11 @@ class StepState:
         }
         if outcome is not None:
             values.update(outcome.request_attributes)
-            if outcome.normalized_request is not None:
-                values[attr.STEP_NORMALIZED_REQUEST] = outcome.normalized_request
+            request = outcome.normalized_request
+            if request is not None:
+                values[attr.STEP_NORMALIZED_REQUEST] = request
+                if request is not self._values.get(attr.STEP_NORMALIZED_REQUEST):
+                    values[attr.STEP_REQUEST_HISTORY_SENT] = self._history_sent(request)
             values.update(_response_attributes(outcome))
         if error is not None:
             values[attr.STEP_ERROR] = error
@@ -323,6 +342,7 @@ class StepState:
             )
         if status is Status.ERROR:
             span.set_status(StatusCode.ERROR, str((error or {}).get("message", ""))[:500])
+        self._previous_messages = None  # the previous step's history: not needed any more
         end_ns = time.time_ns()
         span.end(end_time=end_ns)
         if sink is not None:
@@ -335,6 +355,19 @@ class StepState:
             sink.record_ended(
                 SpanRecord(attr.STEP_SPAN, final, trace_id, span_id, self.start_ns, end_ns)
             )
+
+
+def carried_over(previous: list[Any] | None, messages: list[Any]) -> int:
+    """How many leading messages of ``messages`` are the last ones of ``previous``: a
+    history carried over from one call to the next (grown, or kept to a sliding window);
+    0 when it was not (a new conversation, a history rewritten or summarized)."""
+    if not previous or not messages:
+        return 0
+    last = previous[-1]
+    for end in range(min(len(previous), len(messages)), 0, -1):
+        if messages[end - 1] == last and messages[:end] == previous[len(previous) - end :]:
+            return end
+    return 0
 
 
 def _response_attributes(outcome: AttemptOutcome) -> dict[str, Any]:
@@ -406,6 +439,7 @@ class RunState:
         self._status: Status | None = None
         self._seed: dict[str, Any] = {}
         self._step_updates: dict[uuid.UUID, dict[str, Any]] = {}
+        self._last_messages: list[Any] | None = None
 
     # -- steps --------------------------------------------------------------------------
     def reserve_step(self, *, explicit: bool, parent: Context | None) -> StepState | None:
@@ -445,6 +479,13 @@ class RunState:
             return None
         step.open(operation, attributes)
         return None if step.ended else step
+
+    def swap_messages(self, messages: list[Any]) -> list[Any] | None:
+        """The request messages of the step this run opened last, replaced by
+        ``messages`` (those of the step opening now)."""
+        with self._lock:
+            previous, self._last_messages = self._last_messages, messages
+        return previous
 
     def parent_context(self, context: Context | None) -> Context:
         """The context a step span starts in: ``context`` when its current span belongs

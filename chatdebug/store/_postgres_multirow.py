@@ -52,6 +52,7 @@ _TYPES: Final = {
     "status": "text",
     "status_priority": "int",
     "step_number": "int",
+    "request_history_sent": "int",
     "floor": "int",
     "provider": "text",
     "model": "text",

@@ -247,7 +247,8 @@ WITH locked_run AS (
 INSERT INTO chat_debug_steps (
     id, run_id, chat_id, step_number, operation, status, history_tip_message_id,
     assistant_message_id, normalized_request, normalized_response, usage, attempts, error,
-    metadata, started_at, updated_at, finished_at, trace_id, span_id, provider, model
+    metadata, started_at, updated_at, finished_at, trace_id, span_id, provider, model,
+    request_history_sent
 )
 SELECT
     %(id)s, r.id, r.chat_id,
@@ -259,7 +260,7 @@ SELECT
     %(normalized_response)s::jsonb, %(usage)s::jsonb, %(attempts)s::jsonb,
     %(error)s::jsonb, %(metadata)s::jsonb, %(started_at)s, %(updated_at)s,
     %(finished_at)s::timestamptz, %(trace_id)s, %(span_id)s, %(provider)s::text,
-    %(model)s::text
+    %(model)s::text, %(request_history_sent)s::int
 FROM locked_run AS r
 ON CONFLICT (id) DO NOTHING
 RETURNING {STEP_COLUMNS}"""
@@ -272,6 +273,9 @@ UPDATE chat_debug_steps SET
     {_STATUS_GUARD},
     history_tip_message_id = COALESCE(%(history_tip_message_id)s::bigint, history_tip_message_id),
     assistant_message_id = COALESCE(%(assistant_message_id)s::bigint, assistant_message_id),
+    request_history_sent = CASE WHEN %(normalized_request)s::jsonb IS NULL
+                                THEN request_history_sent
+                                ELSE %(request_history_sent)s::int END,
     normalized_request = COALESCE(%(normalized_request)s::jsonb, normalized_request),
     normalized_response = COALESCE(%(normalized_response)s::jsonb, normalized_response),
     usage = COALESCE(%(usage)s::jsonb, usage),

@@ -128,6 +128,7 @@ def new_step_params(p: NewStep, now: datetime) -> dict[str, Any]:
         "span_id": p.span_id,
         "provider": p.provider,
         "model": p.model,
+        "request_history_sent": p.request_history_sent,
         "now": now,
     }
 
@@ -151,6 +152,8 @@ def step_update_params(p: StepUpdate, now: datetime) -> dict[str, Any]:
         "finished_at": _finished_at(p.status, p.finished_at, now),
         "provider": p.provider,
         "model": p.model,
+        # Written with the request it describes (a new request without it resets it).
+        "request_history_sent": p.request_history_sent,
         "now": now,
     }
 

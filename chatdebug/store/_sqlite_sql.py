@@ -176,7 +176,8 @@ INSERT_STEP: Final = f"""
 INSERT INTO chat_debug_steps (
     id, run_id, chat_id, step_number, operation, status, history_tip_message_id,
     assistant_message_id, normalized_request, normalized_response, usage, attempts, error,
-    metadata, started_at, updated_at, finished_at, trace_id, span_id, provider, model
+    metadata, started_at, updated_at, finished_at, trace_id, span_id, provider, model,
+    request_history_sent
 )
 SELECT
     :id, r.id, r.chat_id,
@@ -185,7 +186,8 @@ SELECT
         WHERE s.run_id = r.id))),
     :operation, :status, :history_tip_message_id, :assistant_message_id,
     :normalized_request, :normalized_response, :usage, :attempts, :error, :metadata,
-    :started_at, :updated_at, :finished_at, :trace_id, :span_id, :provider, :model
+    :started_at, :updated_at, :finished_at, :trace_id, :span_id, :provider, :model,
+    :request_history_sent
 FROM chat_debug_runs AS r
 WHERE r.id = :run_id AND r.chat_id = :chat_id AND r.finished_at IS NULL
 ON CONFLICT (id) DO NOTHING
@@ -198,6 +200,8 @@ UPDATE chat_debug_steps SET
     {_STATUS_GUARD},
     history_tip_message_id = COALESCE(:history_tip_message_id, history_tip_message_id),
     assistant_message_id = COALESCE(:assistant_message_id, assistant_message_id),
+    request_history_sent = CASE WHEN :normalized_request IS NULL THEN request_history_sent
+                                ELSE :request_history_sent END,
     normalized_request = COALESCE(:normalized_request, normalized_request),
     normalized_response = COALESCE(:normalized_response, normalized_response),
     usage = COALESCE(:usage, usage),

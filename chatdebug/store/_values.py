@@ -178,6 +178,9 @@ class NewStep:
     """GenAI provider name (``openai``, ``anthropic``, …) when known at the start."""
     model: str | None = None
     """Model of the call when known at the start (the request model)."""
+    request_history_sent: int | None = None
+    """How many leading messages of ``normalized_request`` its run's previous step
+    already sent (the search index leaves them out: they are in that step's text)."""
 
 
 @dataclass(slots=True)
@@ -203,6 +206,8 @@ class StepUpdate:
     provider: str | None = None
     model: str | None = None
     """The model that answered (response model, else request model)."""
+    request_history_sent: int | None = None
+    """As :attr:`NewStep.request_history_sent`, for a ``normalized_request`` given here."""
 
 
 @dataclass(frozen=True, slots=True)

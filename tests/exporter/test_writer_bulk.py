@@ -351,3 +351,22 @@ def test_merge_step_keeps_clears_and_writes_finished_at_once() -> None:
     assert merged.error is None and merged.usage == {"input_tokens": 1}
     assert merged.finished_at == T0 and merged.operation == "stream"
     assert replace(merged, error={"m": 1}) == step
+
+
+def test_merge_step_keeps_the_history_count_with_its_request() -> None:
+    step = NewStep(
+        run_id=uuid.uuid4(),
+        chat_id="c",
+        operation="generate",
+        normalized_request={"messages": [1, 2]},
+        request_history_sent=1,
+    )
+    # An update without a request keeps the count of the created one.
+    kept = merge_step(step, StepUpdate(id=step.id, chat_id="c", status="completed"))
+    assert kept.request_history_sent == 1
+    # A new request brings its own count, none included.
+    replaced = merge_step(
+        step, StepUpdate(id=step.id, chat_id="c", normalized_request={"messages": [3]})
+    )
+    assert replaced.normalized_request == {"messages": [3]}
+    assert replaced.request_history_sent is None

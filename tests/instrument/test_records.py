@@ -127,3 +127,52 @@ def test_http_errors_are_finished_on_the_callers_thread(
         ((thread, record),) = sink.ends(attr.STEP_SPAN)
     assert thread == threading.current_thread().name
     assert record.attributes[attr.STEP_STATUS] == "error"
+
+
+def test_a_step_says_how_much_of_its_history_the_previous_step_sent(
+    sink: RecordingSink, fake_server: FakeServer
+) -> None:
+    # An agent sends its whole history with every call: each step notes how many
+    # leading messages its run's previous step already sent (the search index leaves
+    # them out). A new conversation, or one rewritten, starts again from zero.
+    history: list[dict[str, str]] = [{"role": "user", "content": "find the parcel"}]
+    with _client(fake_server) as client, chatdebug.run("chat-agent"):
+        for turn in range(3):
+            fake_server.enqueue(wire.openai_reply(f"answer {turn}"))
+            client.chat.completions.create(model="m", messages=history)
+            history = [*history, {"role": "assistant", "content": f"answer {turn}"}]
+            history.append({"role": "user", "content": f"question {turn}"})
+        fake_server.enqueue(wire.openai_reply("summary"))
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "new"}])
+        with chatdebug.step("explicit"):
+            fake_server.enqueue(wire.openai_reply("again"))
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "new"}])
+    drain()
+    sent = [
+        record.attributes[attr.STEP_REQUEST_HISTORY_SENT]
+        for _, record in sorted(
+            sink.ends(attr.STEP_SPAN), key=lambda e: e[1].attributes[attr.STEP_NUMBER]
+        )
+    ]
+    assert sent == [0, 1, 3, 0, 1]
+
+
+@pytest.mark.parametrize(
+    ("previous", "messages", "expected"),
+    [
+        (None, [1, 2], 0),  # the run's first step
+        ([1, 2], [1, 2], 2),  # the same request again
+        ([1, 2], [1, 2, 3, 4], 2),  # a history that grew
+        ([1, 2, 3, 4], [3, 4, 5, 6], 2),  # kept to a sliding window
+        ([1, 2, 3], [9, 2, 3, 4], 0),  # rewritten: what was sent is not all of it
+        ([1, 2], [7, 8], 0),  # another conversation
+        ([1, 2], [], 0),
+        ([2, 2], [2, 2, 2], 2),  # the longest overlap
+    ],
+)
+def test_carried_over_counts_the_messages_a_history_repeats(
+    previous: list[int] | None, messages: list[int], expected: int
+) -> None:
+    from chatdebug.instrument._state import carried_over
+
+    assert carried_over(previous, messages) == expected

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -100,6 +102,13 @@ def test_concurrent_migrations_from_two_processes(database_url: str) -> None:
     assert TABLES <= tables(database_url)
 
 
+def _statements_before_history_sent(text: str) -> str:
+    """A step statement as it was before ``request_history_sent`` (0008) existed."""
+    text = re.sub(r",\n    request_history_sent\n", "\n", text)
+    text = re.sub(r",\s*(:request_history_sent|%\(request_history_sent\)s::int)\n", "\n", text)
+    return re.sub(r"    request_history_sent = CASE .*? END,\n", "", text, flags=re.S)
+
+
 @pytest.mark.parametrize("version", [3, 5])
 def test_search_finds_runs_recorded_before_its_migrations(
     database_url: str, version: int, monkeypatch: pytest.MonkeyPatch
@@ -113,6 +122,13 @@ def test_search_finds_runs_recorded_before_its_migrations(
     shipped = migrations(dialect)
     with monkeypatch.context() as patch:
         patch.setattr(f"chatdebug.store._{dialect}.migrations", lambda _: shipped[:version])
+        # What the code of that version wrote: the step statements without the columns
+        # of later versions.
+        statements = importlib.import_module(f"chatdebug.store._{dialect}_sql")
+        for name in ("INSERT_STEP", "UPDATE_STEP"):
+            old_text = _statements_before_history_sent(getattr(statements, name))
+            assert "request_history_sent" not in old_text
+            patch.setattr(statements, name, old_text)
         with closing(open_store(database_url)) as old:
             run = make_run(old, "c-1", summary={"first_message": "parcel"})
             step = make_step(

@@ -144,6 +144,66 @@ def test_keeps_the_newest_text_of_a_long_history(store: Store) -> None:
     assert _search(store, "oldestword") == set()
 
 
+def test_a_step_leaves_out_the_messages_its_run_already_sent(store: Store) -> None:
+    # request_history_sent: the leading messages the run's previous step sent; they are
+    # in that step's text, so the run still has every word.
+    run = make_run(store, "c-1")
+    make_step(store, run, normalized_request=_request("alpha first"))
+    second = make_step(
+        store,
+        run,
+        normalized_request=_request("alpha first", "beta second"),
+        request_history_sent=1,
+    )
+    other = make_run(store, "c-2")
+    make_step(
+        store, other, normalized_request=_request("alpha first", "gamma"), request_history_sent=1
+    )
+    assert _search(store, "alpha") == {run.id}  # left out of c-2's only step
+    assert _search(store, "alpha beta") == {run.id}
+    assert _search(store, "gamma") == {other.id}
+    assert _search(store, "first gamma") == set()
+    # A request given again without a count is indexed whole; the count goes with it.
+    store.update_step(
+        StepUpdate(id=second.id, chat_id="c-1", normalized_request=_request("delta", "epsilon"))
+    )
+    assert _search(store, "delta epsilon") == {run.id}
+    assert _search(store, "beta") == set()
+    # More than the request holds leaves nothing of it, and fails nothing.
+    third = make_run(store, "c-3")
+    make_step(store, third, normalized_request=_request("zeta"), request_history_sent=5)
+    assert _search(store, "zeta") == set()
+
+
+def test_a_bulk_step_leaves_out_the_messages_its_run_already_sent(store: Store) -> None:
+    writer = bulk_writer(store)
+    assert writer is not None
+    run = make_run(store, "c-1")
+    steps = [
+        NewStep(
+            run_id=run.id,
+            chat_id="c-1",
+            operation="generate",
+            step_number=number,
+            normalized_request=_request(*texts),
+            request_history_sent=sent,
+        )
+        for number, texts, sent in ((1, ["omega"], None), (2, ["omega", "sigma"], 1))
+    ]
+    with store.batch():
+        assert writer.write_bulk(BulkWrites(new_steps=steps))
+    update = StepUpdate(
+        id=steps[1].id,
+        chat_id="c-1",
+        normalized_request=_request("omega", "tau"),
+        request_history_sent=1,
+    )
+    with store.batch():
+        assert writer.write_bulk(BulkWrites(step_updates=[update]))
+    assert _search(store, "omega tau") == {run.id}
+    assert _search(store, "sigma") == set()
+
+
 def test_malformed_payloads_are_not_indexed_and_do_not_fail_writes(store: Store) -> None:
     run = make_run(store, "c-1", summary={"first_message": ["not", "text"]})
     make_step(store, run, normalized_request={"messages": "not a list"})
