@@ -35,6 +35,7 @@ from .normalize import NormalizedResponse
 __all__ = ["AttemptOutcome", "OpenAttempt", "RunState", "StepState", "carried_over"]
 
 _END_WAIT_SECONDS = 5.0
+_CARRY_OVER_CANDIDATES = 8
 
 
 @dataclass(slots=True)
@@ -364,9 +365,17 @@ def carried_over(previous: list[Any] | None, messages: list[Any]) -> int:
     if not previous or not messages:
         return 0
     last = previous[-1]
+    # Each candidate end is checked in full; a history of many identical messages would
+    # make that quadratic, so only the first few candidates are (the usual one is the
+    # first: a history that grew).
+    candidates = _CARRY_OVER_CANDIDATES
     for end in range(min(len(previous), len(messages)), 0, -1):
-        if messages[end - 1] == last and messages[:end] == previous[len(previous) - end :]:
-            return end
+        if messages[end - 1] == last:
+            if messages[:end] == previous[len(previous) - end :]:
+                return end
+            candidates -= 1
+            if not candidates:
+                break
     return 0
 
 

@@ -168,6 +168,7 @@ def test_a_step_says_how_much_of_its_history_the_previous_step_sent(
         ([1, 2], [7, 8], 0),  # another conversation
         ([1, 2], [], 0),
         ([2, 2], [2, 2, 2], 2),  # the longest overlap
+        ([1] + [2] * 50, [3] + [2] * 60, 0),  # many candidates: a bounded search
     ],
 )
 def test_carried_over_counts_the_messages_a_history_repeats(
