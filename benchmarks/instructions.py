@@ -2,6 +2,9 @@
 move with the machine's speed or with what else runs on it, for comparing two versions of
 the code where timings on a shared machine cannot tell a few percent apart.
 
+How the threads interleave (batch sizes, pauses) still moves the count by a few percent
+from run to run; differences smaller than that need several runs of each version.
+
 The loopback server of ``loopback_openai.py`` runs in its own process (not counted). Each
 measurement is a fresh Python process under ``valgrind --tool=callgrind`` that configures
 chatdebug (SQLite in a temporary directory), opens one run and makes ``--calls`` calls
